@@ -1,0 +1,145 @@
+/**
+ * The `Llm` service: the one door through which an agent asks a model for an answer, whole
+ * (`complete`) or streamed (`stream`). Providers (`OpenAi`, `Anthropic`, `OpenAiCompatible`,
+ * `LlmMock`) are layers that implement it; `LlmLive` builds it from the environment.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const program = Effect.gen(function* () {
+ *   const response = yield* Llm.complete({ messages: [{ role: "user", content: "hello there" }] })
+ *   return response.content
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.provide(LlmMock.layerEcho())))
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Stream } from "effect"
+import { InvalidRequestError, type LlmError } from "./LlmError.js"
+import * as LlmRequest from "./LlmRequest.js"
+
+/**
+ * What a provider implements. Both functions receive a request already validated by
+ * `LlmRequest.decode`, with `provider` set to the name the request was routed to.
+ *
+ * @example
+ * import { Effect, Stream } from "effect"
+ * import type { Llm } from "@clearside/llm"
+ *
+ * const silent: Llm.Service = {
+ *   complete: (request) =>
+ *     Effect.succeed({
+ *       id: "1", provider: request.provider ?? "silent", model: "none", content: "",
+ *       finishReason: "stop", usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 }
+ *     }),
+ *   stream: () => Stream.empty
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Service {
+  readonly complete: (request: LlmRequest.LlmRequest) => Effect.Effect<LlmRequest.LlmResponse, LlmError>
+  readonly stream: (request: LlmRequest.LlmRequest) => Stream.Stream<LlmRequest.LlmStreamEvent, LlmError>
+}
+
+/**
+ * The service tag.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm } from "@clearside/llm"
+ *
+ * const program = Effect.gen(function* () {
+ *   const llm = yield* Llm.Llm
+ *   return yield* llm.complete({ messages: [{ role: "user", content: "hi" }] })
+ * })
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export class Llm extends Context.Tag("@clearside/llm/Llm")<Llm, Service>() {}
+
+/**
+ * Asks the model in context for a whole answer.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const answer = Llm.complete({ messages: [{ role: "user", content: "ping" }] }).pipe(
+ *   Effect.map((r) => r.content),
+ *   Effect.provide(LlmMock.layerEcho())
+ * )
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const complete = (
+  request: LlmRequest.LlmRequest
+): Effect.Effect<LlmRequest.LlmResponse, LlmError, Llm> => Effect.flatMap(Llm, (llm) => llm.complete(request))
+
+/**
+ * Asks the model in context for an answer as a stream of `TextDelta`s and one last `Finish`.
+ *
+ * @example
+ * import { Effect, Stream } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const printed = Llm.stream({ messages: [{ role: "user", content: "one two three" }] }).pipe(
+ *   Stream.runForEach((event) => Effect.log(event)),
+ *   Effect.provide(LlmMock.layerEcho())
+ * )
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const stream = (
+  request: LlmRequest.LlmRequest
+): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError, Llm> =>
+  Stream.unwrap(Effect.map(Llm, (llm) => llm.stream(request)))
+
+/**
+ * Routes each request to one of several named providers: the request's `provider`, else
+ * `defaultProvider`. Every request is validated first, so a bad one fails with an
+ * `InvalidRequestError` before any provider is called; an unknown provider name is such an error too.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const routed = Llm.router({
+ *   providers: { fast: LlmMock.echo({ provider: "fast" }), careful: LlmMock.echo({ provider: "careful" }) },
+ *   defaultProvider: "fast"
+ * })
+ * const layer = Layer.succeed(Llm.Llm, routed)
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const router = (options: {
+  readonly providers: Readonly<Record<string, Service>>
+  readonly defaultProvider: string
+}): Service => {
+  const names = Object.keys(options.providers)
+  const resolve = (input: LlmRequest.LlmRequest) =>
+    Effect.flatMap(LlmRequest.decode(input, input?.provider ?? options.defaultProvider), (request) => {
+      const name = request.provider ?? options.defaultProvider
+      const service = Object.hasOwn(options.providers, name) ? options.providers[name] : undefined
+      return service === undefined
+        ? Effect.fail(
+            new InvalidRequestError({
+              provider: name,
+              field: "provider",
+              message: `Invalid request: provider "${name}" is not configured (configured: ${names.join(", ") || "none"})`
+            })
+          )
+        : Effect.succeed([service, request.provider === name ? request : { ...request, provider: name }] as const)
+    })
+  return {
+    complete: (input) => Effect.flatMap(resolve(input), ([service, request]) => service.complete(request)),
+    stream: (input) => Stream.unwrap(Effect.map(resolve(input), ([service, request]) => service.stream(request)))
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * The data that crosses the `Llm` service: requests, responses, token usage and stream events, as
+ * `Schema`s from `effect`.
+ *
+ * Requests are validated with {@link decode} before any provider is called; a bad request fails with
+ * an `InvalidRequestError` that names the field and the rule it broke.
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ *
+ * const request: LlmRequest.LlmRequest = {
+ *   messages: [
+ *     { role: "system", content: "Answer in one line." },
+ *     { role: "user", content: "What is a rate limit?" }
+ *   ],
+ *   maxTokens: 64,
+ *   metadata: { agent: "moderator" }
+ * }
+ *
+ * @since 0.1.0
+ */
+import { Duration, Effect, ParseResult, Schema } from "effect"
+import { InvalidRequestError } from "./LlmError.js"
+
+const nonEmptyString = (what: string) =>
+  Schema.String.pipe(Schema.minLength(1, { message: () => `${what} must be a non-empty string` }))
+
+const numberBetween = (field: string, min: number, max: number) =>
+  Schema.Number.pipe(
+    Schema.filter((n) => Number.isFinite(n) && n >= min && n <= max, {
+      message: () => `${field} must be a number between ${min} and ${max}`
+    })
+  )
+
+/**
+ * Who speaks a message: `system` instructions, the `user`, or the model (`assistant`).
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ * const role: LlmRequest.Role = "user"
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const Role = Schema.Literal("system", "user", "assistant").annotations({
+  message: () => `role must be one of "system", "user" or "assistant"`
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type Role = typeof Role.Type
+
+/**
+ * One message of a conversation.
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ * const message: LlmRequest.Message = { role: "user", content: "hello" }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const Message = Schema.Struct({
+  role: Role,
+  content: nonEmptyString("content")
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type Message = typeof Message.Type
+
+const PositiveDuration = Schema.DurationFromSelf.pipe(
+  Schema.filter((d) => Duration.greaterThan(d, Duration.zero), {
+    message: () => "timeout must be a positive duration"
+  })
+)
+
+/**
+ * A request to a model. Only `messages` is required; `provider` picks one of the configured
+ * providers (else the default one) and `model` overrides the provider's default model.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { LlmRequest } from "@clearside/llm"
+ *
+ * const request: LlmRequest.LlmRequest = {
+ *   provider: "anthropic",
+ *   model: "claude-sonnet-4-5",
+ *   messages: [{ role: "user", content: "Summarise the debate so far." }],
+ *   temperature: 0.2,
+ *   timeout: Duration.seconds(10)
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const LlmRequest = Schema.Struct({
+  provider: Schema.optional(nonEmptyString("provider")),
+  model: Schema.optional(nonEmptyString("model")),
+  messages: Schema.Array(Message).pipe(
+    Schema.minItems(1, { message: () => "messages must hold at least one message" })
+  ),
+  temperature: Schema.optional(numberBetween("temperature", 0, 2)),
+  maxTokens: Schema.optional(
+    Schema.Number.pipe(
+      Schema.filter((n) => Number.isSafeInteger(n) && n > 0, {
+        message: () => "maxTokens must be a positive integer"
+      })
+    )
+  ),
+  topP: Schema.optional(numberBetween("topP", 0, 1)),
+  stop: Schema.optional(
+    Schema.Array(nonEmptyString("stop sequence")).pipe(
+      Schema.maxItems(4, { message: () => "stop must hold at most 4 sequences" })
+    )
+  ),
+  timeout: Schema.optional(PositiveDuration),
+  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type LlmRequest = typeof LlmRequest.Type
+
+/**
+ * Why the model stopped: its own end (`stop`), the token limit (`length`), a content filter, a tool
+ * call, a refusal, or anything else a provider reports (`other`).
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ * const reason: LlmRequest.FinishReason = "length"
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const FinishReason = Schema.Literal("stop", "length", "content_filter", "tool_calls", "refusal", "other")
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type FinishReason = typeof FinishReason.Type
+
+/**
+ * Tokens a call consumed. `totalTokens` is the provider's own total where it gives one (some count
+ * reasoning tokens on top of input and output).
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ * const usage: LlmRequest.Usage = { inputTokens: 12, outputTokens: 30, totalTokens: 42, cachedInputTokens: 8 }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const Usage = Schema.Struct({
+  inputTokens: Schema.Number,
+  outputTokens: Schema.Number,
+  totalTokens: Schema.Number,
+  cachedInputTokens: Schema.optional(Schema.Number),
+  reasoningTokens: Schema.optional(Schema.Number)
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type Usage = typeof Usage.Type
+
+/**
+ * A model's whole answer, with the provider that gave it.
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ * const response: LlmRequest.LlmResponse = {
+ *   id: "chatcmpl-1",
+ *   provider: "openai",
+ *   model: "gpt-4o-mini",
+ *   content: "A cap on how often you may call.",
+ *   finishReason: "stop",
+ *   usage: { inputTokens: 9, outputTokens: 8, totalTokens: 17 }
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const LlmResponse = Schema.Struct({
+  id: Schema.String,
+  provider: Schema.String,
+  model: Schema.String,
+  content: Schema.String,
+  finishReason: FinishReason,
+  usage: Usage
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type LlmResponse = typeof LlmResponse.Type
+
+/**
+ * A piece of answer text, as the provider streamed it.
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ * const event = LlmRequest.TextDelta.make({ text: "Hel" })
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const TextDelta = Schema.TaggedStruct("TextDelta", { text: Schema.String })
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type TextDelta = typeof TextDelta.Type
+
+/**
+ * The last event of every successful stream: why it ended and what it used.
+ *
+ * @example
+ * import { LlmRequest } from "@clearside/llm"
+ * const event = LlmRequest.Finish.make({
+ *   id: "msg_1",
+ *   provider: "anthropic",
+ *   model: "claude-sonnet-4-5",
+ *   finishReason: "stop",
+ *   usage: { inputTokens: 10, outputTokens: 3, totalTokens: 13 }
+ * })
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const Finish = Schema.TaggedStruct("Finish", {
+  id: Schema.String,
+  provider: Schema.String,
+  model: Schema.String,
+  finishReason: FinishReason,
+  usage: Usage
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type Finish = typeof Finish.Type
+
+/**
+ * What `Llm.stream` emits: `TextDelta`s, then exactly one `Finish`.
+ *
+ * @example
+ * import { Match } from "effect"
+ * import { LlmRequest } from "@clearside/llm"
+ *
+ * const render = Match.type<LlmRequest.LlmStreamEvent>().pipe(
+ *   Match.tag("TextDelta", (e) => e.text),
+ *   Match.tag("Finish", (e) => `\n[${e.finishReason}]`),
+ *   Match.exhaustive
+ * )
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const LlmStreamEvent = Schema.Union(TextDelta, Finish)
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type LlmStreamEvent = typeof LlmStreamEvent.Type
+
+const decodeRequest = Schema.decodeUnknownEither(LlmRequest, { errors: "first", onExcessProperty: "error" })
+
+const describeIssue = (issue: ParseResult.ArrayFormatterIssue): { field: string; rule: string } => {
+  const field = issue.path.reduce<string>(
+    (acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`),
+    ""
+  )
+  if (issue._tag === "Unexpected") return { field, rule: `${field} is not a request field` }
+  if (issue._tag === "Missing") return { field, rule: `${field} is required` }
+  return { field, rule: issue.message }
+}
+
+/**
+ * Validates an unknown value as an {@link LlmRequest}. A bad request fails with an
+ * `InvalidRequestError` whose `field` names the offending path (e.g. `messages[1].content`) and whose
+ * message states the rule. `provider` is the name reported on the error.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmRequest } from "@clearside/llm"
+ *
+ * const program = LlmRequest.decode({ messages: [] }, "openai").pipe(
+ *   Effect.catchTag("InvalidRequestError", (e) => Effect.succeed(e.field)) // "messages"
+ * )
+ *
+ * @since 0.1.0
+ * @category Validation
+ */
+export const decode = (input: unknown, provider: string): Effect.Effect<LlmRequest, InvalidRequestError> => {
+  const result = decodeRequest(input)
+  if (result._tag === "Right") return Effect.succeed(result.right)
+  const [first] = ParseResult.ArrayFormatter.formatErrorSync(result.left)
+  const { field, rule } = first
+    ? describeIssue(first)
+    : { field: "request", rule: "request must be an object with messages" }
+  return Effect.fail(
+    new InvalidRequestError({ provider, message: `Invalid request: ${rule}`, field: field === "" ? "request" : field })
+  )
+}

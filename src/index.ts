@@ -1,0 +1,47 @@
+/**
+ * `@clearside/llm`: one `Llm` service for OpenAI, Anthropic and OpenAI-compatible providers, with
+ * retry, timeouts, rate limits, a circuit breaker, fallback, metrics, logs and spans, in Effect's own
+ * terms.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * The `Llm` service tag, its `Service` interface, the `complete` / `stream` accessors and `router`.
+ *
+ * @since 0.1.0
+ */
+export * as Llm from "./Llm.js"
+
+/**
+ * Request, response, usage and stream event schemas, and request validation.
+ *
+ * @since 0.1.0
+ */
+export * as LlmRequest from "./LlmRequest.js"
+
+/**
+ * The tagged error union.
+ *
+ * @since 0.1.0
+ */
+export * as LlmError from "./LlmError.js"
+
+/**
+ * Every error class by name, for `instanceof` checks and construction.
+ *
+ * @since 0.1.0
+ */
+export {
+  AuthenticationError,
+  CircuitOpenError,
+  ConnectionError,
+  InvalidRequestError,
+  NotFoundError,
+  OverloadedError,
+  QuotaExceededError,
+  RateLimitError,
+  ResponseParseError,
+  ServerError,
+  TimeoutError
+} from "./LlmError.js"
