@@ -28,6 +28,14 @@ export * as LlmRequest from "./LlmRequest.js"
 export * as LlmError from "./LlmError.js"
 
 /**
+ * Test doubles for `Llm`: scripted answers, stream chunks and errors, a request recorder, simulated
+ * latency under `TestClock`, and the deterministic echo model.
+ *
+ * @since 0.1.0
+ */
+export * as LlmMock from "./LlmMock.js"
+
+/**
  * Every error class by name, for `instanceof` checks and construction.
  *
  * @since 0.1.0

@@ -1,0 +1,683 @@
+/**
+ * Test doubles for the `Llm` service: a scripted mock that answers, streams and fails in the order
+ * you write, records every request it receives and simulates latency with `Effect.sleep` (so
+ * `TestClock` drives it), and a deterministic echo model for examples and demos.
+ *
+ * Every request goes through `Llm.router` first, so a mock rejects a bad request with the same
+ * `InvalidRequestError` a real provider layer would, and records only the requests that passed.
+ * When a script runs out, the next call fails with an `InvalidRequestError` whose `code` is
+ * `"mock_script_exhausted"` (or answers from the `fallback` step you gave): a mock never hangs
+ * unless you script `hang()`.
+ *
+ * Usage is computed deterministically: one token per whitespace-separated word.
+ *
+ * @example
+ * import { Duration, Effect } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const program = Effect.gen(function* () {
+ *   const first = yield* Llm.complete({ messages: [{ role: "user", content: "hi" }] })
+ *   const second = yield* Llm.complete({ messages: [{ role: "user", content: "again" }] }).pipe(
+ *     Effect.catchTag("RateLimitError", (e) => Effect.succeed(e.message))
+ *   )
+ *   const seen = yield* LlmMock.requests
+ *   return { first: first.content, second, calls: seen.length }
+ * })
+ *
+ * program.pipe(
+ *   Effect.provide(
+ *     LlmMock.layer([
+ *       LlmMock.reply("Hello!", { latency: Duration.millis(200) }),
+ *       LlmMock.fail("RateLimitError", { retryAfter: Duration.seconds(1) })
+ *     ])
+ *   )
+ * )
+ *
+ * @since 0.1.0
+ */
+import { Context, Duration, Effect, Layer, Stream } from "effect"
+import * as Llm from "./Llm.js"
+import {
+  AuthenticationError,
+  CircuitOpenError,
+  ConnectionError,
+  InvalidRequestError,
+  type LlmError,
+  NotFoundError,
+  OverloadedError,
+  QuotaExceededError,
+  RateLimitError,
+  ResponseParseError,
+  ServerError,
+  TimeoutError
+} from "./LlmError.js"
+import type * as LlmRequest from "./LlmRequest.js"
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+const errorClasses = {
+  RateLimitError,
+  QuotaExceededError,
+  TimeoutError,
+  InvalidRequestError,
+  AuthenticationError,
+  NotFoundError,
+  ServerError,
+  OverloadedError,
+  ConnectionError,
+  CircuitOpenError,
+  ResponseParseError
+} as const
+
+const defaultMessages: Record<LlmError["_tag"], string> = {
+  RateLimitError: "Rate limit reached",
+  QuotaExceededError: "You exceeded your current quota",
+  TimeoutError: "The request timed out",
+  InvalidRequestError: "Invalid request",
+  AuthenticationError: "Incorrect API key provided",
+  NotFoundError: "The model does not exist",
+  ServerError: "The server had an error while processing your request",
+  OverloadedError: "Overloaded",
+  ConnectionError: "Connection reset by the provider",
+  CircuitOpenError: "Circuit open",
+  ResponseParseError: "Response body is not valid JSON"
+}
+
+/**
+ * The tag of any `LlmError` member, e.g. `"RateLimitError"`.
+ *
+ * @example
+ * import type { LlmMock } from "@clearside/llm"
+ * const tag: LlmMock.ErrorTag = "OverloadedError"
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ErrorTag = LlmError["_tag"]
+
+/**
+ * The fields of the error with tag `Tag`, all optional: `provider` defaults to the mock's provider,
+ * `message` to a readable message for that error, and `ServerError`'s `status` to 500.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import type { LlmMock } from "@clearside/llm"
+ * const fields: LlmMock.ErrorFields<"RateLimitError"> = { retryAfter: Duration.seconds(2) }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ErrorFields<Tag extends ErrorTag> = Partial<ConstructorParameters<(typeof errorClasses)[Tag]>[0]>
+
+type AnyErrorConstructor = new (props: Record<string, unknown>) => LlmError
+
+/**
+ * Builds any `LlmError` member by tag with sensible defaults, for scripts and for the values a test
+ * expects.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ *
+ * const limited = LlmMock.error("RateLimitError", { provider: "openai", retryAfter: Duration.seconds(2) })
+ * const down = LlmMock.error("ServerError", { status: 503 })
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export const error = <Tag extends ErrorTag>(
+  tag: Tag,
+  fields?: ErrorFields<Tag>
+): Extract<LlmError, { readonly _tag: Tag }> => {
+  const ErrorClass = errorClasses[tag] as unknown as AnyErrorConstructor
+  const defaults: Record<string, unknown> = { provider: "mock", message: defaultMessages[tag] }
+  if (tag === "ServerError") defaults.status = 500
+  return new ErrorClass({ ...defaults, ...fields }) as Extract<LlmError, { readonly _tag: Tag }>
+}
+
+/** An error given as a value, or by tag (built when it is raised, for the provider that raised it). */
+type ErrorInput = LlmError | ErrorTag
+
+const raise = (input: ErrorInput, provider: string, textEmitted?: number): LlmError =>
+  typeof input === "string"
+    ? error(input, textEmitted === undefined ? { provider } : { provider, textEmitted })
+    : input
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Timing of a step: `latency` is waited before the answer (or the first stream chunk),
+ * `chunkDelay` between stream chunks. Both use `Effect.sleep`, so `TestClock.adjust` drives them.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import type { LlmMock } from "@clearside/llm"
+ * const timing: LlmMock.Timing = { latency: Duration.seconds(1), chunkDelay: "50 millis" }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Timing {
+  readonly latency?: Duration.DurationInput
+  readonly chunkDelay?: Duration.DurationInput
+}
+
+/**
+ * What an answer step may override: the reported model, id, finish reason and usage (else
+ * computed from the words of the request and the answer).
+ *
+ * @example
+ * import type { LlmMock } from "@clearside/llm"
+ * const options: LlmMock.AnswerOptions = { finishReason: "length", model: "gpt-4o-mini" }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface AnswerOptions extends Timing {
+  readonly model?: string
+  readonly id?: string
+  readonly finishReason?: LlmRequest.FinishReason
+  readonly usage?: LlmRequest.Usage
+}
+
+/**
+ * One scripted answer. Build steps with {@link reply}, {@link chunks}, {@link fail}, {@link hang},
+ * {@link echoing} and {@link respond}. Each call to `complete` or `stream` takes the next step.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const script: ReadonlyArray<LlmMock.Step> = [LlmMock.fail("OverloadedError"), LlmMock.reply("ok")]
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Step =
+  | { readonly _tag: "Reply"; readonly content: string; readonly options: AnswerOptions }
+  | {
+      readonly _tag: "Chunks"
+      readonly chunks: ReadonlyArray<string>
+      readonly options: AnswerOptions & { readonly error?: ErrorInput; readonly hang?: boolean }
+    }
+  | { readonly _tag: "Fail"; readonly error: ErrorInput; readonly fields: object; readonly options: Timing }
+  | { readonly _tag: "Hang"; readonly options: Timing }
+  | { readonly _tag: "Echo"; readonly options: AnswerOptions }
+  | { readonly _tag: "Respond"; readonly f: (request: LlmRequest.LlmRequest) => Step }
+
+/**
+ * Answers with `content`. `complete` returns it whole; `stream` sends it word by word (each
+ * `TextDelta` but the first starts with its leading space) and then one `Finish`.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ * const step = LlmMock.reply("The sky is blue.", { latency: Duration.millis(300), model: "gpt-4o-mini" })
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const reply = (content: string, options: AnswerOptions = {}): Step => ({ _tag: "Reply", content, options })
+
+/**
+ * Streams exactly these `TextDelta`s, then one `Finish`; `complete` answers with them joined.
+ * With `error`, the stream fails with that error after the last chunk instead of finishing (a
+ * mid-stream failure after `chunks.length` chunks; an error given by tag gets `textEmitted` set),
+ * and `complete` fails with it. With `hang: true`, the stream stalls after the last chunk.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const cut = LlmMock.chunks(["Once", " upon"], { error: "ConnectionError", chunkDelay: "100 millis" })
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const chunks = (
+  chunks: ReadonlyArray<string>,
+  options: AnswerOptions & { readonly error?: LlmError | ErrorTag; readonly hang?: boolean } = {}
+): Step => ({ _tag: "Chunks", chunks, options })
+
+/**
+ * Fails the call with an error: an `LlmError` value, or a tag plus optional fields (the provider
+ * defaults to the mock's, the message to a readable default).
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ *
+ * const limited = LlmMock.fail("RateLimitError", { retryAfter: Duration.seconds(2) })
+ * const down = LlmMock.fail(LlmMock.error("ServerError", { status: 502 }), { latency: "1 second" })
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const fail: {
+  <Tag extends ErrorTag>(tag: Tag, fields?: ErrorFields<Tag> & Timing): Step
+  (error: LlmError, options?: Timing): Step
+} = (input: ErrorInput, fieldsOrOptions: Timing & object = {}): Step => {
+  const { latency, chunkDelay, ...fields } = fieldsOrOptions
+  const options: Timing = {
+    ...(latency === undefined ? {} : { latency }),
+    ...(chunkDelay === undefined ? {} : { chunkDelay })
+  }
+  return { _tag: "Fail", error: input, fields: typeof input === "string" ? fields : {}, options }
+}
+
+/**
+ * Never answers (after `latency`, if given): for timeout tests under `TestClock`.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const script = [LlmMock.hang(), LlmMock.reply("second attempt answers")]
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const hang = (options: Timing = {}): Step => ({ _tag: "Hang", options })
+
+/**
+ * Answers like the echo model: `"echo: "` and the last user message, streamed word by word, cut
+ * to `maxTokens` words (finish reason `length`) when the request sets it.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const mock = LlmMock.make([LlmMock.reply("scripted")], { fallback: LlmMock.echoing() })
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const echoing = (options: AnswerOptions = {}): Step => ({ _tag: "Echo", options })
+
+/**
+ * Chooses the step from the request, e.g. to answer per prompt.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const step = LlmMock.respond((request) =>
+ *   request.model === "gpt-9" ? LlmMock.fail("NotFoundError") : LlmMock.reply("fine")
+ * )
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const respond = (f: (request: LlmRequest.LlmRequest) => Step): Step => ({ _tag: "Respond", f })
+
+// ---------------------------------------------------------------------------------------------
+// The mock
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Options of a mock. `provider` is the name it reports on responses and errors (default: the
+ * name the request was routed under, `"mock"` when none); `model` the model it reports when the
+ * request names none; `latency` and `chunkDelay` apply to every step that sets none; `fallback`
+ * answers every call after the script is exhausted (default: fail with `mock_script_exhausted`).
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const options: LlmMock.Options = { provider: "openai", model: "gpt-4o-mini", latency: "200 millis" }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options extends Timing {
+  readonly provider?: string
+  readonly model?: string
+  readonly fallback?: Step
+}
+
+/**
+ * A request the mock received (after validation), with the method it came through.
+ *
+ * @example
+ * import type { LlmMock } from "@clearside/llm"
+ * const describe = (call: LlmMock.Call) => `${call.method}: ${call.request.messages.length} messages`
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Call {
+  readonly method: "complete" | "stream"
+  readonly request: LlmRequest.LlmRequest
+}
+
+/**
+ * Reads what a mock received. `requests` lists the validated requests in arrival order, `calls`
+ * the same with their method, `remaining` counts the script steps not used yet.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import type { LlmMock } from "@clearside/llm"
+ * const lastPrompt = (recorder: LlmMock.Recorder["Type"]) =>
+ *   Effect.map(recorder.requests, (requests) => requests.at(-1)?.messages.at(-1)?.content)
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface RecorderService {
+  readonly requests: Effect.Effect<ReadonlyArray<LlmRequest.LlmRequest>>
+  readonly calls: Effect.Effect<ReadonlyArray<Call>>
+  readonly remaining: Effect.Effect<number>
+}
+
+/**
+ * A mock: an `Llm.Service` that is also its own recorder.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ *
+ * const program = Effect.gen(function* () {
+ *   const mock = yield* LlmMock.make([LlmMock.reply("ok")])
+ *   yield* mock.complete({ messages: [{ role: "user", content: "hi" }] })
+ *   return (yield* mock.requests).length // 1
+ * })
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Mock extends Llm.Service, RecorderService {}
+
+/**
+ * The tag under which {@link layer} and {@link layerEcho} provide the mock's recorder.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ * const count = Effect.flatMap(LlmMock.Recorder, (recorder) => recorder.requests)
+ *
+ * @since 0.1.0
+ * @category Tags
+ */
+export class Recorder extends Context.Tag("@clearside/llm/LlmMock/Recorder")<Recorder, RecorderService>() {}
+
+/**
+ * The requests received by the mock in context, in arrival order.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const program = Effect.gen(function* () {
+ *   yield* Llm.complete({ messages: [{ role: "user", content: "hi" }] })
+ *   return yield* LlmMock.requests
+ * }).pipe(Effect.provide(LlmMock.layer([LlmMock.reply("hello")])))
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const requests: Effect.Effect<ReadonlyArray<LlmRequest.LlmRequest>, never, Recorder> = Effect.flatMap(
+  Recorder,
+  (recorder) => recorder.requests
+)
+
+/**
+ * The calls received by the mock in context, with their method.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ * const methods = Effect.map(LlmMock.calls, (calls) => calls.map((c) => c.method))
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const calls: Effect.Effect<ReadonlyArray<Call>, never, Recorder> = Effect.flatMap(
+  Recorder,
+  (recorder) => recorder.calls
+)
+
+const words = (text: string): number => text.split(/\s+/).filter((w) => w.length > 0).length
+
+/** Splits text into word pieces whose concatenation is the text ("a b" -> ["a", " b"]). */
+const wordPieces = (text: string): ReadonlyArray<string> => {
+  const pieces = text.match(/\s*\S+/g)
+  if (pieces === null) return text === "" ? [] : [text]
+  const consumed = pieces.join("").length
+  if (consumed < text.length) pieces[pieces.length - 1] += text.slice(consumed)
+  return pieces
+}
+
+const usageOf = (request: LlmRequest.LlmRequest, content: string): LlmRequest.Usage => {
+  const inputTokens = request.messages.reduce((n, m) => n + words(m.content), 0)
+  const outputTokens = words(content)
+  return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
+}
+
+const pause = (duration: Duration.DurationInput | undefined): Effect.Effect<void> =>
+  duration === undefined || Duration.lessThanOrEqualTo(Duration.decode(duration), Duration.zero)
+    ? Effect.void
+    : Effect.sleep(duration)
+
+interface Answer {
+  readonly pieces: ReadonlyArray<string>
+  readonly finishReason: LlmRequest.FinishReason
+  readonly options: AnswerOptions
+}
+
+const echoAnswer = (request: LlmRequest.LlmRequest, options: AnswerOptions): Answer => {
+  const lastUser = [...request.messages].reverse().find((m) => m.role === "user") ?? request.messages.at(-1)
+  const pieces = wordPieces(`echo: ${lastUser?.content ?? ""}`)
+  const limit = request.maxTokens
+  return limit !== undefined && pieces.length > limit
+    ? { pieces: pieces.slice(0, limit), finishReason: "length", options }
+    : { pieces, finishReason: "stop", options }
+}
+
+const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock => {
+  const steps = [...script]
+  const received: Array<Call> = []
+  let used = 0
+  let answered = 0
+
+  const exhausted = (provider: string, call: number): Step => ({
+    _tag: "Fail",
+    error: new InvalidRequestError({
+      provider,
+      code: "mock_script_exhausted",
+      message:
+        `LlmMock script exhausted: call ${call} arrived after all ${steps.length} scripted ` +
+        `step${steps.length === 1 ? " was" : "s were"} used (add steps or set a fallback)`
+    }),
+    fields: {},
+    options: {}
+  })
+
+  /** Records the call and takes its step; runs when the call runs, not when it is built. */
+  const take = (method: Call["method"], request: LlmRequest.LlmRequest) =>
+    Effect.sync(() => {
+      received.push({ method, request })
+      const provider = options.provider ?? request.provider ?? "mock"
+      const next = used < steps.length ? steps[used++] : undefined
+      let step = next ?? options.fallback ?? exhausted(provider, received.length)
+      while (step._tag === "Respond") step = step.f(request)
+      return { step, provider }
+    })
+
+  const latencyOf = (timing: Timing) => timing.latency ?? options.latency
+  const chunkDelayOf = (timing: Timing) => timing.chunkDelay ?? options.chunkDelay
+
+  const answerOf = (step: Step, request: LlmRequest.LlmRequest): Answer | undefined => {
+    switch (step._tag) {
+      case "Reply":
+        return { pieces: wordPieces(step.content), finishReason: "stop", options: step.options }
+      case "Chunks":
+        return { pieces: step.chunks, finishReason: "stop", options: step.options }
+      case "Echo":
+        return echoAnswer(request, step.options)
+      default:
+        return undefined
+    }
+  }
+
+  const finish = (request: LlmRequest.LlmRequest, provider: string, answer: Answer) => {
+    const content = answer.pieces.join("")
+    return {
+      id: answer.options.id ?? `mock-${++answered}`,
+      provider,
+      model: answer.options.model ?? request.model ?? options.model ?? "mock-model",
+      content,
+      finishReason: answer.options.finishReason ?? answer.finishReason,
+      usage: answer.options.usage ?? usageOf(request, content)
+    }
+  }
+
+  const stepError = (step: Step, provider: string): LlmError | undefined => {
+    if (step._tag === "Fail") {
+      return typeof step.error === "string" ? error(step.error, { provider, ...step.fields }) : step.error
+    }
+    if (step._tag === "Chunks" && step.options.error !== undefined) {
+      return raise(step.options.error, provider, step.chunks.join("").length)
+    }
+    return undefined
+  }
+
+  const complete = (request: LlmRequest.LlmRequest): Effect.Effect<LlmRequest.LlmResponse, LlmError> =>
+    Effect.flatMap(take("complete", request), ({ provider, step }) =>
+      Effect.zipRight(
+        pause(latencyOf(step.options)),
+        Effect.suspend((): Effect.Effect<LlmRequest.LlmResponse, LlmError> => {
+          if (step._tag === "Hang") return Effect.never
+          const failure = stepError(step, provider)
+          if (failure !== undefined) return Effect.fail(failure)
+          if (step._tag === "Chunks" && step.options.hang === true) return Effect.never
+          const answer = answerOf(step, request)
+          return answer === undefined ? Effect.never : Effect.succeed(finish(request, provider, answer))
+        })
+      )
+    )
+
+  const stream = (request: LlmRequest.LlmRequest): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
+    Stream.unwrap(
+      Effect.map(take("stream", request), ({ provider, step }): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> => {
+        const timing: Timing = step.options
+        const start = pause(latencyOf(timing))
+        if (step._tag === "Hang") return Stream.fromEffect(Effect.zipRight(start, Effect.never))
+        const failure = stepError(step, provider)
+        if (step._tag === "Fail" && failure !== undefined) return Stream.fromEffect(Effect.zipRight(start, Effect.fail(failure)))
+        const answer = answerOf(step, request)
+        if (answer === undefined) return Stream.never
+        const delay = chunkDelayOf(timing)
+        const deltas = Stream.fromIterable(answer.pieces.map((text, index) => ({ text, index }))).pipe(
+          Stream.mapEffect(({ index, text }) =>
+            Effect.as(index === 0 ? start : pause(delay), { _tag: "TextDelta" as const, text })
+          )
+        )
+        const end: Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =
+          failure !== undefined
+            ? Stream.fail(failure)
+            : step._tag === "Chunks" && step.options.hang === true
+              ? Stream.never
+              : Stream.fromEffect(
+                  Effect.suspend(() => {
+                    const { content: _content, ...rest } = finish(request, provider, answer)
+                    return Effect.as(answer.pieces.length === 0 ? start : Effect.void, {
+                      _tag: "Finish" as const,
+                      ...rest
+                    })
+                  })
+                )
+        return Stream.concat(deltas, end)
+      })
+    )
+
+  const inner: Llm.Service = { complete, stream }
+  const defaultName = options.provider ?? "mock"
+  // Routed under the request's own provider name, so a mock stands in for any provider while
+  // still validating every request exactly as `Llm.router` does for real providers.
+  const routed = (input: LlmRequest.LlmRequest): Llm.Service => {
+    const name: unknown = (input as { readonly provider?: unknown } | null | undefined)?.provider
+    return Llm.router({
+      providers: { [typeof name === "string" && name !== "" ? name : defaultName]: inner },
+      defaultProvider: defaultName
+    })
+  }
+
+  return {
+    complete: (input) => routed(input).complete(input),
+    stream: (input) => routed(input).stream(input),
+    requests: Effect.sync(() => received.map((call) => call.request)),
+    calls: Effect.sync(() => [...received]),
+    remaining: Effect.sync(() => steps.length - used)
+  }
+}
+
+/**
+ * Builds a scripted mock: each call to `complete` or `stream` takes the next step of `script`.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ *
+ * const program = Effect.gen(function* () {
+ *   const mock = yield* LlmMock.make([LlmMock.fail("OverloadedError"), LlmMock.reply("second try")])
+ *   const first = yield* Effect.either(mock.complete({ messages: [{ role: "user", content: "hi" }] }))
+ *   const second = yield* mock.complete({ messages: [{ role: "user", content: "hi" }] })
+ *   return [first._tag, second.content] // ["Left", "second try"]
+ * })
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make = (script: ReadonlyArray<Step>, options?: Options): Effect.Effect<Mock> =>
+  Effect.sync(() => unsafeMake(script, options))
+
+/**
+ * Provides a fresh scripted mock as the `Llm` service, and its `Recorder`.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const answer = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
+ *   Effect.provide(LlmMock.layer([LlmMock.reply("hello")]))
+ * )
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (script: ReadonlyArray<Step>, options?: Options): Layer.Layer<Llm.Llm | Recorder> =>
+  Layer.effectContext(
+    Effect.map(make(script, options), (mock) => Context.make(Llm.Llm, mock).pipe(Context.add(Recorder, mock)))
+  )
+
+/**
+ * The echo model: answers `"echo: <last user message>"`, streams it word by word, and computes
+ * usage as one token per word. Deterministic; `latency` and `chunkDelay` are slept with
+ * `Effect.sleep`. The result also records its requests.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmMock } from "@clearside/llm"
+ *
+ * const echo = LlmMock.echo({ model: "echo-1", chunkDelay: "20 millis" })
+ * const answer = echo.complete({ messages: [{ role: "user", content: "hello there" }] }) // "echo: hello there"
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const echo = (options: Omit<Options, "fallback"> = {}): Mock => unsafeMake([], { ...options, model: options.model ?? "mock-echo", fallback: echoing() })
+
+/**
+ * Provides the echo model as the `Llm` service, and its `Recorder`.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const answer = Llm.complete({ messages: [{ role: "user", content: "ping" }] }).pipe(
+ *   Effect.map((r) => r.content), // "echo: ping"
+ *   Effect.provide(LlmMock.layerEcho())
+ * )
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerEcho = (options: Omit<Options, "fallback"> = {}): Layer.Layer<Llm.Llm | Recorder> =>
+  Layer.effectContext(
+    Effect.sync(() => {
+      const mock = echo(options)
+      return Context.make(Llm.Llm, mock).pipe(Context.add(Recorder, mock))
+    })
+  )
