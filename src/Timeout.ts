@@ -1,0 +1,266 @@
+/**
+ * Time limits on calls to the `Llm` service.
+ *
+ * {@link make} limits each attempt: `complete` must answer within `timeout` (default 30 s, or the
+ * request's own `timeout`); a stream must deliver its first event within `firstToken` and each
+ * next event within `idle` of the previous one (both default to the attempt timeout). There is no
+ * limit on a stream's total length. A timed-out attempt is interrupted, which aborts its HTTP
+ * request, and fails with a retryable `TimeoutError` whose `phase` is `"attempt"`, `"first-token"`
+ * or `"idle"`. Put it inside `Retry` so each attempt gets its own limit.
+ *
+ * {@link deadline} is the optional overall limit across all attempts (`phase: "deadline"`, not
+ * retryable); put it outside `Retry` and `Fallback`.
+ *
+ * @example
+ * import { Duration, Layer } from "effect"
+ * import { LlmMock, Retry, Timeout } from "@clearside/llm"
+ *
+ * const layer = Timeout.layerDeadline({ deadline: Duration.minutes(2) }).pipe(
+ *   Layer.provide(Retry.layer()),
+ *   Layer.provide(Timeout.layer({ timeout: Duration.seconds(20), idle: Duration.seconds(5) })),
+ *   Layer.provide(LlmMock.layerEcho())
+ * )
+ *
+ * @since 0.1.0
+ */
+import { Chunk, Config, type ConfigError, Duration, Effect, Layer, Option, Stream } from "effect"
+import * as Llm from "./Llm.js"
+import { type LlmError, TimeoutError } from "./LlmError.js"
+import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
+
+/**
+ * Per-attempt limits. `timeout` (default 30 s) bounds a `complete` call; `firstToken` and `idle`
+ * bound a stream's wait for its first event and between events, and default to `timeout`. A
+ * request's own `timeout` replaces all three for that request.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import type { Timeout } from "@clearside/llm"
+ * const options: Timeout.Options = { timeout: Duration.seconds(30), firstToken: Duration.seconds(10) }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  readonly timeout?: Duration.DurationInput
+  readonly firstToken?: Duration.DurationInput
+  readonly idle?: Duration.DurationInput
+}
+
+const providerOf = (request: LlmRequest): string => request.provider ?? "unknown"
+
+const timeoutError = (request: LlmRequest, phase: "attempt" | "first-token" | "idle" | "deadline", limit: Duration.Duration) =>
+  new TimeoutError({
+    provider: providerOf(request),
+    phase,
+    retryable: phase !== "deadline",
+    message:
+      phase === "attempt"
+        ? `No answer from ${providerOf(request)} within ${Duration.format(limit)}`
+        : phase === "first-token"
+          ? `No first token from ${providerOf(request)} within ${Duration.format(limit)}`
+          : phase === "idle"
+            ? `The ${providerOf(request)} stream sent nothing for ${Duration.format(limit)}`
+            : `The call to ${providerOf(request)} did not finish within its ${Duration.format(limit)} deadline`
+  })
+
+/** Limits each pull of a stream: the first non-empty chunk within `first`, later ones within `idle`. */
+const limitPulls = (
+  stream: Stream.Stream<LlmStreamEvent, LlmError>,
+  request: LlmRequest,
+  first: Duration.Duration,
+  idle: Duration.Duration
+): Stream.Stream<LlmStreamEvent, LlmError> =>
+  Stream.fromPull(
+    Effect.map(Stream.toPull(stream), (pull) => {
+      let started = false
+      const firstPull = Effect.timeoutFail(pull, {
+        duration: first,
+        onTimeout: () => Option.some<LlmError>(timeoutError(request, "first-token", first))
+      })
+      const idlePull = Effect.timeoutFail(pull, {
+        duration: idle,
+        onTimeout: () => Option.some<LlmError>(timeoutError(request, "idle", idle))
+      })
+      return Effect.suspend(() =>
+        started
+          ? idlePull
+          : Effect.tap(firstPull, (chunk) => {
+              if (Chunk.isNonEmpty(chunk)) started = true
+            })
+      )
+    })
+  )
+
+/**
+ * Wraps a service with per-attempt limits.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { LlmMock, Timeout } from "@clearside/llm"
+ *
+ * const limited = Timeout.make({ timeout: Duration.seconds(10) })(LlmMock.echo())
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make =
+  (options: Options = {}) =>
+  (service: Llm.Service): Llm.Service => {
+    const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
+    const firstToken = Duration.decode(options.firstToken ?? timeout)
+    const idle = Duration.decode(options.idle ?? timeout)
+    return {
+      complete: (request) => {
+        const limit = request.timeout ?? timeout
+        return Effect.timeoutFail(service.complete(request), {
+          duration: limit,
+          onTimeout: () => timeoutError(request, "attempt", limit)
+        })
+      },
+      stream: (request) =>
+        limitPulls(service.stream(request), request, request.timeout ?? firstToken, request.timeout ?? idle)
+    }
+  }
+
+/**
+ * Wraps a service with an overall deadline: the whole call, with every retry and fallback inside
+ * it, must finish within `deadline`, else it is interrupted and fails with a non-retryable
+ * `TimeoutError` (`phase: "deadline"`). For a stream the deadline covers the whole stream.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { LlmMock, Retry, Timeout } from "@clearside/llm"
+ *
+ * const bounded = Timeout.deadline({ deadline: Duration.minutes(1) })(Retry.make()(LlmMock.echo()))
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const deadline =
+  (options: { readonly deadline: Duration.DurationInput }) =>
+  (service: Llm.Service): Llm.Service => {
+    const limit = Duration.decode(options.deadline)
+    return {
+      complete: (request) =>
+        Effect.timeoutFail(service.complete(request), {
+          duration: limit,
+          onTimeout: () => timeoutError(request, "deadline", limit)
+        }),
+      stream: (request) =>
+        Stream.interruptWhen(
+          service.stream(request),
+          Effect.zipRight(Effect.sleep(limit), Effect.fail(timeoutError(request, "deadline", limit)))
+        )
+    }
+  }
+
+/**
+ * Wraps the `Llm` service in context with per-attempt limits.
+ *
+ * @example
+ * import { Duration, Layer } from "effect"
+ * import { LlmMock, Timeout } from "@clearside/llm"
+ *
+ * const layer = Timeout.layer({ timeout: Duration.seconds(20) }).pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
+  Layer.effect(Llm.Llm, Effect.map(Llm.Llm, make(options)))
+
+/**
+ * Wraps the `Llm` service in context with an overall deadline.
+ *
+ * @example
+ * import { Duration, Layer } from "effect"
+ * import { LlmMock, Timeout } from "@clearside/llm"
+ *
+ * const layer = Timeout.layerDeadline({ deadline: Duration.minutes(2) }).pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerDeadline = (options: { readonly deadline: Duration.DurationInput }): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
+  Layer.effect(Llm.Llm, Effect.map(Llm.Llm, deadline(options)))
+
+const positiveMillis = (name: string) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `${name} must be a positive number of milliseconds`, validation: (n) => n > 0 }),
+    Config.map(Duration.millis)
+  )
+
+/**
+ * Per-attempt limits from the environment: `LLM_TIMEOUT_MS` (30000),
+ * `LLM_STREAM_FIRST_TOKEN_TIMEOUT_MS` and `LLM_STREAM_IDLE_TIMEOUT_MS` (both default to the
+ * attempt timeout).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Timeout } from "@clearside/llm"
+ * const options = Effect.runSync(Timeout.config)
+ *
+ * @since 0.1.0
+ * @category Config
+ */
+export const config: Config.Config<Options> = Config.map(
+  Config.all({
+    timeout: positiveMillis("LLM_TIMEOUT_MS").pipe(Config.withDefault(Duration.seconds(30))),
+    firstToken: Config.option(positiveMillis("LLM_STREAM_FIRST_TOKEN_TIMEOUT_MS")),
+    idle: Config.option(positiveMillis("LLM_STREAM_IDLE_TIMEOUT_MS"))
+  }),
+  ({ firstToken, idle, timeout }): Options => ({
+    timeout,
+    ...(Option.isSome(firstToken) ? { firstToken: firstToken.value } : {}),
+    ...(Option.isSome(idle) ? { idle: idle.value } : {})
+  })
+)
+
+/**
+ * The overall deadline from `LLM_DEADLINE_MS`, if set.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Timeout } from "@clearside/llm"
+ * const deadline = Effect.runSync(Timeout.deadlineConfig) // Option.none() when unset
+ *
+ * @since 0.1.0
+ * @category Config
+ */
+export const deadlineConfig: Config.Config<Option.Option<Duration.Duration>> = Config.option(positiveMillis("LLM_DEADLINE_MS"))
+
+/**
+ * {@link layer} with options read from {@link config}.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { LlmMock, Timeout } from "@clearside/llm"
+ * const layer = Timeout.layerConfig.pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.effect(
+  Llm.Llm,
+  Effect.flatMap(config, (options) => Effect.map(Llm.Llm, make(options)))
+)
+
+/**
+ * {@link layerDeadline} with the deadline read from `LLM_DEADLINE_MS`; leaves the service
+ * unchanged when the variable is unset.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { LlmMock, Timeout } from "@clearside/llm"
+ * const layer = Timeout.layerDeadlineConfig.pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerDeadlineConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.effect(
+  Llm.Llm,
+  Effect.flatMap(deadlineConfig, (limit) =>
+    Effect.map(Llm.Llm, (service) => (Option.isSome(limit) ? deadline({ deadline: limit.value })(service) : service))
+  )
+)
