@@ -36,6 +36,14 @@ export * as LlmError from "./LlmError.js"
 export * as LlmMock from "./LlmMock.js"
 
 /**
+ * Environment configuration through Effect's `Config`: providers, default provider and model,
+ * timeout and retries.
+ *
+ * @since 0.1.0
+ */
+export * as LlmConfig from "./LlmConfig.js"
+
+/**
  * Every error class by name, for `instanceof` checks and construction.
  *
  * @since 0.1.0
