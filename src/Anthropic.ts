@@ -1,22 +1,40 @@
 /**
  * The Anthropic provider: the `Llm` service on the official `@anthropic-ai/sdk` client (Messages API).
  *
+ * The SDK's own retries are off, its timeout is a day and its own tracing is off: retry, timeouts and
+ * spans belong to this library. Interrupting a call aborts its HTTP request. System messages become
+ * `system`; `max_tokens`, which the API requires, defaults to {@link defaultMaxTokens}. Thinking and
+ * tool-use blocks are not answer text. Every failure is an `LlmError`.
+ *
  * @example
  * import { Effect, Redacted } from "effect"
- * import { Llm, Anthropic } from "@clearside/llm"
+ * import { Anthropic, Llm } from "@clearside/llm"
  *
- * const program = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
- *   Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-...") }))
- * )
+ * const program = Llm.complete({
+ *   messages: [
+ *     { role: "system", content: "Answer in one line." },
+ *     { role: "user", content: "Say hi" }
+ *   ]
+ * }).pipe(Effect.provide(Anthropic.layer({ apiKey: Redacted.make(process.env.ANTHROPIC_API_KEY ?? "") })))
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer, type Redacted, Stream } from "effect"
+import AnthropicSdk from "@anthropic-ai/sdk"
+import { Config, type ConfigError, Effect, Either, Layer, Redacted } from "effect"
+import * as AnthropicWire from "./internal/anthropicWire.js"
+import * as ProviderConfig from "./internal/providerConfig.js"
+import * as SdkCall from "./internal/sdkCall.js"
 import * as Llm from "./Llm.js"
-import { ConnectionError } from "./LlmError.js"
 
 /**
- * How to reach Anthropic.
+ * How to reach Anthropic. `baseURL` defaults to `https://api.anthropic.com`, `model` to
+ * {@link defaultModel}, `maxTokens` (used when a request sets none) to {@link defaultMaxTokens}.
+ *
+ * @example
+ * import { Redacted } from "effect"
+ * import type { Anthropic } from "@clearside/llm"
+ *
+ * const options: Anthropic.Options = { apiKey: Redacted.make("sk-ant-..."), model: "claude-haiku-4-5", maxTokens: 1024 }
  *
  * @since 0.1.0
  * @category Models
@@ -25,30 +43,135 @@ export interface Options {
   readonly apiKey: Redacted.Redacted<string>
   readonly baseURL?: string
   readonly model?: string
+  readonly maxTokens?: number
 }
 
 /**
- * The model used when neither the request nor the options name one.
+ * The provider name requests and errors report.
+ *
+ * @example
+ * import { Anthropic } from "@clearside/llm"
+ * Anthropic.providerName // "anthropic"
  *
  * @since 0.1.0
  * @category Constants
  */
-export const defaultModel = "claude-sonnet-4-5"
+export const providerName = "anthropic"
 
 /**
- * Builds the Anthropic service.
+ * The model used when neither the request nor the options name one.
+ *
+ * @example
+ * import { Anthropic } from "@clearside/llm"
+ * Anthropic.defaultModel // "claude-sonnet-4-6"
+ *
+ * @since 0.1.0
+ * @category Constants
+ */
+export const defaultModel = "claude-sonnet-4-6"
+
+/**
+ * `max_tokens` sent when a request has no `maxTokens` (the Messages API requires the field).
+ *
+ * @example
+ * import { Anthropic } from "@clearside/llm"
+ * Anthropic.defaultMaxTokens // 4096
+ *
+ * @since 0.1.0
+ * @category Constants
+ */
+export const defaultMaxTokens = 4096
+
+/**
+ * The endpoint used when the options name none.
+ *
+ * @example
+ * import { Anthropic } from "@clearside/llm"
+ * Anthropic.defaultBaseURL // "https://api.anthropic.com"
+ *
+ * @since 0.1.0
+ * @category Constants
+ */
+export const defaultBaseURL = "https://api.anthropic.com"
+
+/** Effectively no SDK timeout (kept below Node's 2^31-1 ms timer limit). */
+const sdkTimeoutMs = 24 * 60 * 60 * 1000
+
+const sdkErrors = {
+  APIError: AnthropicSdk.APIError,
+  APIConnectionError: AnthropicSdk.APIConnectionError,
+  APIConnectionTimeoutError: AnthropicSdk.APIConnectionTimeoutError
+}
+
+/**
+ * Builds the Anthropic service; the SDK client is created once, here.
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { Anthropic } from "@clearside/llm"
+ *
+ * const answer = Effect.gen(function* () {
+ *   const claude = yield* Anthropic.make({ apiKey: Redacted.make("sk-ant-...") })
+ *   return yield* claude.complete({ messages: [{ role: "user", content: "hi" }] })
+ * })
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (_options: Options): Effect.Effect<Llm.Service> =>
-  Effect.succeed({
-    complete: () => Effect.fail(new ConnectionError({ provider: "anthropic", message: "not implemented" })),
-    stream: () => Stream.fail(new ConnectionError({ provider: "anthropic", message: "not implemented" }))
+export const make = (options: Options): Effect.Effect<Llm.Service> =>
+  Effect.sync(() => {
+    const secret = Redacted.value(options.apiKey)
+    const client = new AnthropicSdk({
+      apiKey: secret,
+      baseURL: options.baseURL ?? defaultBaseURL,
+      maxRetries: 0,
+      timeout: sdkTimeoutMs,
+      logLevel: "off",
+      openTelemetry: false
+    })
+    const caller: SdkCall.Caller = { provider: providerName, secret, sdk: sdkErrors }
+    const configuredModel = options.model ?? defaultModel
+    const maxTokens = options.maxTokens ?? defaultMaxTokens
+    const service: Llm.Service = {
+      complete: (request) => {
+        const model = request.model ?? configuredModel
+        const body = AnthropicWire.requestBody(request, model, maxTokens)
+        return Effect.flatMap(
+          SdkCall.request(caller, (signal) => client.messages.create(body, { signal })),
+          (message) =>
+            Either.match(AnthropicWire.response(message, { provider: providerName, now: 0, secret }, model), {
+              onLeft: Effect.fail,
+              onRight: Effect.succeed
+            })
+        )
+      },
+      stream: (request) => {
+        const model = request.model ?? configuredModel
+        const body = AnthropicWire.streamBody(request, model, maxTokens)
+        return SdkCall.stream(
+          caller,
+          (signal) => client.messages.create(body, { signal }),
+          () => {
+            const state = AnthropicWire.streamState(providerName, model)
+            return { onEvent: state.onEvent, finish: state.finish, emitted: state.emitted }
+          }
+        )
+      }
+    }
+    return service
   })
 
 /**
- * The Anthropic provider as the `Llm` layer.
+ * The Anthropic provider as the `Llm` layer. Requests are validated (`LlmRequest.decode`) before
+ * they are sent.
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { Anthropic, Llm } from "@clearside/llm"
+ *
+ * const main = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
+ *   Effect.provide(Anthropic.layer({ apiKey: Redacted.make("sk-ant-..."), model: "claude-haiku-4-5" }))
+ * )
  *
  * @since 0.1.0
  * @category Layers
@@ -56,11 +179,22 @@ export const make = (_options: Options): Effect.Effect<Llm.Service> =>
 export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
   Layer.effect(
     Llm.Llm,
-    Effect.map(make(options), (service) => Llm.router({ providers: { anthropic: service }, defaultProvider: "anthropic" }))
+    Effect.map(make(options), (service) =>
+      Llm.router({ providers: { [providerName]: service }, defaultProvider: providerName })
+    )
   )
 
 /**
- * The Anthropic provider configured from `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL` and `LLM_DEFAULT_MODEL`.
+ * The Anthropic provider configured from the environment: `ANTHROPIC_API_KEY` (required, read as
+ * `Redacted`), `ANTHROPIC_BASE_URL` and `LLM_DEFAULT_MODEL` (optional).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Anthropic, Llm } from "@clearside/llm"
+ *
+ * const main = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
+ *   Effect.provide(Anthropic.layerConfig)
+ * )
  *
  * @since 0.1.0
  * @category Layers
@@ -68,15 +202,11 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
   Effect.map(
     Config.all({
-      apiKey: Config.redacted("ANTHROPIC_API_KEY"),
-      baseURL: Config.option(Config.string("ANTHROPIC_BASE_URL")),
-      model: Config.option(Config.string("LLM_DEFAULT_MODEL"))
+      apiKey: ProviderConfig.requiredSecret("ANTHROPIC_API_KEY"),
+      baseURL: ProviderConfig.optionalString("ANTHROPIC_BASE_URL"),
+      model: ProviderConfig.optionalString("LLM_DEFAULT_MODEL")
     }),
     ({ apiKey, baseURL, model }) =>
-      layer({
-        apiKey,
-        ...(baseURL._tag === "Some" ? { baseURL: baseURL.value } : {}),
-        ...(model._tag === "Some" ? { model: model.value } : {})
-      })
+      layer({ apiKey, ...ProviderConfig.field("baseURL", baseURL), ...ProviderConfig.field("model", model) })
   )
 )

@@ -1,22 +1,34 @@
 /**
  * The OpenAI provider: the `Llm` service on the official `openai` client (Chat Completions).
  *
+ * The SDK's own retries are off and its timeout is a day: retry and timeouts belong to this library's
+ * policies. Interrupting a call aborts its HTTP request. Every failure is an `LlmError`; usage keeps
+ * cached and reasoning tokens; streams always ask for usage (`stream_options.include_usage`).
+ *
  * @example
  * import { Effect, Redacted } from "effect"
  * import { Llm, OpenAi } from "@clearside/llm"
  *
- * const program = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
- *   Effect.provide(OpenAi.layer({ apiKey: Redacted.make("sk-...") }))
+ * const program = Llm.complete({ messages: [{ role: "user", content: "Say hi" }] }).pipe(
+ *   Effect.provide(OpenAi.layer({ apiKey: Redacted.make(process.env.OPENAI_API_KEY ?? "") }))
  * )
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer, type Redacted, Stream } from "effect"
+import { Config, type ConfigError, Effect, Layer, Redacted } from "effect"
+import * as OpenAiService from "./internal/openAiService.js"
+import * as ProviderConfig from "./internal/providerConfig.js"
 import * as Llm from "./Llm.js"
-import { ConnectionError } from "./LlmError.js"
 
 /**
- * How to reach OpenAI.
+ * How to reach OpenAI. `baseURL` defaults to `https://api.openai.com/v1`, `model` to
+ * {@link defaultModel}.
+ *
+ * @example
+ * import { Redacted } from "effect"
+ * import type { OpenAi } from "@clearside/llm"
+ *
+ * const options: OpenAi.Options = { apiKey: Redacted.make("sk-..."), model: "gpt-4.1-mini" }
  *
  * @since 0.1.0
  * @category Models
@@ -28,7 +40,23 @@ export interface Options {
 }
 
 /**
+ * The provider name requests and errors report.
+ *
+ * @example
+ * import { OpenAi } from "@clearside/llm"
+ * OpenAi.providerName // "openai"
+ *
+ * @since 0.1.0
+ * @category Constants
+ */
+export const providerName = "openai"
+
+/**
  * The model used when neither the request nor the options name one.
+ *
+ * @example
+ * import { OpenAi } from "@clearside/llm"
+ * OpenAi.defaultModel // "gpt-4o-mini"
  *
  * @since 0.1.0
  * @category Constants
@@ -36,19 +64,55 @@ export interface Options {
 export const defaultModel = "gpt-4o-mini"
 
 /**
- * Builds the OpenAI service.
+ * The endpoint used when the options name none.
+ *
+ * @example
+ * import { OpenAi } from "@clearside/llm"
+ * OpenAi.defaultBaseURL // "https://api.openai.com/v1"
+ *
+ * @since 0.1.0
+ * @category Constants
+ */
+export const defaultBaseURL = "https://api.openai.com/v1"
+
+/**
+ * Builds the OpenAI service; the SDK client is created once, here. `maxTokens` is sent as
+ * `max_completion_tokens` (OpenAI's reasoning models reject `max_tokens`).
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { OpenAi } from "@clearside/llm"
+ *
+ * const answer = Effect.gen(function* () {
+ *   const openai = yield* OpenAi.make({ apiKey: Redacted.make("sk-...") })
+ *   return yield* openai.complete({ messages: [{ role: "user", content: "hi" }] })
+ * })
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (_options: Options): Effect.Effect<Llm.Service> =>
-  Effect.succeed({
-    complete: () => Effect.fail(new ConnectionError({ provider: "openai", message: "not implemented" })),
-    stream: () => Stream.fail(new ConnectionError({ provider: "openai", message: "not implemented" }))
-  })
+export const make = (options: Options): Effect.Effect<Llm.Service> =>
+  Effect.sync(() =>
+    OpenAiService.make({
+      provider: providerName,
+      baseURL: options.baseURL ?? defaultBaseURL,
+      apiKey: Redacted.value(options.apiKey),
+      model: options.model ?? defaultModel,
+      maxTokensField: "max_completion_tokens"
+    })
+  )
 
 /**
- * The OpenAI provider as the `Llm` layer.
+ * The OpenAI provider as the `Llm` layer. Requests are validated (`LlmRequest.decode`) before they
+ * are sent.
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { Llm, OpenAi } from "@clearside/llm"
+ *
+ * const main = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
+ *   Effect.provide(OpenAi.layer({ apiKey: Redacted.make("sk-..."), model: "gpt-4.1-mini" }))
+ * )
  *
  * @since 0.1.0
  * @category Layers
@@ -56,11 +120,22 @@ export const make = (_options: Options): Effect.Effect<Llm.Service> =>
 export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
   Layer.effect(
     Llm.Llm,
-    Effect.map(make(options), (service) => Llm.router({ providers: { openai: service }, defaultProvider: "openai" }))
+    Effect.map(make(options), (service) =>
+      Llm.router({ providers: { [providerName]: service }, defaultProvider: providerName })
+    )
   )
 
 /**
- * The OpenAI provider configured from `OPENAI_API_KEY`, `OPENAI_BASE_URL` and `LLM_DEFAULT_MODEL`.
+ * The OpenAI provider configured from the environment: `OPENAI_API_KEY` (required, read as
+ * `Redacted`), `OPENAI_BASE_URL` and `LLM_DEFAULT_MODEL` (optional).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, OpenAi } from "@clearside/llm"
+ *
+ * const main = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
+ *   Effect.provide(OpenAi.layerConfig)
+ * )
  *
  * @since 0.1.0
  * @category Layers
@@ -68,15 +143,11 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
   Effect.map(
     Config.all({
-      apiKey: Config.redacted("OPENAI_API_KEY"),
-      baseURL: Config.option(Config.string("OPENAI_BASE_URL")),
-      model: Config.option(Config.string("LLM_DEFAULT_MODEL"))
+      apiKey: ProviderConfig.requiredSecret("OPENAI_API_KEY"),
+      baseURL: ProviderConfig.optionalString("OPENAI_BASE_URL"),
+      model: ProviderConfig.optionalString("LLM_DEFAULT_MODEL")
     }),
     ({ apiKey, baseURL, model }) =>
-      layer({
-        apiKey,
-        ...(baseURL._tag === "Some" ? { baseURL: baseURL.value } : {}),
-        ...(model._tag === "Some" ? { model: model.value } : {})
-      })
+      layer({ apiKey, ...ProviderConfig.field("baseURL", baseURL), ...ProviderConfig.field("model", model) })
   )
 )

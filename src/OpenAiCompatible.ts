@@ -12,12 +12,27 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer, type Redacted, Stream } from "effect"
+import { Config, type ConfigError, Effect, Layer, Redacted } from "effect"
+import * as OpenAiService from "./internal/openAiService.js"
+import * as ProviderConfig from "./internal/providerConfig.js"
 import * as Llm from "./Llm.js"
-import { ConnectionError } from "./LlmError.js"
 
 /**
- * How to reach the endpoint. `name` is the provider name requests and errors report.
+ * How to reach the endpoint. `name` is the provider name requests and errors report; `baseURL`
+ * includes the version path (e.g. `https://api.groq.com/openai/v1`). Without `apiKey` no
+ * `Authorization` header is sent (local servers such as Ollama or vLLM). Without `model` every
+ * request must name one.
+ *
+ * @example
+ * import { Redacted } from "effect"
+ * import type { OpenAiCompatible } from "@clearside/llm"
+ *
+ * const groq: OpenAiCompatible.Options = {
+ *   name: "groq",
+ *   baseURL: "https://api.groq.com/openai/v1",
+ *   apiKey: Redacted.make("gsk_..."),
+ *   model: "llama-3.3-70b-versatile"
+ * }
  *
  * @since 0.1.0
  * @category Models
@@ -30,19 +45,51 @@ export interface Options {
 }
 
 /**
- * Builds the service for an OpenAI-compatible endpoint.
+ * Builds the service for an OpenAI-compatible endpoint; the SDK client is created once, here.
+ * `maxTokens` is sent as `max_tokens`, the field compatible endpoints know. A request without a
+ * model, to an endpoint configured without one, fails with an `InvalidRequestError` on `model`.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { OpenAiCompatible } from "@clearside/llm"
+ *
+ * const answer = Effect.gen(function* () {
+ *   const local = yield* OpenAiCompatible.make({ name: "ollama", baseURL: "http://127.0.0.1:11434/v1", model: "llama3.2" })
+ *   return yield* local.complete({ messages: [{ role: "user", content: "hi" }] })
+ * })
  *
  * @since 0.1.0
  * @category Constructors
  */
 export const make = (options: Options): Effect.Effect<Llm.Service> =>
-  Effect.succeed({
-    complete: () => Effect.fail(new ConnectionError({ provider: options.name, message: "not implemented" })),
-    stream: () => Stream.fail(new ConnectionError({ provider: options.name, message: "not implemented" }))
-  })
+  Effect.sync(() =>
+    OpenAiService.make({
+      provider: options.name,
+      baseURL: options.baseURL,
+      apiKey: options.apiKey === undefined ? undefined : Redacted.value(options.apiKey),
+      model: options.model,
+      maxTokensField: "max_tokens"
+    })
+  )
 
 /**
- * The endpoint as the `Llm` layer.
+ * The endpoint as the `Llm` layer, under its `name`. Requests are validated (`LlmRequest.decode`)
+ * before they are sent.
+ *
+ * @example
+ * import { Effect, Redacted } from "effect"
+ * import { Llm, OpenAiCompatible } from "@clearside/llm"
+ *
+ * const main = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
+ *   Effect.provide(
+ *     OpenAiCompatible.layer({
+ *       name: "mistral",
+ *       baseURL: "https://api.mistral.ai/v1",
+ *       apiKey: Redacted.make("..."),
+ *       model: "mistral-small-latest"
+ *     })
+ *   )
+ * )
  *
  * @since 0.1.0
  * @category Layers
@@ -56,8 +103,17 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
   )
 
 /**
- * The endpoint configured from `OPENAI_COMPATIBLE_NAME`, `OPENAI_COMPATIBLE_BASE_URL`,
- * `OPENAI_COMPATIBLE_API_KEY`, `OPENAI_COMPATIBLE_MODEL` (else `LLM_DEFAULT_MODEL`).
+ * The endpoint configured from the environment: `OPENAI_COMPATIBLE_NAME` and
+ * `OPENAI_COMPATIBLE_BASE_URL` (required), `OPENAI_COMPATIBLE_API_KEY` (optional, read as
+ * `Redacted`), `OPENAI_COMPATIBLE_MODEL` (optional, else `LLM_DEFAULT_MODEL`).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, OpenAiCompatible } from "@clearside/llm"
+ *
+ * const main = Llm.complete({ messages: [{ role: "user", content: "hi" }] }).pipe(
+ *   Effect.provide(OpenAiCompatible.layerConfig)
+ * )
  *
  * @since 0.1.0
  * @category Layers
@@ -65,19 +121,18 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
   Effect.map(
     Config.all({
-      name: Config.string("OPENAI_COMPATIBLE_NAME"),
-      baseURL: Config.string("OPENAI_COMPATIBLE_BASE_URL"),
-      apiKey: Config.option(Config.redacted("OPENAI_COMPATIBLE_API_KEY")),
-      model: Config.option(Config.string("OPENAI_COMPATIBLE_MODEL")).pipe(
-        Config.orElse(() => Config.option(Config.string("LLM_DEFAULT_MODEL")))
-      )
+      name: Config.nonEmptyString("OPENAI_COMPATIBLE_NAME"),
+      baseURL: Config.nonEmptyString("OPENAI_COMPATIBLE_BASE_URL"),
+      apiKey: ProviderConfig.optionalSecret("OPENAI_COMPATIBLE_API_KEY"),
+      model: ProviderConfig.optionalString("OPENAI_COMPATIBLE_MODEL"),
+      defaultModel: ProviderConfig.optionalString("LLM_DEFAULT_MODEL")
     }),
-    ({ apiKey, baseURL, model, name }) =>
+    ({ apiKey, baseURL, defaultModel, model, name }) =>
       layer({
         name,
         baseURL,
-        ...(apiKey._tag === "Some" ? { apiKey: apiKey.value } : {}),
-        ...(model._tag === "Some" ? { model: model.value } : {})
+        ...ProviderConfig.field("apiKey", apiKey),
+        ...ProviderConfig.field("model", model._tag === "Some" ? model : defaultModel)
       })
   )
 )

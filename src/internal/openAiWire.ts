@@ -1,0 +1,214 @@
+/**
+ * OpenAI Chat Completions wire format: request bodies out, completions and stream chunks in. Shared by
+ * the OpenAI and OpenAI-compatible providers. Answers are read defensively (endpoints differ and the
+ * SDK does not validate) without a schema pass on the hot path.
+ *
+ * @internal
+ */
+import { Either, Predicate } from "effect"
+import type OpenAI from "openai"
+import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
+import type * as LlmRequest from "../LlmRequest.js"
+import * as ProviderErrors from "./providerErrors.js"
+
+/**
+ * Which body field carries `maxTokens`: OpenAI's own API wants `max_completion_tokens` (its reasoning
+ * models reject `max_tokens`); most compatible endpoints only know `max_tokens`.
+ *
+ * @internal
+ */
+export type MaxTokensField = "max_completion_tokens" | "max_tokens"
+
+/**
+ * The Chat Completions body for a request. Messages are passed as they are: the shapes match.
+ *
+ * @internal
+ */
+export const requestBody = (
+  request: LlmRequest.LlmRequest,
+  model: string,
+  maxTokensField: MaxTokensField
+): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => {
+  const body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
+    model,
+    messages: request.messages as Array<OpenAI.Chat.ChatCompletionMessageParam>
+  }
+  if (request.temperature !== undefined) body.temperature = request.temperature
+  if (request.topP !== undefined) body.top_p = request.topP
+  if (request.stop !== undefined) body.stop = request.stop as Array<string>
+  if (request.maxTokens !== undefined) body[maxTokensField] = request.maxTokens
+  return body
+}
+
+/**
+ * The streaming body: the same, plus `stream: true` and `stream_options.include_usage` so the last
+ * chunk reports usage.
+ *
+ * @internal
+ */
+export const streamBody = (
+  request: LlmRequest.LlmRequest,
+  model: string,
+  maxTokensField: MaxTokensField
+): OpenAI.Chat.ChatCompletionCreateParamsStreaming => ({
+  ...requestBody(request, model, maxTokensField),
+  stream: true,
+  stream_options: { include_usage: true }
+})
+
+/**
+ * Normalised finish reason: `stop`, `length`, `tool_calls` (also the legacy `function_call`),
+ * `content_filter`; anything else is `other`.
+ *
+ * @internal
+ */
+export const finishReason = (reason: unknown): LlmRequest.FinishReason => {
+  switch (reason) {
+    case "stop":
+      return "stop"
+    case "length":
+      return "length"
+    case "tool_calls":
+    case "function_call":
+      return "tool_calls"
+    case "content_filter":
+      return "content_filter"
+    default:
+      return "other"
+  }
+}
+
+const count = (record: unknown, key: string): number | undefined =>
+  Predicate.isRecord(record) && typeof record[key] === "number" ? record[key] : undefined
+
+/**
+ * Normalised usage. `prompt_tokens` already includes cached tokens; `total_tokens` is kept as the
+ * provider gave it (xAI's counts reasoning on top of prompt and completion). `undefined` when the
+ * value is not a usage object.
+ *
+ * @internal
+ */
+export const usage = (raw: unknown): LlmRequest.Usage | undefined => {
+  const inputTokens = count(raw, "prompt_tokens")
+  const outputTokens = count(raw, "completion_tokens")
+  if (inputTokens === undefined || outputTokens === undefined || !Predicate.isRecord(raw)) return undefined
+  const cached = count(raw.prompt_tokens_details, "cached_tokens")
+  const reasoning = count(raw.completion_tokens_details, "reasoning_tokens")
+  return {
+    inputTokens,
+    outputTokens,
+    totalTokens: count(raw, "total_tokens") ?? inputTokens + outputTokens,
+    ...(cached !== undefined ? { cachedInputTokens: cached } : {}),
+    ...(reasoning !== undefined ? { reasoningTokens: reasoning } : {})
+  }
+}
+
+/**
+ * Usage a provider that sent none is reported with.
+ *
+ * @internal
+ */
+export const noUsage: LlmRequest.Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0 }
+
+const parseError = (provider: string, what: string) =>
+  new ResponseParseError({ provider, message: `${provider} sent a completion without ${what}` })
+
+/**
+ * Reads a whole (non-streamed) completion. A body that is an `{ error }` object maps like an error
+ * event; anything else that is not a completion is a `ResponseParseError`.
+ *
+ * @internal
+ */
+export const response = (
+  body: unknown,
+  ctx: ProviderErrors.Context,
+  requestedModel: string
+): Either.Either<LlmRequest.LlmResponse, LlmError> => {
+  const provider = ctx.provider
+  if (!Predicate.isRecord(body)) return Either.left(parseError(provider, "a JSON object body"))
+  if (!Array.isArray(body.choices)) {
+    return Either.left(
+      Predicate.isRecord(body.error)
+        ? ProviderErrors.fromErrorEvent(body, undefined, ctx)
+        : parseError(provider, "choices")
+    )
+  }
+  const choice: unknown = body.choices[0]
+  if (!Predicate.isRecord(choice) || !Predicate.isRecord(choice.message)) {
+    return Either.left(parseError(provider, "a message"))
+  }
+  const content = choice.message.content
+  if (content !== null && content !== undefined && typeof content !== "string") {
+    return Either.left(parseError(provider, "text content"))
+  }
+  return Either.right({
+    id: typeof body.id === "string" ? body.id : "",
+    provider,
+    model: typeof body.model === "string" && body.model !== "" ? body.model : requestedModel,
+    content: content ?? "",
+    finishReason: finishReason(choice.finish_reason),
+    usage: usage(body.usage) ?? noUsage
+  })
+}
+
+/**
+ * Per-stream state: turns chunks into `TextDelta`s and, at the end, the one `Finish`.
+ *
+ * @internal
+ */
+export interface StreamState {
+  /** The text delta a chunk carries, if any; records id, model, finish reason and usage. */
+  readonly onChunk: (chunk: unknown) => LlmRequest.TextDelta | undefined
+  /** The `Finish` event, or a `ConnectionError` when the stream ended without a finish reason. */
+  readonly finish: () => Either.Either<LlmRequest.Finish, LlmError>
+  /** Characters of text delivered so far. */
+  readonly emitted: () => number
+}
+
+/**
+ * A fresh {@link StreamState}. Usage is taken from whichever chunk carries it (a last chunk with
+ * empty `choices`, the finish chunk itself, or Groq's `x_groq.usage`); later usage wins.
+ *
+ * @internal
+ */
+export const streamState = (provider: string, requestedModel: string): StreamState => {
+  let id = ""
+  let model = ""
+  let reason: LlmRequest.FinishReason | undefined
+  let reported: LlmRequest.Usage | undefined
+  let emitted = 0
+  return {
+    onChunk: (chunk) => {
+      if (!Predicate.isRecord(chunk)) return undefined
+      if (id === "" && typeof chunk.id === "string") id = chunk.id
+      if (model === "" && typeof chunk.model === "string") model = chunk.model
+      const raw = chunk.usage ?? (Predicate.isRecord(chunk.x_groq) ? chunk.x_groq.usage : undefined)
+      if (raw !== undefined && raw !== null) reported = usage(raw) ?? reported
+      const choice: unknown = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
+      if (!Predicate.isRecord(choice)) return undefined
+      if (typeof choice.finish_reason === "string") reason = finishReason(choice.finish_reason)
+      const text = Predicate.isRecord(choice.delta) ? choice.delta.content : undefined
+      if (typeof text !== "string" || text === "") return undefined
+      emitted += text.length
+      return { _tag: "TextDelta", text }
+    },
+    finish: () =>
+      reason === undefined
+        ? Either.left(
+            new ConnectionError({
+              provider,
+              message: `${provider} stream ended before the answer was finished`,
+              ...(emitted > 0 ? { textEmitted: emitted } : {})
+            })
+          )
+        : Either.right({
+            _tag: "Finish",
+            id,
+            provider,
+            model: model === "" ? requestedModel : model,
+            finishReason: reason,
+            usage: reported ?? noUsage
+          }),
+    emitted: () => emitted
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * Turns what a provider (or its SDK) threw into exactly one `LlmError`. Pure: the caller passes the
+ * current time (for `retry-after` HTTP dates) and the key to scrub from messages.
+ *
+ * @internal
+ */
+import { Predicate } from "effect"
+import * as Headers from "./headers.js"
+import {
+  AuthenticationError,
+  ConnectionError,
+  InvalidRequestError,
+  isLlmError,
+  type LlmError,
+  NotFoundError,
+  OverloadedError,
+  QuotaExceededError,
+  RateLimitError,
+  ResponseParseError,
+  ServerError,
+  TimeoutError
+} from "../LlmError.js"
+
+/**
+ * What every mapping needs besides the failure itself.
+ *
+ * @internal
+ */
+export interface Context {
+  readonly provider: string
+  /** Epoch milliseconds, to read `retry-after` HTTP dates. */
+  readonly now: number
+  /** The API key, removed from any text that ends up in a message. */
+  readonly secret?: string | undefined
+  /** Characters of answer text a stream had delivered before it failed. */
+  readonly textEmitted?: number | undefined
+}
+
+/**
+ * An HTTP error answer. `body` is the parsed JSON error (either `{ error: {...} }` or the inner
+ * object), `text` the raw body when it was not JSON.
+ *
+ * @internal
+ */
+export interface HttpFailure {
+  readonly status: number
+  readonly headers?: Headers.HeadersLike | undefined
+  readonly body?: unknown
+  readonly text?: string | undefined
+}
+
+/**
+ * The SDK error classes the mapping recognises (both official SDKs share this shape).
+ *
+ * @internal
+ */
+export interface SdkErrors {
+  readonly APIError: abstract new (...args: never[]) => {
+    readonly status?: number | undefined
+    readonly headers?: Headers.HeadersLike | undefined
+    readonly error?: unknown
+    readonly message: string
+  }
+  readonly APIConnectionError: abstract new (...args: never[]) => Error
+  readonly APIConnectionTimeoutError: abstract new (...args: never[]) => Error
+}
+
+interface Detail {
+  readonly type?: string | undefined
+  readonly code?: string | undefined
+  readonly message?: string | undefined
+}
+
+const maxMessageLength = 300
+
+const stringField = (record: unknown, key: string): string | undefined =>
+  Predicate.isRecord(record) && typeof record[key] === "string" && record[key] !== "" ? record[key] : undefined
+
+/**
+ * The `type`, `code` and `message` of an error body, whether it is OpenAI's `{ error: { ... } }`,
+ * Anthropic's `{ type: "error", error: { ... } }` or the inner object itself.
+ *
+ * @internal
+ */
+export const errorDetail = (body: unknown): Detail => {
+  if (typeof body === "string") return { message: body }
+  const inner = Predicate.isRecord(body) && Predicate.isRecord(body.error) ? body.error : body
+  return { type: stringField(inner, "type"), code: stringField(inner, "code"), message: stringField(inner, "message") }
+}
+
+const secretPatterns = [/\bsk-[A-Za-z0-9_*\-.]{4,}/g, /\bBearer\s+\S+/gi]
+
+/**
+ * Makes provider text safe and short for an error message: no key (the configured one or anything
+ * shaped like one), no markup, one line, at most 300 characters.
+ *
+ * @internal
+ */
+export const clean = (text: string, secret?: string): string => {
+  let out = text
+  if (secret !== undefined && secret.length >= 4) out = out.split(secret).join("[redacted]")
+  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(out)
+  if (title?.[1] !== undefined && title[1].trim() !== "") out = title[1]
+  else if (/<[a-z!/][^>]*>/i.test(out)) out = out.replace(/<[^>]*>/g, " ")
+  for (const pattern of secretPatterns) out = out.replace(pattern, "[redacted]")
+  out = out.replace(/\s+/g, " ").trim()
+  return out.length > maxMessageLength ? `${out.slice(0, maxMessageLength - 1)}…` : out
+}
+
+const common = (ctx: Context, message: string, headers: Headers.HeadersLike | undefined) => {
+  const requestId = Headers.requestId(headers)
+  const rateLimit = Headers.rateLimitHeaders(headers)
+  const retry = Headers.shouldRetry(headers)
+  return {
+    provider: ctx.provider,
+    message,
+    ...(requestId !== undefined ? { requestId } : {}),
+    ...(rateLimit !== undefined ? { headers: rateLimit } : {}),
+    ...(ctx.textEmitted !== undefined && ctx.textEmitted > 0 ? { textEmitted: ctx.textEmitted } : {}),
+    ...(retry !== undefined ? { retryable: retry } : {})
+  }
+}
+
+const isQuota = (detail: Detail) =>
+  detail.type === "insufficient_quota" || detail.code === "insufficient_quota" || detail.type === "billing_error"
+
+const classify = (
+  status: number,
+  detail: Detail,
+  headers: Headers.HeadersLike | undefined,
+  ctx: Context,
+  message: string
+): LlmError => {
+  const fields = common(ctx, message, headers)
+  if (isQuota(detail) || status === 402) return new QuotaExceededError(fields)
+  if (status === 529 || detail.type === "overloaded_error") return new OverloadedError(fields)
+  if (status === 429) {
+    const wait = Headers.retryAfter(headers, ctx.now)
+    return new RateLimitError({ ...fields, ...(wait !== undefined ? { retryAfter: wait } : {}) })
+  }
+  if (status === 401 || status === 403) return new AuthenticationError({ ...fields, status })
+  if (status === 404) return new NotFoundError(fields)
+  if (status === 408) return new TimeoutError({ ...fields, phase: "provider" })
+  if (status === 409 || status >= 500) return new ServerError({ ...fields, status })
+  if (status >= 400) {
+    const code = detail.code ?? detail.type
+    return new InvalidRequestError({ ...fields, status, ...(code !== undefined ? { code } : {}) })
+  }
+  return new ServerError({ ...fields, status })
+}
+
+/**
+ * Maps an HTTP error answer: 400/413/422 (and other 4xx) to `InvalidRequestError` keeping the
+ * provider's code, 401/403 to `AuthenticationError`, 404 to `NotFoundError`, 408 to `TimeoutError`,
+ * 409 and 5xx to `ServerError`, 429 to `RateLimitError` (quota and billing errors to
+ * `QuotaExceededError`), 529 and `overloaded_error` to `OverloadedError`.
+ *
+ * @internal
+ */
+export const fromHttp = (failure: HttpFailure, ctx: Context): LlmError => {
+  const detail = errorDetail(failure.body)
+  const text = clean(detail.message ?? failure.text ?? "", ctx.secret)
+  const message = `${ctx.provider} answered ${failure.status}${text === "" ? "" : `: ${text}`}`
+  return classify(failure.status, detail, failure.headers, ctx, message)
+}
+
+const statusByType: Readonly<Record<string, number>> = {
+  invalid_request_error: 400,
+  authentication_error: 401,
+  billing_error: 402,
+  permission_error: 403,
+  not_found_error: 404,
+  request_too_large: 413,
+  rate_limit_error: 429,
+  rate_limit_exceeded: 429,
+  insufficient_quota: 429,
+  timeout_error: 504,
+  overloaded_error: 529
+}
+
+/**
+ * Maps an error reported inside a 200 answer (an SSE `error` event, or an `error` object in place of
+ * the body). The tag follows the error's `type` as if it were the matching HTTP status; unknown
+ * types are server errors (500).
+ *
+ * @internal
+ */
+export const fromErrorEvent = (
+  body: unknown,
+  headers: Headers.HeadersLike | undefined,
+  ctx: Context
+): LlmError => {
+  const detail = errorDetail(body)
+  const status = (detail.type !== undefined ? statusByType[detail.type] : undefined) ??
+    (detail.code !== undefined ? statusByType[detail.code] : undefined) ?? 500
+  const what = [detail.type, detail.message].filter((s) => s !== undefined).join(": ")
+  const text = clean(what, ctx.secret)
+  return classify(
+    status,
+    detail,
+    headers,
+    ctx,
+    `${ctx.provider} reported an error in its answer${text === "" ? "" : `: ${text}`}`
+  )
+}
+
+const causeCode = (error: unknown): string | undefined => {
+  let current: unknown = error
+  for (let depth = 0; depth < 5 && Predicate.isRecord(current); depth++) {
+    if (typeof current.code === "string") return current.code
+    current = current.cause
+  }
+  return undefined
+}
+
+/**
+ * The SDK puts a non-JSON error body in its message as `"<status> <body>"`; take the body back.
+ */
+const rawText = (status: number, message: string): string | undefined => {
+  const prefix = `${status} `
+  const text = message.startsWith(prefix) ? message.slice(prefix.length) : message
+  return text === "status code (no body)" ? undefined : text
+}
+
+/**
+ * Maps anything an SDK call or its stream threw. `LlmError`s pass through unchanged.
+ *
+ * @internal
+ */
+export const fromCause = (cause: unknown, ctx: Context, sdk: SdkErrors): LlmError => {
+  if (isLlmError(cause)) return cause
+  const emitted = ctx.textEmitted !== undefined && ctx.textEmitted > 0 ? { textEmitted: ctx.textEmitted } : {}
+  if (cause instanceof sdk.APIConnectionTimeoutError) {
+    return new TimeoutError({
+      provider: ctx.provider,
+      message: `${ctx.provider} did not answer before the client's own timeout`,
+      phase: "provider",
+      ...emitted
+    })
+  }
+  if (cause instanceof sdk.APIConnectionError) {
+    const code = causeCode(cause)
+    return new ConnectionError({
+      provider: ctx.provider,
+      message: `${ctx.provider} could not be reached${code !== undefined ? ` (${code})` : ""}`,
+      ...emitted
+    })
+  }
+  if (cause instanceof sdk.APIError) {
+    if (typeof cause.status === "number") {
+      const body = cause.error
+      return fromHttp(
+        {
+          status: cause.status,
+          headers: cause.headers,
+          body,
+          text: body === undefined ? rawText(cause.status, cause.message) : undefined
+        },
+        ctx
+      )
+    }
+    return fromErrorEvent(cause.error, cause.headers, ctx)
+  }
+  if (cause instanceof SyntaxError) {
+    return new ResponseParseError({
+      provider: ctx.provider,
+      message: `${ctx.provider} sent an answer that is not valid JSON`,
+      ...emitted
+    })
+  }
+  const code = causeCode(cause)
+  const detail = cause instanceof Error ? cause.message : String(cause)
+  return new ConnectionError({
+    provider: ctx.provider,
+    message: `${ctx.provider} connection failed before the answer was complete: ${clean(detail, ctx.secret)}${
+      code !== undefined ? ` (${code})` : ""
+    }`,
+    ...emitted
+  })
+}
