@@ -44,6 +44,13 @@ export * as LlmMock from "./LlmMock.js"
 export * as LlmConfig from "./LlmConfig.js"
 
 /**
+ * The `Llm` layer built from the environment: every configured provider, routed by name.
+ *
+ * @since 0.1.0
+ */
+export * as LlmLive from "./LlmLive.js"
+
+/**
  * Every error class by name, for `instanceof` checks and construction.
  *
  * @since 0.1.0

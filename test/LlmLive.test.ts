@@ -1,0 +1,132 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, ConfigProvider, Effect, Layer, Stream } from "effect"
+import * as Simulator from "../simulator/Simulator.js"
+import * as LlmLive from "../src/LlmLive.js"
+import type * as LlmRequest from "../src/LlmRequest.js"
+
+const withEnv = (env: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+const ask = (content: string, extra: Partial<LlmRequest.LlmRequest> = {}): LlmRequest.LlmRequest => ({
+  messages: [{ role: "user", content }],
+  ...extra
+})
+
+const modelOf = (request: Simulator.RecordedRequest): unknown =>
+  typeof request.body === "object" && request.body !== null && "model" in request.body ? request.body.model : undefined
+
+/** Both built-in providers and a compatible endpoint, all pointed at one simulator. */
+const simulatorEnv = (sim: Simulator.Simulator, extra: Record<string, string> = {}) => ({
+  OPENAI_API_KEY: "sk-test-openai",
+  OPENAI_BASE_URL: `${sim.url}/v1`,
+  ANTHROPIC_API_KEY: "sk-test-anthropic",
+  ANTHROPIC_BASE_URL: sim.url,
+  OPENAI_COMPATIBLE_NAME: "local",
+  OPENAI_COMPATIBLE_BASE_URL: `${sim.url}/v1`,
+  ...extra
+})
+
+describe("without any provider configured, LlmLive fails clearly", () => {
+  it.effect("building the layer fails with a ConfigError saying what to set", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Layer.build(LlmLive.layer).pipe(Effect.scoped, withEnv({})))
+      expect(String(error)).toContain("no LLM provider is configured")
+      expect(String(error)).toContain("OPENAI_API_KEY")
+      expect(String(error)).toContain("ANTHROPIC_API_KEY")
+    }))
+
+  it.effect("blank keys from a copied .env.example do not count as configured", () =>
+    Effect.gen(function* () {
+      const env = { OPENAI_API_KEY: "", ANTHROPIC_API_KEY: "", LLM_TIMEOUT_MS: "30000" }
+      expect(yield* LlmLive.configuredProviders.pipe(withEnv(env))).toEqual([])
+      const error = yield* Effect.flip(LlmLive.make.pipe(withEnv(env)))
+      expect(String(error)).toContain("no LLM provider is configured")
+    }))
+})
+
+describe("configuredProviders tells which providers the environment enables", () => {
+  it.effect("lists openai, anthropic and the compatible endpoint by name", () =>
+    Effect.gen(function* () {
+      const names = yield* LlmLive.configuredProviders.pipe(
+        withEnv({
+          ANTHROPIC_API_KEY: "k",
+          OPENAI_API_KEY: "k",
+          OPENAI_COMPATIBLE_NAME: "groq",
+          OPENAI_COMPATIBLE_BASE_URL: "https://api.groq.com/openai/v1"
+        })
+      )
+      expect(names).toEqual(["openai", "anthropic", "groq"])
+    }))
+})
+
+describe("LLM_PROVIDER must name a configured provider", () => {
+  it.effect("an unconfigured LLM_PROVIDER is a ConfigError naming LLM_PROVIDER", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(LlmLive.make.pipe(withEnv({ LLM_PROVIDER: "anthropic", OPENAI_API_KEY: "k" })))
+      expect(String(error)).toContain("LLM_PROVIDER")
+      expect(String(error)).toContain("configured: openai")
+    }))
+})
+
+describe("requests are routed by provider name over real HTTP", () => {
+  it.scopedLive("a request naming a provider reaches that provider's API", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const llm = yield* LlmLive.make.pipe(withEnv(simulatorEnv(sim)))
+      const viaAnthropic = yield* llm.complete(ask("to anthropic", { provider: "anthropic", model: "claude-haiku-4-5" }))
+      const viaOpenAi = yield* llm.complete(ask("to openai", { provider: "openai", model: "gpt-4o-mini" }))
+      const viaLocal = yield* llm.complete(ask("to local", { provider: "local", model: "llama3.2" }))
+      expect(sim.requests().map((r) => r.route)).toEqual(["anthropic", "openai", "openai"])
+      expect([viaAnthropic.provider, viaOpenAi.provider, viaLocal.provider]).toEqual(["anthropic", "openai", "local"])
+      expect(viaAnthropic.content).toContain("to anthropic")
+    }))
+
+  it.scopedLive("a request naming no provider goes to the first configured one", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const { OPENAI_API_KEY: _drop, ...env } = simulatorEnv(sim)
+      const llm = yield* LlmLive.make.pipe(withEnv(env))
+      const response = yield* llm.complete(ask("hello"))
+      expect(response.provider).toBe("anthropic")
+      expect(sim.requests().map((r) => r.route)).toEqual(["anthropic"])
+    }))
+
+  it.scopedLive("LLM_PROVIDER picks the default, and LLM_DEFAULT_MODEL is that provider's model only", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const llm = yield* LlmLive.make.pipe(
+        withEnv(simulatorEnv(sim, { LLM_PROVIDER: "local", LLM_DEFAULT_MODEL: "llama3.2" }))
+      )
+      const byDefault = yield* llm.complete(ask("hello"))
+      yield* llm.complete(ask("hello", { provider: "anthropic" }))
+      expect(byDefault.provider).toBe("local")
+      const [first, second] = sim.requests()
+      expect(first && modelOf(first)).toBe("llama3.2")
+      expect(second?.route).toBe("anthropic")
+      expect(second && modelOf(second)).not.toBe("llama3.2")
+    }))
+
+  it.scopedLive("streams are routed the same way", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      sim.enqueue("anthropic", { text: "streamed answer" })
+      const llm = yield* LlmLive.make.pipe(withEnv(simulatorEnv(sim)))
+      const events = Chunk.toReadonlyArray(yield* Stream.runCollect(llm.stream(ask("x", { provider: "anthropic" }))))
+      const text = events.flatMap((e) => (e._tag === "TextDelta" ? [e.text] : [])).join("")
+      expect(text).toBe("streamed answer")
+      expect(events.at(-1)?._tag).toBe("Finish")
+      expect(sim.requests().map((r) => r.route)).toEqual(["anthropic"])
+    }))
+
+  it.scopedLive("an unknown provider or an invalid request never reaches the network", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const llm = yield* LlmLive.make.pipe(withEnv(simulatorEnv(sim)))
+      const unknown = yield* Effect.flip(llm.complete(ask("x", { provider: "mistral" })))
+      const invalid = yield* Effect.flip(llm.complete(ask("x", { temperature: 3 })))
+      expect(unknown._tag === "InvalidRequestError" && unknown.field).toBe("provider")
+      expect(unknown.message).toContain("configured: openai, anthropic, local")
+      expect(invalid._tag === "InvalidRequestError" && invalid.field).toBe("temperature")
+      expect(sim.requests()).toEqual([])
+    }))
+})
