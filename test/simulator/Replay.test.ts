@@ -1,0 +1,122 @@
+import Anthropic from "@anthropic-ai/sdk"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { readdirSync, readFileSync } from "node:fs"
+import * as Path from "node:path"
+import OpenAI from "openai"
+import * as Simulator from "../../simulator/Simulator.js"
+
+// Recorded real provider responses (see their README); override the location with RECORDED_FIXTURES_DIR.
+const fixtures = process.env["RECORDED_FIXTURES_DIR"] ?? "/work/shared/fixtures/recorded"
+
+let sim: Simulator.Started
+let openai: OpenAI
+let anthropic: Anthropic
+
+beforeAll(async () => {
+  sim = await Simulator.start()
+  openai = new OpenAI({ apiKey: "sk-test", baseURL: sim.url + "/v1", maxRetries: 0 })
+  anthropic = new Anthropic({ apiKey: "test", baseURL: sim.url, maxRetries: 0 })
+})
+afterAll(() => sim.close())
+
+const filesIn = (dir: string, suffix: string) =>
+  readdirSync(Path.join(fixtures, dir))
+    .filter((name) => name.endsWith(suffix))
+    .sort()
+    .map((name) => Path.join(fixtures, dir, name))
+
+const lines = (file: string): Array<unknown> =>
+  readFileSync(file, "utf8")
+    .split(/\r?\n/)
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as unknown)
+
+const json = (file: string): unknown => JSON.parse(readFileSync(file, "utf8"))
+
+const isError = (body: unknown) => typeof body === "object" && body !== null && "error" in body
+
+const user = [{ role: "user" as const, content: "replay" }]
+
+describe("the recorded fixtures are present", () => {
+  it("finds the OpenAI and Anthropic recordings", () => {
+    expect(filesIn("openai-chat", ".chunks.txt").length).toBeGreaterThanOrEqual(6)
+    expect(filesIn("openai-chat", ".json").length).toBeGreaterThanOrEqual(6)
+    expect(filesIn("anthropic-messages", ".chunks.txt").length).toBeGreaterThanOrEqual(5)
+    expect(filesIn("anthropic-messages", ".json").length).toBeGreaterThanOrEqual(3)
+  })
+})
+
+describe("replay of OpenAI JSON recordings", () => {
+  for (const file of filesIn("openai-chat", ".json")) {
+    const recorded = json(file)
+    if (isError(recorded)) {
+      it(`${Path.basename(file)} comes back as a 400 API error carrying the recorded error`, async () => {
+        sim.enqueue("openai", { replay: file })
+        const error = await openai.chat.completions.create({ model: "m", messages: user }).catch((e: unknown) => e)
+        expect(error).toBeInstanceOf(OpenAI.BadRequestError)
+        expect((error as InstanceType<typeof OpenAI.BadRequestError>).error).toEqual((recorded as { error: unknown }).error)
+      })
+    } else {
+      it(`${Path.basename(file)} comes back through the SDK exactly as recorded`, async () => {
+        sim.enqueue("openai", { replay: file })
+        expect(await openai.chat.completions.create({ model: "m", messages: user })).toEqual(recorded)
+      })
+    }
+  }
+})
+
+describe("replay of OpenAI stream recordings", () => {
+  for (const file of filesIn("openai-chat", ".chunks.txt")) {
+    it(`${Path.basename(file)} yields every recorded chunk in order`, async () => {
+      sim.enqueue("openai", { replay: file })
+      const stream = await openai.chat.completions.create({ model: "m", messages: user, stream: true })
+      const chunks: Array<unknown> = []
+      for await (const chunk of stream) chunks.push(chunk)
+      expect(chunks).toEqual(lines(file))
+    })
+  }
+})
+
+describe("replay of Anthropic JSON recordings", () => {
+  for (const file of filesIn("anthropic-messages", ".json")) {
+    it(`${Path.basename(file)} comes back through the SDK exactly as recorded`, async () => {
+      sim.enqueue("anthropic", { replay: file })
+      expect(await anthropic.messages.create({ model: "c", max_tokens: 8, messages: user })).toEqual(json(file))
+    })
+  }
+})
+
+describe("replay of Anthropic stream recordings", () => {
+  for (const file of filesIn("anthropic-messages", ".chunks.txt")) {
+    it(`${Path.basename(file)} yields every recorded event in order (the SDK drops pings)`, async () => {
+      sim.enqueue("anthropic", { replay: file })
+      const stream = await anthropic.messages.create({ model: "c", max_tokens: 8, messages: user, stream: true })
+      const events: Array<unknown> = []
+      for await (const event of stream) events.push(event)
+      const expected = lines(file).filter((e) => (e as { type?: unknown }).type !== "ping")
+      expect(events).toEqual(expected)
+    })
+  }
+
+  it("frames each recorded line as an event named by its type, then closes", async () => {
+    const file = Path.join(fixtures, "anthropic-messages", "anthropic-text.chunks.txt")
+    sim.enqueue("anthropic", { replay: file })
+    const response = await fetch(sim.url + "/v1/messages", { method: "POST", body: JSON.stringify({ stream: true }) })
+    const text = await response.text()
+    const expected = readFileSync(file, "utf8")
+      .split(/\r?\n/)
+      .filter((line) => line.trim() !== "")
+      .map((line) => `event: ${(JSON.parse(line) as { type: string }).type}\ndata: ${line}\n\n`)
+      .join("")
+    expect(text).toBe(expected)
+  })
+})
+
+describe("replay errors", () => {
+  it("a missing recording is answered 500 naming the file", async () => {
+    sim.enqueue("openai", { replay: "/nonexistent/recording.json" })
+    const response = await fetch(sim.url + "/v1/chat/completions", { method: "POST", body: "{}" })
+    expect(response.status).toBe(500)
+    expect(JSON.stringify(await response.json())).toContain("/nonexistent/recording.json")
+  })
+})
