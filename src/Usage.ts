@@ -1,0 +1,640 @@
+/**
+ * Token usage, cost and latency of every provider attempt, as Effect `Metric`s named after the
+ * OpenTelemetry GenAI conventions, and {@link withUsage} to attribute the tokens and dollars of a
+ * piece of work to it.
+ *
+ * {@link wrap} instruments a `Llm.Service`. Place it inside the retry policy, around the provider,
+ * so that every attempt is measured and counted (retries included). Metrics are Effect's own: the
+ * host runtime decides where they go (e.g. `@effect/opentelemetry`).
+ *
+ * | metric | kind | labels (besides provider, model, operation) |
+ * | --- | --- | --- |
+ * | `gen_ai.client.token.usage` | histogram (tokens) | `gen_ai.token.type`: `input`, `output`, `cached_input`, `reasoning` |
+ * | `gen_ai.client.operation.duration` | histogram (s) | `error.type` on failure |
+ * | `gen_ai.client.operation.time_to_first_chunk` | histogram (s) | streams only |
+ * | `llm.client.requests` | counter | `llm.outcome` (`success`, `failure`, `interrupted`), `error.type` |
+ * | `llm.client.cost` | counter (USD) | |
+ * | `llm.client.retries` | counter | `error.type` (see {@link recordRetry}) |
+ * | `llm.client.rate_limit.waits` / `.wait.duration` | counter / histogram (s) | (see {@link recordRateLimitWait}) |
+ * | `llm.client.circuit_breaker.transitions` | counter | `llm.circuit_breaker.from`, `.to` (see {@link recordCircuitTransition}) |
+ *
+ * Every metric carries `gen_ai.provider.name`, `gen_ai.request.model` (the request's model, else
+ * the model that answered, else `unknown`), `gen_ai.operation.name` (`chat`) and `llm.operation`
+ * (`complete` or `stream`). `cached_input` tokens are part of `input` and `reasoning` tokens part of
+ * `output`: add only `input` and `output` for a total.
+ *
+ * @example
+ * import { Effect, Layer } from "effect"
+ * import { Llm, LlmMock, Usage } from "@clearside/llm"
+ *
+ * const program = Effect.gen(function* () {
+ *   const [answer, usage] = yield* Usage.withUsage(
+ *     Effect.all([
+ *       Llm.complete({ messages: [{ role: "user", content: "first" }] }),
+ *       Llm.complete({ messages: [{ role: "user", content: "second" }] })
+ *     ], { concurrency: 2 })
+ *   )
+ *   return `${usage.totalTokens} tokens, $${usage.costUsd.toFixed(6)}`
+ * })
+ *
+ * program.pipe(Effect.provide(Usage.layer().pipe(Layer.provide(LlmMock.layerEcho()))))
+ *
+ * @since 0.1.0
+ */
+import {
+  Cause,
+  Clock,
+  type ConfigError,
+  Duration,
+  Effect,
+  type Exit,
+  Layer,
+  Metric,
+  MetricBoundaries,
+  MetricLabel,
+  Option,
+  Stream
+} from "effect"
+import * as Accumulator from "./internal/usageAccumulator.js"
+import * as Llm from "./Llm.js"
+import type { LlmError } from "./LlmError.js"
+import type * as LlmRequest from "./LlmRequest.js"
+import * as Pricing from "./Pricing.js"
+
+// Bucket boundaries recommended by the GenAI conventions.
+const tokenBoundaries = MetricBoundaries.fromIterable([
+  1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864
+])
+const durationBoundaries = MetricBoundaries.fromIterable([
+  0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+])
+const firstChunkBoundaries = MetricBoundaries.fromIterable([
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
+])
+
+/**
+ * Tokens per attempt, by `gen_ai.token.type`.
+ *
+ * @example
+ * import { Effect, Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ *
+ * const inputTokens = Metric.value(
+ *   Usage.tokenUsage.pipe(Metric.tagged("gen_ai.token.type", "input"), Metric.tagged("gen_ai.provider.name", "openai"))
+ * )
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const tokenUsage = Metric.histogram("gen_ai.client.token.usage", tokenBoundaries, "Tokens used per LLM call")
+
+/**
+ * Seconds per attempt, from the call to its answer (for a stream: to its end).
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const seconds = Metric.value(Usage.operationDuration)
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const operationDuration = Metric.histogram(
+  "gen_ai.client.operation.duration",
+  durationBoundaries,
+  "Duration of LLM calls in seconds"
+)
+
+/**
+ * Seconds from the start of a stream to its first text.
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const seconds = Metric.value(Usage.timeToFirstChunk)
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const timeToFirstChunk = Metric.histogram(
+  "gen_ai.client.operation.time_to_first_chunk",
+  firstChunkBoundaries,
+  "Time to the first streamed text in seconds"
+)
+
+/**
+ * Provider attempts, by `llm.outcome` and `error.type` (the `LlmError` tag, or `none`).
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const rateLimited = Metric.value(Usage.requests.pipe(Metric.tagged("error.type", "RateLimitError")))
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const requests = Metric.counter("llm.client.requests", {
+  description: "LLM provider attempts by outcome",
+  incremental: true
+})
+
+/**
+ * US dollars spent, priced with the configured {@link Pricing} table (unknown models add 0).
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const dollars = Metric.value(Usage.cost)
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const cost = Metric.counter("llm.client.cost", { description: "LLM cost in USD", incremental: true })
+
+/**
+ * Retries scheduled by a retry policy, by `error.type`. Incremented by {@link recordRetry}.
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const retried = Metric.value(Usage.retries)
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const retries = Metric.counter("llm.client.retries", { description: "LLM retries", incremental: true })
+
+/**
+ * Times a call waited for a rate limiter. Incremented by {@link recordRateLimitWait}.
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const waits = Metric.value(Usage.rateLimitWaits)
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const rateLimitWaits = Metric.counter("llm.client.rate_limit.waits", {
+  description: "Calls that waited for the rate limiter",
+  incremental: true
+})
+
+/**
+ * Seconds waited for a rate limiter. Updated by {@link recordRateLimitWait}.
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const waited = Metric.value(Usage.rateLimitWaitDuration)
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const rateLimitWaitDuration = Metric.histogram(
+  "llm.client.rate_limit.wait.duration",
+  durationBoundaries,
+  "Seconds waited for the rate limiter"
+)
+
+/**
+ * Circuit breaker state changes, by `llm.circuit_breaker.from` and `llm.circuit_breaker.to`.
+ * Incremented by {@link recordCircuitTransition}.
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const opened = Metric.value(Usage.circuitTransitions.pipe(Metric.tagged("llm.circuit_breaker.to", "open")))
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const circuitTransitions = Metric.counter("llm.client.circuit_breaker.transitions", {
+  description: "Circuit breaker state changes",
+  incremental: true
+})
+
+/**
+ * What a retry policy reports before it waits and tries again (the shape of `Retry.RetryInfo`, so
+ * `Retry.layer({ onRetry: Usage.recordRetry })` counts retries).
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { LlmError, type Usage } from "@clearside/llm"
+ *
+ * const info: Usage.RetryInfo = {
+ *   attempt: 1,
+ *   delay: Duration.millis(500),
+ *   error: new LlmError.RateLimitError({ provider: "openai", message: "Too many requests" })
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface RetryInfo {
+  /** The retry number, 1 for the first retry. */
+  readonly attempt: number
+  /** How long the policy waits before the next attempt. */
+  readonly delay: Duration.DurationInput
+  /** The failure that caused the retry; its `provider` labels the metric. */
+  readonly error: LlmError
+}
+
+const label = MetricLabel.make
+
+/**
+ * Counts a retry in {@link retries}, labelled with the failed call's provider and error tag. Pass it
+ * as the retry policy's `onRetry`.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { LlmMock, Retry, Usage } from "@clearside/llm"
+ *
+ * const retried = Retry.layer({ onRetry: Usage.recordRetry }).pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Recording
+ */
+export const recordRetry = (info: RetryInfo): Effect.Effect<void> =>
+  Metric.increment(
+    Metric.taggedWithLabels(retries, [
+      label("gen_ai.provider.name", info.error.provider),
+      label("error.type", info.error._tag)
+    ])
+  )
+
+/**
+ * Counts a wait for a rate limiter in {@link rateLimitWaits} and its length in
+ * {@link rateLimitWaitDuration}. The limiter calls it when a call had to wait.
+ *
+ * @example
+ * import { Duration } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const counted = Usage.recordRateLimitWait({ provider: "anthropic", delay: Duration.millis(250) })
+ *
+ * @since 0.1.0
+ * @category Recording
+ */
+export const recordRateLimitWait = (info: {
+  readonly provider: string
+  readonly delay: Duration.DurationInput
+}): Effect.Effect<void> => {
+  const labels = [label("gen_ai.provider.name", info.provider)]
+  return Effect.zipRight(
+    Metric.increment(Metric.taggedWithLabels(rateLimitWaits, labels)),
+    Metric.update(Metric.taggedWithLabels(rateLimitWaitDuration, labels), Duration.toSeconds(info.delay))
+  )
+}
+
+/**
+ * The states of a circuit breaker, as metric label values.
+ *
+ * @example
+ * import type { Usage } from "@clearside/llm"
+ * const state: Usage.CircuitState = "half_open"
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type CircuitState = "closed" | "open" | "half_open"
+
+/**
+ * Counts a circuit breaker state change in {@link circuitTransitions}.
+ *
+ * @example
+ * import { Usage } from "@clearside/llm"
+ * const counted = Usage.recordCircuitTransition({ provider: "openai", from: "closed", to: "open" })
+ *
+ * @since 0.1.0
+ * @category Recording
+ */
+export const recordCircuitTransition = (info: {
+  readonly provider: string
+  readonly from: CircuitState
+  readonly to: CircuitState
+}): Effect.Effect<void> =>
+  Metric.increment(
+    Metric.taggedWithLabels(circuitTransitions, [
+      label("gen_ai.provider.name", info.provider),
+      label("llm.circuit_breaker.from", info.from),
+      label("llm.circuit_breaker.to", info.to)
+    ])
+  )
+
+/**
+ * The summed usage of every provider attempt made inside {@link withUsage}. `estimated` is true
+ * when some of it was estimated from the text of a stream that ended before the provider reported
+ * its usage (about four characters per token).
+ *
+ * @example
+ * import type { Usage } from "@clearside/llm"
+ * const show = (s: Usage.Summary) => `${s.attempts} attempts, ${s.totalTokens} tokens, $${s.costUsd}`
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Summary {
+  readonly attempts: number
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly cachedInputTokens: number
+  readonly reasoningTokens: number
+  readonly totalTokens: number
+  readonly costUsd: number
+  readonly estimated: boolean
+}
+
+/**
+ * Runs an effect and returns its result with the usage and cost of every call made inside it:
+ * retries, concurrent and forked fibers and interrupted streams included. Regions nest: a call
+ * counts in every enclosing `withUsage`. Only calls through a service wrapped by {@link wrap} are
+ * seen.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, Usage } from "@clearside/llm"
+ *
+ * const debateTurn = Usage.withUsage(Llm.complete({ messages: [{ role: "user", content: "Your move" }] })).pipe(
+ *   Effect.tap(([, usage]) => Effect.log(`turn cost $${usage.costUsd}`))
+ * )
+ *
+ * @since 0.1.0
+ * @category Attribution
+ */
+export const withUsage = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<[A, Summary], E, R> =>
+  Effect.suspend(() => {
+    let summary: Summary = Accumulator.empty()
+    return Effect.map(
+      Accumulator.track(self, (_exit, totals) =>
+        Effect.sync(() => {
+          summary = { ...totals }
+        })
+      ),
+      (a): [A, Summary] => [a, summary]
+    )
+  })
+
+/**
+ * Options of {@link wrap}.
+ *
+ * @example
+ * import { Usage } from "@clearside/llm"
+ * const options: Usage.Options = { prices: { "my-model": { input: 1, output: 4 } } }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Options {
+  /** The price table (default: `Pricing.defaults`). */
+  readonly prices?: Pricing.PriceTable | undefined
+}
+
+type Operation = "complete" | "stream"
+
+interface Instruments {
+  readonly input: Metric.Metric.Histogram<number>
+  readonly output: Metric.Metric.Histogram<number>
+  readonly cachedInput: Metric.Metric.Histogram<number>
+  readonly reasoning: Metric.Metric.Histogram<number>
+  readonly duration: Metric.Metric.Histogram<number>
+  readonly firstChunk: Metric.Metric.Histogram<number>
+  readonly cost: Metric.Metric.Counter<number>
+  readonly byOutcome: Map<string, { requests: Metric.Metric.Counter<number>; duration: Metric.Metric.Histogram<number> }>
+  readonly labels: ReadonlyArray<MetricLabel.MetricLabel>
+}
+
+// Tagged metrics are built once per provider, model and operation: tagging on every call would
+// cost more than the call's bookkeeping.
+const instrumentCache = new Map<string, Instruments>()
+const cacheLimit = 1_000
+
+const instrumentsFor = (provider: string, model: string, operation: Operation): Instruments => {
+  const key = `${provider}\u0000${model}\u0000${operation}`
+  const cached = instrumentCache.get(key)
+  if (cached !== undefined) return cached
+  if (instrumentCache.size >= cacheLimit) instrumentCache.clear()
+  const labels = [
+    label("gen_ai.provider.name", provider),
+    label("gen_ai.request.model", model),
+    label("gen_ai.operation.name", "chat"),
+    label("llm.operation", operation)
+  ]
+  const tokens = (type: string) =>
+    Metric.taggedWithLabels(tokenUsage, [...labels, label("gen_ai.token.type", type)])
+  const made: Instruments = {
+    input: tokens("input"),
+    output: tokens("output"),
+    cachedInput: tokens("cached_input"),
+    reasoning: tokens("reasoning"),
+    duration: Metric.taggedWithLabels(operationDuration, labels),
+    firstChunk: Metric.taggedWithLabels(timeToFirstChunk, labels),
+    cost: Metric.taggedWithLabels(cost, labels),
+    byOutcome: new Map(),
+    labels
+  }
+  instrumentCache.set(key, made)
+  return made
+}
+
+const outcomeInstruments = (instruments: Instruments, outcome: string, errorType: string) => {
+  const key = `${outcome}\u0000${errorType}`
+  const cached = instruments.byOutcome.get(key)
+  if (cached !== undefined) return cached
+  const made = {
+    requests: Metric.taggedWithLabels(requests, [
+      ...instruments.labels,
+      label("llm.outcome", outcome),
+      label("error.type", errorType)
+    ]),
+    duration:
+      errorType === "none"
+        ? instruments.duration
+        : Metric.taggedWithLabels(operationDuration, [...instruments.labels, label("error.type", errorType)])
+  }
+  instruments.byOutcome.set(key, made)
+  return made
+}
+
+/** About four characters per token, the usual rule of thumb for English text. */
+const estimateTokens = (chars: number) => Math.ceil(chars / 4)
+
+const promptChars = (request: LlmRequest.LlmRequest) =>
+  request.messages.reduce((sum, message) => sum + message.content.length, 0)
+
+interface Outcome {
+  readonly outcome: "success" | "failure" | "interrupted"
+  readonly errorType: string
+  readonly provider: string | undefined
+}
+
+const outcomeOf = (exit: Exit.Exit<unknown, LlmError>, finished: boolean): Outcome => {
+  if (exit._tag === "Success") {
+    return { outcome: finished ? "success" : "interrupted", errorType: "none", provider: undefined }
+  }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    return { outcome: "failure", errorType: failure.value._tag, provider: failure.value.provider }
+  }
+  return Cause.isInterruptedOnly(exit.cause)
+    ? { outcome: "interrupted", errorType: "none", provider: undefined }
+    : { outcome: "failure", errorType: "Defect", provider: undefined }
+}
+
+interface Attempt {
+  readonly request: LlmRequest.LlmRequest
+  readonly operation: Operation
+  readonly outcome: Outcome
+  readonly answered: { readonly provider: string; readonly model: string } | undefined
+  readonly seconds: number
+  readonly firstChunkSeconds: number | undefined
+  readonly usage: LlmRequest.Usage | undefined
+  readonly estimated: boolean
+}
+
+const record = (prices: Pricing.PriceTable, attempt: Attempt): Effect.Effect<void> => {
+  const provider = attempt.request.provider ?? attempt.answered?.provider ?? attempt.outcome.provider ?? "unknown"
+  const model = attempt.request.model ?? attempt.answered?.model ?? "unknown"
+  const instruments = instrumentsFor(provider, model, attempt.operation)
+  const byOutcome = outcomeInstruments(instruments, attempt.outcome.outcome, attempt.outcome.errorType)
+  const usage = attempt.usage
+  const usd = usage === undefined ? 0 : Pricing.cost(prices, attempt.answered?.model ?? model, usage)
+  const updates: Array<Effect.Effect<void>> = [
+    Metric.increment(byOutcome.requests),
+    Metric.update(byOutcome.duration, attempt.seconds),
+    Accumulator.add(usage, usd, attempt.estimated)
+  ]
+  if (attempt.firstChunkSeconds !== undefined) {
+    updates.push(Metric.update(instruments.firstChunk, attempt.firstChunkSeconds))
+  }
+  if (usage !== undefined) {
+    updates.push(
+      Metric.update(instruments.input, usage.inputTokens),
+      Metric.update(instruments.output, usage.outputTokens),
+      Metric.incrementBy(instruments.cost, usd)
+    )
+    if (usage.cachedInputTokens !== undefined) {
+      updates.push(Metric.update(instruments.cachedInput, usage.cachedInputTokens))
+    }
+    if (usage.reasoningTokens !== undefined) {
+      updates.push(Metric.update(instruments.reasoning, usage.reasoningTokens))
+    }
+  }
+  return Effect.all(updates, { discard: true })
+}
+
+const seconds = (from: bigint, to: bigint) => Number(to - from) / 1e9
+
+/**
+ * Measures every attempt of a service: tokens, cost, duration, time to first chunk and outcome,
+ * and adds each attempt's usage to the enclosing {@link withUsage} regions. A stream that ends
+ * before its `Finish` (interrupted, failed, or not read to the end) counts an estimate from the
+ * text it delivered and the prompt. Place it inside the retry policy, around the provider.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { Llm, LlmMock, Usage } from "@clearside/llm"
+ *
+ * const measured = Layer.succeed(Llm.Llm, Usage.wrap(LlmMock.echo(), { prices: { echo: { input: 1, output: 2 } } }))
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service => {
+  const prices = options.prices ?? Pricing.defaults
+  return {
+    complete: (request) =>
+      Effect.flatMap(Clock.currentTimeNanos, (start) =>
+        Effect.onExit(service.complete(request), (exit) =>
+          Effect.flatMap(Clock.currentTimeNanos, (end) => {
+            const response = exit._tag === "Success" ? exit.value : undefined
+            return record(prices, {
+              request,
+              operation: "complete",
+              outcome: outcomeOf(exit, true),
+              answered: response,
+              seconds: seconds(start, end),
+              firstChunkSeconds: undefined,
+              usage: response?.usage,
+              estimated: false
+            })
+          })
+        )
+      ),
+    stream: (request) =>
+      Stream.unwrap(
+        Effect.map(Clock.currentTimeNanos, (start) => {
+          let firstChunkAt: bigint | undefined
+          let chars = 0
+          let finish: LlmRequest.Finish | undefined
+          return service.stream(request).pipe(
+            Stream.tap((event) => {
+              if (event._tag === "Finish") {
+                finish = event
+                return Effect.void
+              }
+              chars += event.text.length
+              return firstChunkAt === undefined
+                ? Effect.map(Clock.currentTimeNanos, (now) => {
+                    firstChunkAt = now
+                  })
+                : Effect.void
+            }),
+            Stream.ensuringWith((exit) =>
+              Effect.flatMap(Clock.currentTimeNanos, (end) => {
+                const partial: LlmRequest.Usage | undefined =
+                  finish === undefined && chars > 0
+                    ? {
+                        inputTokens: estimateTokens(promptChars(request)),
+                        outputTokens: estimateTokens(chars),
+                        totalTokens: estimateTokens(promptChars(request)) + estimateTokens(chars)
+                      }
+                    : undefined
+                return record(prices, {
+                  request,
+                  operation: "stream",
+                  outcome: outcomeOf(exit, finish !== undefined),
+                  answered: finish,
+                  seconds: seconds(start, end),
+                  firstChunkSeconds: firstChunkAt === undefined ? undefined : seconds(start, firstChunkAt),
+                  usage: finish?.usage ?? partial,
+                  estimated: partial !== undefined
+                })
+              })
+            )
+          )
+        })
+      )
+  }
+}
+
+/**
+ * {@link wrap} as a layer over the `Llm` in context.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { LlmMock, Usage } from "@clearside/llm"
+ * const measured = Usage.layer().pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
+  Layer.effect(
+    Llm.Llm,
+    Effect.map(Llm.Llm, (service) => wrap(service, options))
+  )
+
+/**
+ * {@link layer} with the price table from the environment (`LLM_PRICES`, see `Pricing.config`).
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { LlmMock, Usage } from "@clearside/llm"
+ * const measured = Usage.layerConfig.pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.unwrapEffect(
+  Effect.map(Pricing.config, (prices) => layer({ prices }))
+)
