@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Metric, MetricState, Stream, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Metric, type MetricState, Stream, TestClock } from "effect"
 import * as Llm from "../src/Llm.js"
 import * as LlmMock from "../src/LlmMock.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
