@@ -401,6 +401,17 @@ describe("lifetime", () => {
     })
   )
 
+  it.scoped("an SDK retry after a scripted 429 is answered by the next script", () =>
+    Effect.gen(function* () {
+      const local = yield* Simulator.make()
+      local.enqueue("openai", { status: 429, headers: { "retry-after-ms": "10" } }, { text: "hello" })
+      const client = new OpenAI({ apiKey: "sk-test", baseURL: local.url + "/v1", maxRetries: 1 })
+      const answer = yield* Effect.promise(() => client.chat.completions.create({ model: "gpt-4o-mini", messages: user("hi") }))
+      expect(answer.choices[0]?.message.content).toBe("hello")
+      expect(local.attempts("openai")).toBe(2)
+    })
+  )
+
   it.effect("closing the scope ends a hanging response and frees the port", () =>
     Effect.gen(function* () {
       const { pending, port } = yield* Effect.scoped(
