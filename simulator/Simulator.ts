@@ -199,7 +199,7 @@ export interface Options {
  * @category Models
  */
 export interface Simulator {
-  /** `http://127.0.0.1:PORT`; OpenAI clients use `url + "/v1"`, Anthropic clients `url`. */
+  /** `http://127.0.0.1:PORT` (or the `host` option); OpenAI clients use `url + "/v1"`, Anthropic clients `url`. */
   readonly url: string
   /** Queues scripts for the next requests on a route, answered in order. */
   readonly enqueue: (route: Route, ...scripts: ReadonlyArray<Script>) => void
@@ -575,8 +575,10 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
 
     const address = server.address
     const port = address._tag === "TcpAddress" ? address.port : 0
+    const host = options.host ?? "127.0.0.1"
+    const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host
     return {
-      url: `http://127.0.0.1:${port}`,
+      url: `http://${urlHost}:${port}`,
       enqueue: (route, ...scripts) => {
         queues[route].push(...scripts)
       },
@@ -628,7 +630,8 @@ export const start = async (options: Options = {}): Promise<Started> => {
 
 /**
  * Starts a simulator for the lifetime of the current `Scope`: closing the scope ends every open
- * response and frees the port. The server keeps real time even under `TestClock`.
+ * response and frees the port. The server keeps real time even under `TestClock`. A port that
+ * cannot be bound is a defect: the simulator is a development tool, not a failure to recover from.
  *
  * @example
  * import { Effect } from "effect"
