@@ -154,12 +154,12 @@ describe("enforced limits", () => {
   })
 
   it("a new window accepts requests again and the old window's counts are kept", async () => {
-    const sim = await start({ rpm: 1, windowMs: 60 })
+    const sim = await start({ rpm: 1, windowMs: 300 })
     expect((await post(sim)).status).toBe(200)
     const refused = await post(sim)
     expect(refused.status).toBe(429)
     const wait = Number(refused.headers.get("retry-after-ms"))
-    expect(wait).toBeLessThanOrEqual(60)
+    expect(wait).toBeLessThanOrEqual(300)
     await new Promise((r) => setTimeout(r, wait + 5))
     expect((await post(sim)).status).toBe(200)
     expect(sim.windows().map((w) => [w.accepted, w.rejected])).toEqual([[1, 1], [1, 0]])

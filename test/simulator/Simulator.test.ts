@@ -256,7 +256,7 @@ describe("timing and connection scripts", () => {
   })
 
   it("delayBetweenChunksMs delivers each SSE frame separately", async () => {
-    sim.enqueue("openai", { chunks: ["{}", "{}", "{}"], delayBetweenChunksMs: 40 })
+    sim.enqueue("openai", { chunks: ["{}", "{}", "{}"], delayBetweenChunksMs: 60 })
     const pieces = await reads(await postOpenAi({ messages: user("x"), stream: true }))
     expect(pieces).toEqual(["data: {}\n\n", "data: {}\n\n", "data: {}\n\n", "data: [DONE]\n\n"])
   })
