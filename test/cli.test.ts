@@ -1,0 +1,154 @@
+import { execFile } from "node:child_process"
+import * as Path from "node:path"
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import * as Simulator from "../simulator/Simulator.js"
+
+const cli = Path.resolve(import.meta.dirname, "../src/bin/cli.ts")
+
+interface Result {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs the CLI as a real child process with a clean environment plus `env`. */
+const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Result> =>
+  new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", cli, ...args],
+      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env }, timeout: 20_000 },
+      (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stdout, stderr })
+    )
+  })
+
+const mockNotice = "answering from the built-in echo mock"
+
+/** stderr holds exactly one line, and no stack trace. */
+const expectOneErrorLine = (result: Result, start: string) => {
+  const lines = result.stderr.trimEnd().split("\n")
+  expect(lines.at(-1)).toMatch(new RegExp(`^${start.replace(/[()]/g, "\\$&")}`))
+  expect(result.stderr).not.toMatch(/^\s+at /m)
+}
+
+describe("with no provider configured the CLI answers from the echo mock", () => {
+  it("prints the mock's answer and says on stderr that it is the mock", async () => {
+    const result = await run(["hello", "world"])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("echo: hello world\n")
+    expect(result.stderr).toContain(mockNotice)
+  })
+
+  it("--stream prints the same answer as it arrives", async () => {
+    const result = await run(["--stream", "one two three"])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("echo: one two three\n")
+  })
+
+  it("--json prints the whole response as one JSON object", async () => {
+    const result = await run(["--json", "--system", "be brief", "hi there"])
+    expect(result.code).toBe(0)
+    const response = JSON.parse(result.stdout) as Record<string, unknown>
+    expect(response).toMatchObject({
+      provider: "mock",
+      model: "mock-echo",
+      content: "echo: hi there",
+      finishReason: "stop",
+      usage: { inputTokens: 4, outputTokens: 3, totalTokens: 7 }
+    })
+  })
+
+  it("--stream --json prints one event per line, TextDeltas then one Finish", async () => {
+    const result = await run(["--stream", "--json", "a b"])
+    expect(result.code).toBe(0)
+    const events = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as { _tag: string; text?: string })
+    expect(events.map((e) => e._tag)).toEqual(["TextDelta", "TextDelta", "TextDelta", "Finish"])
+    expect(events.map((e) => e.text ?? "").join("")).toBe("echo: a b")
+  })
+
+  it("blank variables from a copied .env.example still mean the mock", async () => {
+    const result = await run(["hi"], { OPENAI_API_KEY: "", ANTHROPIC_API_KEY: "", LLM_PROVIDER: "" })
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain(mockNotice)
+  })
+})
+
+describe("usage and request errors exit 2 with one line on stderr", () => {
+  it("--help prints the flags and exit codes and exits 0", async () => {
+    const result = await run(["--help"])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain("Usage: clearside-llm")
+    expect(result.stdout).toContain("--stream")
+    expect(result.stdout).toContain("Exit codes")
+  })
+
+  it("an unknown flag exits 2", async () => {
+    const result = await run(["--bogus", "hi"])
+    expect(result.code).toBe(2)
+    expect(result.stdout).toBe("")
+    expectOneErrorLine(result, "error: Unknown option '--bogus'")
+  })
+
+  it("no prompt exits 2", async () => {
+    const result = await run([])
+    expect(result.code).toBe(2)
+    expectOneErrorLine(result, "error: no prompt given")
+  })
+
+  it("a provider that is not configured is an InvalidRequestError, exit 2", async () => {
+    const result = await run(["--provider", "openai", "hi"])
+    expect(result.code).toBe(2)
+    expectOneErrorLine(result, 'error: InvalidRequestError (openai): Invalid request: provider "openai" is not configured')
+  })
+
+  it("a malformed variable is a ConfigError naming it, exit 2", async () => {
+    const result = await run(["hi"], { LLM_TIMEOUT_MS: "abc" })
+    expect(result.code).toBe(2)
+    expectOneErrorLine(result, "error: ConfigError: LLM_TIMEOUT_MS must be a positive integer")
+  })
+})
+
+describe("with a key set the CLI asks the configured provider", () => {
+  let sim: Simulator.Started
+  beforeAll(async () => {
+    sim = await Simulator.start()
+  })
+  afterAll(async () => {
+    await sim.close()
+  })
+  beforeEach(() => sim.reset())
+
+  const openai = () => ({ OPENAI_API_KEY: "sk-test-cli-secret", OPENAI_BASE_URL: `${sim.url}/v1` })
+
+  it("answers from the provider over HTTP, without the mock notice", async () => {
+    sim.enqueue("openai", { text: "A cap on calls per minute." })
+    const result = await run(["Explain rate limits"], openai())
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("A cap on calls per minute.\n")
+    expect(result.stderr).not.toContain(mockNotice)
+    expect(sim.attempts("openai")).toBe(1)
+  })
+
+  it("streams from the provider", async () => {
+    sim.enqueue("openai", { text: "streamed from the provider" })
+    const result = await run(["--stream", "hi"], openai())
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("streamed from the provider\n")
+  })
+
+  const failures: ReadonlyArray<readonly [string, Simulator.Script, number, string]> = [
+    ["a 401", { status: 401 }, 3, "error: AuthenticationError (openai):"],
+    ["a 429", { status: 429, headers: { "retry-after": "1" } }, 4, "error: RateLimitError (openai):"],
+    ["a 500", { status: 500 }, 6, "error: ServerError (openai):"]
+  ]
+  for (const [what, script, code, line] of failures) {
+    it(`${what} exits ${code} with one error line and no key in it`, async () => {
+      sim.enqueue("openai", script, script, script, script, script)
+      const result = await run(["hi"], openai())
+      expect(result.code).toBe(code)
+      expect(result.stdout).toBe("")
+      expectOneErrorLine(result, line)
+      expect(result.stderr).not.toContain("sk-test-cli-secret")
+    })
+  }
+})
