@@ -121,8 +121,13 @@ const common = (ctx: Context, message: string, headers: Headers.HeadersLike | un
   }
 }
 
+// Anthropic reports an empty balance as a 400 `invalid_request_error` whose message names the credit
+// balance, and billing problems as `billing_error`; OpenAI uses `insufficient_quota`.
 const isQuota = (detail: Detail) =>
-  detail.type === "insufficient_quota" || detail.code === "insufficient_quota" || detail.type === "billing_error"
+  detail.type === "insufficient_quota" ||
+  detail.code === "insufficient_quota" ||
+  detail.type === "billing_error" ||
+  (detail.message !== undefined && /credit balance is too low/i.test(detail.message))
 
 const classify = (
   status: number,
