@@ -124,8 +124,13 @@ export const router = (options: {
   readonly defaultProvider: string
 }): Service => {
   const names = Object.keys(options.providers)
+  // The name reported on a validation error; an untyped caller may send a provider that is not a string.
+  const claimed = (input: unknown): string => {
+    const provider: unknown = (input as { readonly provider?: unknown } | null | undefined)?.provider
+    return typeof provider === "string" && provider !== "" ? provider : options.defaultProvider
+  }
   const resolve = (input: LlmRequest.LlmRequest) =>
-    Effect.flatMap(LlmRequest.decode(input, input?.provider ?? options.defaultProvider), (request) => {
+    Effect.flatMap(LlmRequest.decode(input, claimed(input)), (request) => {
       const name = request.provider ?? options.defaultProvider
       const service = Object.hasOwn(options.providers, name) ? options.providers[name] : undefined
       return service === undefined

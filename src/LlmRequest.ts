@@ -278,6 +278,30 @@ export type LlmStreamEvent = typeof LlmStreamEvent.Type
 
 const decodeRequest = Schema.decodeUnknownEither(LlmRequest, { errors: "first", onExcessProperty: "error" })
 
+/** The rule of each field, stated when a value has the wrong type (instead of the schema's dump). */
+const typeRules: Readonly<Record<string, string>> = {
+  messages: "messages must be an array of { role, content } messages",
+  role: `role must be one of "system", "user" or "assistant"`,
+  content: "content must be a non-empty string",
+  provider: "provider must be a non-empty string",
+  model: "model must be a non-empty string",
+  temperature: "temperature must be a number between 0 and 2",
+  maxTokens: "maxTokens must be a positive integer",
+  topP: "topP must be a number between 0 and 1",
+  stop: "stop must be an array of at most 4 non-empty strings",
+  timeout: "timeout must be a positive duration",
+  metadata: "metadata must be a record of string values"
+}
+
+const typeRule = (path: ReadonlyArray<PropertyKey>, field: string): string | undefined => {
+  if (path.length === 0) return "request must be an object with messages"
+  const last = path[path.length - 1]
+  if (path[0] === "messages" && path.length === 2) return `${field} must be a message object with role and content`
+  if (path[0] === "stop" && path.length === 2) return "stop sequence must be a non-empty string"
+  if (path[0] === "metadata" && path.length === 2) return "metadata values must be strings"
+  return typeof last === "string" ? typeRules[last] : undefined
+}
+
 const describeIssue = (issue: ParseResult.ArrayFormatterIssue): { field: string; rule: string } => {
   const field = issue.path.reduce<string>(
     (acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`),
@@ -285,6 +309,10 @@ const describeIssue = (issue: ParseResult.ArrayFormatterIssue): { field: string;
   )
   if (issue._tag === "Unexpected") return { field, rule: `${field} is not a request field` }
   if (issue._tag === "Missing") return { field, rule: `${field} is required` }
+  if (issue._tag === "Type" || issue._tag === "Composite") {
+    const rule = typeRule(issue.path, field)
+    if (rule !== undefined) return { field, rule }
+  }
   return { field, rule: issue.message }
 }
 

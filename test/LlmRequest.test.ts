@@ -1,0 +1,170 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Schema, Stream } from "effect"
+import * as Llm from "../src/Llm.js"
+import * as LlmMock from "../src/LlmMock.js"
+import * as LlmRequest from "../src/LlmRequest.js"
+
+const user = [{ role: "user", content: "hi" }] as const
+
+/** A router over one recording mock, as a real provider layer would be routed. */
+const routed = Effect.map(LlmMock.make([], { fallback: LlmMock.reply("answered") }), (mock) => ({
+  mock,
+  llm: Llm.router({ providers: { openai: mock }, defaultProvider: "openai" })
+}))
+
+/** Lets a test hand the service a value its types would refuse, as an untyped caller could. */
+const unchecked = (input: unknown): LlmRequest.LlmRequest => input as LlmRequest.LlmRequest
+
+const invalid: ReadonlyArray<readonly [string, unknown, string, string]> = [
+  ["no messages field", {}, "messages", "messages is required"],
+  ["an empty messages array", { messages: [] }, "messages", "messages must hold at least one message"],
+  ["messages as a string", { messages: "hi" }, "messages", "messages must be an array of { role, content } messages"],
+  ["a null message", { messages: [null] }, "messages[0]", "messages[0] must be a message object with role and content"],
+  ["a message without content", { messages: [{ role: "user" }] }, "messages[0].content", "messages[0].content is required"],
+  ["empty content", { messages: [{ role: "user", content: "" }] }, "messages[0].content", "content must be a non-empty string"],
+  ["numeric content", { messages: [{ role: "user", content: 42 }] }, "messages[0].content", "content must be a non-empty string"],
+  ["an unknown role", { messages: [{ role: "bot", content: "x" }] }, "messages[0].role", 'role must be one of "system", "user" or "assistant"'],
+  ["a message without role", { messages: [{ content: "x" }] }, "messages[0].role", "messages[0].role is required"],
+  ["a bad second message", { messages: [...user, { role: "assistant", content: "" }] }, "messages[1].content", "content must be a non-empty string"],
+  ["an extra message field", { messages: [{ role: "user", content: "x", name: "bob" }] }, "messages[0].name", "messages[0].name is not a request field"],
+  ["temperature below 0", { messages: user, temperature: -0.1 }, "temperature", "temperature must be a number between 0 and 2"],
+  ["temperature above 2", { messages: user, temperature: 2.5 }, "temperature", "temperature must be a number between 0 and 2"],
+  ["temperature as text", { messages: user, temperature: "hot" }, "temperature", "temperature must be a number between 0 and 2"],
+  ["temperature NaN", { messages: user, temperature: Number.NaN }, "temperature", "temperature must be a number between 0 and 2"],
+  ["temperature Infinity", { messages: user, temperature: Number.POSITIVE_INFINITY }, "temperature", "temperature must be a number between 0 and 2"],
+  ["maxTokens 0", { messages: user, maxTokens: 0 }, "maxTokens", "maxTokens must be a positive integer"],
+  ["maxTokens negative", { messages: user, maxTokens: -3 }, "maxTokens", "maxTokens must be a positive integer"],
+  ["maxTokens fractional", { messages: user, maxTokens: 1.5 }, "maxTokens", "maxTokens must be a positive integer"],
+  ["maxTokens as text", { messages: user, maxTokens: "10" }, "maxTokens", "maxTokens must be a positive integer"],
+  ["maxTokens beyond safe integers", { messages: user, maxTokens: 2 ** 60 }, "maxTokens", "maxTokens must be a positive integer"],
+  ["topP above 1", { messages: user, topP: 1.5 }, "topP", "topP must be a number between 0 and 1"],
+  ["topP below 0", { messages: user, topP: -1 }, "topP", "topP must be a number between 0 and 1"],
+  ["five stop sequences", { messages: user, stop: ["a", "b", "c", "d", "e"] }, "stop", "stop must hold at most 4 sequences"],
+  ["an empty stop sequence", { messages: user, stop: ["END", ""] }, "stop[1]", "stop sequence must be a non-empty string"],
+  ["stop as a string", { messages: user, stop: "END" }, "stop", "stop must be an array of at most 4 non-empty strings"],
+  ["a zero timeout", { messages: user, timeout: Duration.zero }, "timeout", "timeout must be a positive duration"],
+  ["a timeout in bare milliseconds", { messages: user, timeout: 1000 }, "timeout", "timeout must be a positive duration"],
+  ["a numeric metadata value", { messages: user, metadata: { agent: 1 } }, "metadata.agent", "metadata values must be strings"],
+  ["metadata as a string", { messages: user, metadata: "x" }, "metadata", "metadata must be a record of string values"],
+  ["an unknown request field", { messages: user, prompt: "x" }, "prompt", "prompt is not a request field"],
+  ["an empty provider", { messages: user, provider: "" }, "provider", "provider must be a non-empty string"],
+  ["a numeric provider", { messages: user, provider: 5 }, "provider", "provider must be a non-empty string"],
+  ["an empty model", { messages: user, model: "" }, "model", "model must be a non-empty string"],
+  ["a provider that is not configured", { messages: user, provider: "mistral" }, "provider", 'provider "mistral" is not configured (configured: openai)'],
+  ["null instead of a request", null, "request", "request must be an object with messages"],
+  ["a string instead of a request", "hello", "request", "request must be an object with messages"]
+]
+
+describe("an invalid request is rejected before any provider call", () => {
+  for (const [what, input, field, rule] of invalid) {
+    it.effect(`rejects ${what}: ${field} (${rule})`, () =>
+      Effect.gen(function* () {
+        const { llm, mock } = yield* routed
+        const fromComplete = yield* Effect.flip(llm.complete(unchecked(input)))
+        const fromStream = yield* Effect.flip(Stream.runDrain(llm.stream(unchecked(input))))
+        for (const error of [fromComplete, fromStream]) {
+          expect(error._tag).toBe("InvalidRequestError")
+          expect(error._tag === "InvalidRequestError" && error.field).toBe(field)
+          expect(error.message).toBe(`Invalid request: ${rule}`)
+          expect(error.retryable).toBe(false)
+        }
+        expect(yield* mock.requests).toEqual([])
+      }))
+  }
+
+  it("covers at least 25 distinct invalid requests", () => {
+    expect(new Set(invalid.map(([what]) => what)).size).toBe(invalid.length)
+    expect(invalid.length).toBeGreaterThanOrEqual(25)
+  })
+
+  it.effect("names the provider the request was meant for on the error", () =>
+    Effect.gen(function* () {
+      const { llm } = yield* routed
+      const named = yield* Effect.flip(llm.complete(unchecked({ messages: [], provider: "openai" })))
+      const byDefault = yield* Effect.flip(llm.complete(unchecked({ messages: [] })))
+      expect(named.provider).toBe("openai")
+      expect(byDefault.provider).toBe("openai")
+    }))
+})
+
+describe("valid edge cases are accepted and reach the provider unchanged", () => {
+  const valid: ReadonlyArray<readonly [string, LlmRequest.LlmRequest]> = [
+    ["temperature 0", { messages: user, temperature: 0 }],
+    ["temperature 2", { messages: user, temperature: 2 }],
+    ["topP 0 and 1", { messages: user, topP: 1 }],
+    ["maxTokens 1", { messages: user, maxTokens: 1 }],
+    ["four stop sequences", { messages: user, stop: ["a", "b", "c", "d"] }],
+    ["no stop sequences", { messages: user, stop: [] }],
+    ["empty metadata", { messages: user, metadata: {} }],
+    ["a system message alone", { messages: [{ role: "system", content: "rules" }] }],
+    ["a conversation ending with the assistant", { messages: [...user, { role: "assistant", content: "Hello" }] }],
+    ["whitespace content", { messages: [{ role: "user", content: " " }] }],
+    ["non-ASCII content", { messages: [{ role: "user", content: "¿Qué tal? 你好 👋" }] }],
+    ["a one-millisecond timeout", { messages: user, timeout: Duration.millis(1) }],
+    ["every field at once", {
+      provider: "openai",
+      model: "gpt-4o-mini",
+      messages: user,
+      temperature: 0.7,
+      maxTokens: 256,
+      topP: 0.9,
+      stop: ["\n\n"],
+      timeout: Duration.seconds(10),
+      metadata: { agent: "moderator" }
+    }]
+  ]
+  for (const [what, request] of valid) {
+    it.effect(`accepts ${what}`, () =>
+      Effect.gen(function* () {
+        const { llm, mock } = yield* routed
+        const response = yield* llm.complete(request)
+        expect(response.content).toBe("answered")
+        expect(yield* mock.requests).toEqual([{ ...request, provider: "openai" }])
+      }))
+  }
+
+  it.effect("a streamed valid request reaches the provider once", () =>
+    Effect.gen(function* () {
+      const { llm, mock } = yield* routed
+      const events = yield* Stream.runCollect(llm.stream({ messages: user, maxTokens: 5 }))
+      expect(Chunk.last(events).pipe((last) => last._tag === "Some" && last.value._tag)).toBe("Finish")
+      expect((yield* mock.calls).map((c) => c.method)).toEqual(["stream"])
+    }))
+})
+
+describe("decode validates without a service", () => {
+  it.effect("returns the decoded request for a valid input", () =>
+    Effect.gen(function* () {
+      const request = yield* LlmRequest.decode({ messages: user, topP: 0 }, "openai")
+      expect(request).toEqual({ messages: user, topP: 0 })
+    }))
+
+  it.effect("reports the given provider on the error", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(LlmRequest.decode({ messages: [] }, "anthropic"))
+      expect(error.provider).toBe("anthropic")
+      expect(error.field).toBe("messages")
+    }))
+})
+
+describe("responses and stream events are Schemas", () => {
+  it("a response round-trips through its Schema", () => {
+    const response: LlmRequest.LlmResponse = {
+      id: "1",
+      provider: "openai",
+      model: "m",
+      content: "x",
+      finishReason: "length",
+      usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3, cachedInputTokens: 0, reasoningTokens: 1 }
+    }
+    expect(Schema.decodeUnknownSync(LlmRequest.LlmResponse)(Schema.encodeSync(LlmRequest.LlmResponse)(response))).toEqual(
+      response
+    )
+  })
+
+  it("stream events are told apart by _tag", () => {
+    const decode = Schema.decodeUnknownSync(LlmRequest.LlmStreamEvent)
+    expect(decode({ _tag: "TextDelta", text: "a" })._tag).toBe("TextDelta")
+    expect(() => decode({ _tag: "Finish", text: "a" })).toThrow()
+  })
+})
