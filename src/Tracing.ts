@@ -25,7 +25,8 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer, Option, type Redacted, Stream } from "effect"
+import type { Config, ConfigError, Redacted } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import * as CallContext from "./internal/callContext.js"
 import * as Redaction from "./internal/redaction.js"
 import * as Llm from "./Llm.js"
@@ -236,14 +237,7 @@ export const layerAttempt = (options: Options = {}): Layer.Layer<Llm.Llm, never,
  * @since 0.1.0
  * @category Config
  */
-export const secretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Config.map(
-  Config.all([
-    Config.option(Config.redacted("OPENAI_API_KEY")),
-    Config.option(Config.redacted("ANTHROPIC_API_KEY")),
-    Config.option(Config.redacted("OPENAI_COMPATIBLE_API_KEY"))
-  ]),
-  (keys) => keys.flatMap(Option.toArray)
-)
+export const secretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Redaction.secretsConfig
 
 /**
  * {@link layer} scrubbing the provider keys of the environment (see {@link secretsConfig}).

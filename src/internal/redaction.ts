@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Redacted } from "effect"
+import { Config, Option, Redacted } from "effect"
 import type { LlmError } from "../LlmError.js"
 
 /** What replaces a secret. */
@@ -59,3 +59,13 @@ export const scrubError = <E extends LlmError>(scrub: Scrub, error: E): E => {
   }
   return copy
 }
+
+/** The provider keys of the environment, to scrub wherever they might surface. */
+export const secretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Config.map(
+  Config.all([
+    Config.option(Config.redacted("OPENAI_API_KEY")),
+    Config.option(Config.redacted("ANTHROPIC_API_KEY")),
+    Config.option(Config.redacted("OPENAI_COMPATIBLE_API_KEY"))
+  ]),
+  (keys) => keys.flatMap(Option.toArray)
+)
