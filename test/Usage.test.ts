@@ -32,7 +32,7 @@ const base = (provider: string, operation: "complete" | "stream", model = "gpt-4
       Metric.tagged("llm.operation", operation)
     )
 
-const histogram = (metric: Metric.Metric<unknown, unknown, MetricState.MetricState.Histogram>) =>
+const histogram = <Type, In>(metric: Metric.Metric<Type, In, MetricState.MetricState.Histogram>) =>
   Effect.map(Metric.value(metric), (state) => ({ count: state.count, sum: state.sum }))
 
 const tokens = (provider: string, operation: "complete" | "stream", type: string, model?: string) =>
