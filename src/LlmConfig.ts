@@ -15,7 +15,7 @@
  * | `LLM_MAX_RETRIES` | `3` | integer, 0 to 100 |
  * | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | none | base URL: http(s) URL |
  * | `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL` | none | base URL: http(s) URL |
- * | `OPENAI_COMPATIBLE_NAME`, `OPENAI_COMPATIBLE_BASE_URL`, `OPENAI_COMPATIBLE_API_KEY` | none | name and base URL go together |
+ * | `OPENAI_COMPATIBLE_NAME`, `OPENAI_COMPATIBLE_BASE_URL`, `OPENAI_COMPATIBLE_API_KEY`, `OPENAI_COMPATIBLE_MODEL` | none | name and base URL go together |
  *
  * @example
  * import { ConfigProvider, Effect } from "effect"
@@ -60,6 +60,8 @@ export interface CompatibleProvider {
   readonly name: string
   readonly baseURL: string
   readonly apiKey?: Redacted.Redacted<string>
+  /** `OPENAI_COMPATIBLE_MODEL`: the endpoint's model when a request names none. */
+  readonly model?: string
 }
 
 /**
@@ -172,7 +174,8 @@ export const config: Config.Config<LlmConfig> = Config.all({
   anthropicBaseURL: baseUrl("ANTHROPIC_BASE_URL"),
   compatibleName: optionalText("OPENAI_COMPATIBLE_NAME"),
   compatibleBaseURL: baseUrl("OPENAI_COMPATIBLE_BASE_URL"),
-  compatibleKey: optionalKey("OPENAI_COMPATIBLE_API_KEY")
+  compatibleKey: optionalKey("OPENAI_COMPATIBLE_API_KEY"),
+  compatibleModel: optionalText("OPENAI_COMPATIBLE_MODEL")
 }).pipe(
   Config.mapOrFail((raw): Either.Either<LlmConfig, ConfigError.ConfigError> => {
     const keyed = (key: Option.Option<Redacted.Redacted<string>>, baseURL: Option.Option<string>) =>
@@ -197,14 +200,17 @@ export const config: Config.Config<LlmConfig> = Config.all({
         )
       }
       const baseURL = raw.compatibleBaseURL.value
-      openaiCompatible = Option.some(
-        Option.isSome(raw.compatibleKey) ? { name, baseURL, apiKey: raw.compatibleKey.value } : { name, baseURL }
-      )
-    } else if (Option.isSome(raw.compatibleName) || Option.isSome(raw.compatibleKey)) {
+      openaiCompatible = Option.some({
+        name,
+        baseURL,
+        ...(Option.isSome(raw.compatibleKey) ? { apiKey: raw.compatibleKey.value } : {}),
+        ...(Option.isSome(raw.compatibleModel) ? { model: raw.compatibleModel.value } : {})
+      })
+    } else if (Option.isSome(raw.compatibleName) || Option.isSome(raw.compatibleKey) || Option.isSome(raw.compatibleModel)) {
       return Either.left(
         invalid(
           "OPENAI_COMPATIBLE_BASE_URL",
-          "OPENAI_COMPATIBLE_BASE_URL is required when OPENAI_COMPATIBLE_NAME or OPENAI_COMPATIBLE_API_KEY is set"
+          "OPENAI_COMPATIBLE_BASE_URL is required when another OPENAI_COMPATIBLE_* variable is set"
         )
       )
     }

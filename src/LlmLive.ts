@@ -2,7 +2,8 @@
  * The `Llm` service wired from the environment: every provider that `LlmConfig` finds configured
  * (OpenAI, Anthropic, an OpenAI-compatible endpoint), routed by each request's `provider` with
  * `Llm.router`. Requests naming no provider go to `LLM_PROVIDER`, else to the first configured one;
- * `LLM_DEFAULT_MODEL` is that default provider's model.
+ * `LLM_DEFAULT_MODEL` is that default provider's model (`OPENAI_COMPATIBLE_MODEL`, when set, is the
+ * compatible endpoint's).
  *
  * With no provider configured, building the layer fails with a `ConfigError` that says which
  * variables to set. It never falls back to a fake model: use `LlmMock` for that, on purpose.
@@ -85,7 +86,7 @@ export const fromConfig = (config: LlmConfig.LlmConfig): Effect.Effect<Llm.Servi
     if (config.anthropic) providers.anthropic = yield* Anthropic.make({ ...config.anthropic, ...modelFor("anthropic") })
     if (config.openaiCompatible) {
       const name = config.openaiCompatible.name
-      providers[name] = yield* OpenAiCompatible.make({ ...config.openaiCompatible, ...modelFor(name) })
+      providers[name] = yield* OpenAiCompatible.make({ ...modelFor(name), ...config.openaiCompatible })
     }
     return Llm.router({ providers, defaultProvider: defaultProvider.value })
   })

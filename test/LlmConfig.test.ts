@@ -89,8 +89,10 @@ describe("values that are set are read", () => {
         LLM_PROVIDER: "groq",
         OPENAI_COMPATIBLE_NAME: "groq",
         OPENAI_COMPATIBLE_BASE_URL: "https://api.groq.com/openai/v1",
-        OPENAI_COMPATIBLE_API_KEY: "gsk-secret"
+        OPENAI_COMPATIBLE_API_KEY: "gsk-secret",
+        OPENAI_COMPATIBLE_MODEL: "llama-3.3-70b"
       })
+      expect(config.openaiCompatible?.model).toBe("llama-3.3-70b")
       expect(config.openaiCompatible?.apiKey && Redacted.value(config.openaiCompatible.apiKey)).toBe("gsk-secret")
       expect(LlmConfig.defaultProvider(config)).toEqual(Option.some("groq"))
     }))
@@ -113,6 +115,7 @@ describe("a malformed value is a ConfigError naming its variable", () => {
     ["OPENAI_COMPATIBLE_NAME", { OPENAI_COMPATIBLE_NAME: "my endpoint", OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:1/v1" }, "letters, digits"],
     ["OPENAI_COMPATIBLE_BASE_URL", { OPENAI_COMPATIBLE_NAME: "groq" }, "is required"],
     ["OPENAI_COMPATIBLE_BASE_URL", { OPENAI_COMPATIBLE_API_KEY: "k" }, "is required"],
+    ["OPENAI_COMPATIBLE_BASE_URL", { OPENAI_COMPATIBLE_MODEL: "llama3.2" }, "is required"],
     ["LLM_PROVIDER", { LLM_PROVIDER: "openai", ANTHROPIC_API_KEY: "k" }, "not configured (configured: anthropic)"],
     ["LLM_PROVIDER", { LLM_PROVIDER: "anthropic" }, "set ANTHROPIC_API_KEY"],
     ["LLM_PROVIDER", { LLM_PROVIDER: "groq" }, "set OPENAI_COMPATIBLE_NAME"]

@@ -106,6 +106,17 @@ describe("requests are routed by provider name over real HTTP", () => {
       expect(second && modelOf(second)).not.toBe("llama3.2")
     }))
 
+  it.scopedLive("OPENAI_COMPATIBLE_MODEL is the compatible endpoint's model, even when it is the default", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const llm = yield* LlmLive.make.pipe(
+        withEnv(simulatorEnv(sim, { LLM_PROVIDER: "local", LLM_DEFAULT_MODEL: "general", OPENAI_COMPATIBLE_MODEL: "llama3.2" }))
+      )
+      const response = yield* llm.complete(ask("hello"))
+      expect(response.provider).toBe("local")
+      expect(sim.requests().map(modelOf)).toEqual(["llama3.2"])
+    }))
+
   it.scopedLive("streams are routed the same way", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
