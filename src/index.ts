@@ -51,6 +51,41 @@ export * as LlmConfig from "./LlmConfig.js"
 export * as LlmLive from "./LlmLive.js"
 
 /**
+ * Retry with capped, jittered exponential backoff that honours `retryAfter`.
+ *
+ * @since 0.1.0
+ */
+export * as Retry from "./Retry.js"
+
+/**
+ * Per-attempt, first-token, idle and overall deadline timeouts.
+ *
+ * @since 0.1.0
+ */
+export * as Timeout from "./Timeout.js"
+
+/**
+ * Requests-per-minute, tokens-per-minute and in-flight limits per provider.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimit from "./RateLimit.js"
+
+/**
+ * A circuit breaker per provider.
+ *
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * Fallback along a chain of providers and models.
+ *
+ * @since 0.1.0
+ */
+export * as Fallback from "./Fallback.js"
+
+/**
  * Every error class by name, for `instanceof` checks and construction.
  *
  * @since 0.1.0
