@@ -1,0 +1,211 @@
+/**
+ * No key may surface anywhere the observability layers write: log lines (message, fields, cause),
+ * span names, attributes and end states, metric names and tags, and the errors callers receive.
+ * Calls run through the real SDKs against the simulator on loopback, with known keys.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Cause,
+  Duration,
+  Effect,
+  Either,
+  HashMap,
+  Logger,
+  LogLevel,
+  Metric,
+  Option,
+  Redacted,
+  Stream,
+  Tracer
+} from "effect"
+import * as Simulator from "../simulator/Simulator.js"
+import type * as Llm from "../src/Llm.js"
+import { ConnectionError, type LlmError } from "../src/LlmError.js"
+import type * as LlmRequest from "../src/LlmRequest.js"
+import * as Logging from "../src/Logging.js"
+import * as OpenAi from "../src/OpenAi.js"
+import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
+import * as Retry from "../src/Retry.js"
+import * as Tracing from "../src/Tracing.js"
+import * as Usage from "../src/Usage.js"
+
+// One key shaped like OpenAI's, one with no recognisable shape (only scrubbed because it is known).
+const openAiKey = "sk-proj-REDACTIONtest0123456789abcdef"
+const plainKey = "PLAINsecretVALUE-4242-zyxw"
+
+const request = (metadata: Record<string, string> = {}): LlmRequest.LlmRequest => ({
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content: "hello there" }],
+  metadata: { agent: "judge", ...metadata }
+})
+
+/** Everything the observability layers wrote, as text to search. */
+const observed = Effect.gen(function* () {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ annotations, cause, logLevel, message }) => {
+    lines.push(
+      [logLevel.label, JSON.stringify(message), JSON.stringify(Object.fromEntries(HashMap.toEntries(annotations))), Cause.pretty(cause)].join(" ")
+    )
+  })
+  const native = yield* Effect.tracer
+  const spans: Array<Tracer.Span> = []
+  const tracer = Tracer.make({
+    span: (...args) => {
+      const span = native.span(...args)
+      spans.push(span)
+      return span
+    },
+    context: (f, fiber) => native.context(f, fiber)
+  })
+  const run = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    effect.pipe(
+      Effect.withTracer(tracer),
+      Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+      Logger.withMinimumLogLevel(LogLevel.All)
+    )
+  const spanText = () =>
+    spans
+      .map((span) =>
+        [
+          span.name,
+          JSON.stringify(Object.fromEntries(span.attributes)),
+          span.status._tag === "Ended" && span.status.exit._tag === "Failure" ? Cause.pretty(span.status.exit.cause) : ""
+        ].join(" ")
+      )
+      .join("\n")
+  const metricText = Effect.map(Metric.snapshot, (pairs) =>
+    pairs.map((pair) => `${pair.metricKey.name} ${pair.metricKey.tags.map((tag) => `${tag.key}=${tag.value}`).join(",")}`).join("\n")
+  )
+  return { lines, spans, run, spanText, metricText }
+})
+
+const instrumented = (provider: Llm.Service, secrets: ReadonlyArray<Redacted.Redacted<string>>) =>
+  Tracing.wrap(
+    Logging.wrap(
+      Retry.make({ maxRetries: 1, base: Duration.millis(1) })(
+        Tracing.wrapAttempt(Logging.wrapAttempt(Usage.wrap(provider), { secrets }), { secrets })
+      ),
+      { bodies: true, secrets }
+    ),
+    { secrets }
+  )
+
+const errorText = (error: LlmError) => `${String(error)}\n${error.message}\n${error.stack ?? ""}\n${JSON.stringify(error)}`
+
+const failureOf = <A>(effect: Effect.Effect<A, LlmError>) =>
+  Effect.flatMap(Effect.either(effect), (result) =>
+    Either.isLeft(result) ? Effect.succeed(result.left) : Effect.dieMessage("expected a failure")
+  )
+
+describe("Redaction of a known OpenAI key over real HTTP", () => {
+  it.scopedLive("no log line, span, metric tag or error shows the key, whatever the provider answers", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const provider = yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `${sim.url}/v1` })
+      const llm = instrumented(provider, [Redacted.make(openAiKey)])
+      const { lines, run, spanText, metricText, spans } = yield* observed
+      const errors: Array<LlmError> = []
+
+      // a normal answer, whole and streamed, with the key pasted into the request's metadata
+      sim.enqueue("openai", { text: "fine" }, { text: "streamed fine" })
+      yield* run(llm.complete(request({ note: `my key is ${openAiKey}` })))
+      yield* run(Stream.runDrain(llm.stream(request())))
+      // 401 whose body echoes the key
+      sim.enqueue("openai", {
+        status: 401,
+        body: { error: { message: `Incorrect API key provided: ${openAiKey}.`, type: "invalid_request_error", code: "invalid_api_key" } }
+      })
+      errors.push(yield* run(failureOf(llm.complete(request()))))
+      // 500 twice (retried once) with the authorization header echoed in the body
+      const echoed = { status: 500, body: { error: { message: `upstream rejected Authorization: Bearer ${openAiKey}`, type: "server_error" } } }
+      sim.enqueue("openai", echoed, echoed)
+      errors.push(yield* run(failureOf(llm.complete(request()))))
+      // a stream whose connection drops mid-way
+      sim.enqueue("openai", { text: "one two three four", closeAfterChunks: 2 })
+      errors.push(yield* run(failureOf(Stream.runDrain(llm.stream(request())))))
+
+      expect(errors.map((error) => error._tag)).toEqual(["AuthenticationError", "ServerError", expect.any(String)])
+      expect(sim.requests().length).toBe(6)
+      // the scan below only means something if the layers wrote plenty
+      expect(lines.filter((line) => line.includes("llm call"))).toHaveLength(5)
+      expect(lines.some((line) => line.includes("<redacted>"))).toBe(true)
+      expect(spans.length).toBeGreaterThanOrEqual(11)
+
+      const everything = [...lines, spanText(), yield* metricText, ...errors.map(errorText)].join("\n")
+      expect(everything).not.toContain(openAiKey)
+      expect(everything).not.toContain(openAiKey.slice(8))
+    }))
+})
+
+describe("Redaction of a key with no recognisable shape", () => {
+  it.scopedLive("scrubs the exact value of a configured secret from an OpenAI-compatible endpoint's errors", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const provider = yield* OpenAiCompatible.make({
+        name: "house",
+        baseURL: `${sim.url}/v1`,
+        apiKey: Redacted.make(plainKey),
+        model: "house-model"
+      })
+      const { lines, run, spanText, metricText } = yield* observed
+      sim.enqueue("openai", { status: 403, body: { error: { message: `key ${plainKey} is not allowed here` } } })
+      const error = yield* run(failureOf(instrumented(provider, [Redacted.make(plainKey)]).complete(request())))
+      expect(error._tag).toBe("AuthenticationError")
+      const everything = [...lines, spanText(), yield* metricText, errorText(error)].join("\n")
+      expect(everything).not.toContain(plainKey)
+    }))
+
+  it.effect("scrubs a key carried in an error's message (e.g. from a connection error's cause)", () =>
+    Effect.gen(function* () {
+      const leaky: Llm.Service = {
+        complete: () =>
+          Effect.fail(
+            new ConnectionError({
+              provider: "house",
+              message: `connect ECONNREFUSED while sending x-api-key: ${plainKey} and Bearer ${openAiKey}`
+            })
+          ),
+        stream: () => Stream.fail(new ConnectionError({ provider: "house", message: `socket hang up (${plainKey})` }))
+      }
+      // the raw service does leak: this is what the layers must catch
+      expect((yield* failureOf(leaky.complete(request()))).message).toContain(plainKey)
+
+      const { lines, run, spanText, metricText } = yield* observed
+      const secrets = [Redacted.make(plainKey)]
+      const llm = Tracing.wrap(
+        Logging.wrap(Tracing.wrapAttempt(Logging.wrapAttempt(Usage.wrap(leaky), { secrets }), { secrets }), { secrets }),
+        { secrets }
+      )
+      const first = yield* run(failureOf(llm.complete(request())))
+      const second = yield* run(failureOf(Stream.runDrain(llm.stream(request()))))
+      expect(first.message).toContain("<redacted>")
+      expect(first).toBeInstanceOf(ConnectionError)
+      expect(first.retryable).toBe(true)
+      const everything = [...lines, spanText(), yield* metricText, errorText(first), errorText(second)].join("\n")
+      expect(lines.filter((line) => line.includes("llm attempt"))).toHaveLength(2)
+      expect(everything).not.toContain(plainKey)
+      expect(everything).not.toContain(openAiKey)
+    }))
+
+  it("leaves text without secrets untouched and keeps the error value when nothing was scrubbed", () =>
+    Effect.gen(function* () {
+      const error = new ConnectionError({ provider: "openai", message: "Connection reset by the provider" })
+      const llm = Logging.wrap({ complete: () => Effect.fail(error), stream: () => Stream.fail(error) })
+      expect(yield* failureOf(llm.complete(request()))).toBe(error)
+    }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)), Effect.runPromise))
+})
+
+describe("Redaction keeps spans and logs useful", () => {
+  it.effect("keeps the error tag and the rest of the message", () =>
+    Effect.gen(function* () {
+      const { lines, run, spans } = yield* observed
+      const leaky: Llm.Service = {
+        complete: () => Effect.fail(new ConnectionError({ provider: "house", message: `refused for Bearer ${openAiKey} at 10.0.0.1` })),
+        stream: () => Stream.empty
+      }
+      const error = yield* run(failureOf(Tracing.wrap(Logging.wrap(leaky)).complete(request())))
+      expect(error.message).toBe("refused for Bearer <redacted> at 10.0.0.1")
+      expect(Option.getOrUndefined(Option.fromNullable(spans[0]?.attributes.get("error.type")))).toBe("ConnectionError")
+      expect(lines.find((line) => line.includes("llm call"))).toContain("refused for Bearer <redacted> at 10.0.0.1")
+    }))
+})
