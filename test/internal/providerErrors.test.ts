@@ -1,0 +1,204 @@
+import AnthropicSdk from "@anthropic-ai/sdk"
+import { describe, expect, it } from "@effect/vitest"
+import { Duration } from "effect"
+import OpenAI from "openai"
+import * as Headers from "../../src/internal/headers.js"
+import * as ProviderErrors from "../../src/internal/providerErrors.js"
+import { ConnectionError } from "../../src/LlmError.js"
+
+const ctx: ProviderErrors.Context = { provider: "openai", now: Date.parse("2030-01-01T00:00:00Z") }
+const h = (entries: Record<string, string>) => new globalThis.Headers(entries)
+const openAiSdk = { APIError: OpenAI.APIError, APIConnectionError: OpenAI.APIConnectionError, APIConnectionTimeoutError: OpenAI.APIConnectionTimeoutError }
+const anthropicSdk = {
+  APIError: AnthropicSdk.APIError,
+  APIConnectionError: AnthropicSdk.APIConnectionError,
+  APIConnectionTimeoutError: AnthropicSdk.APIConnectionTimeoutError
+}
+
+describe("headers", () => {
+  it("retry-after-ms wins over retry-after", () => {
+    expect(Headers.retryAfter(h({ "retry-after-ms": "250", "retry-after": "9" }), 0)).toStrictEqual(Duration.millis(250))
+  })
+
+  it("retry-after is read as seconds, or as an HTTP date relative to now", () => {
+    expect(Headers.retryAfter(h({ "retry-after": "1.5" }), 0)).toStrictEqual(Duration.millis(1500))
+    expect(Headers.retryAfter(h({ "retry-after": "Tue, 01 Jan 2030 00:00:30 GMT" }), ctx.now)).toStrictEqual(
+      Duration.millis(30_000)
+    )
+    expect(Headers.retryAfter(h({ "retry-after": "Tue, 01 Jan 2030 00:00:00 GMT" }), ctx.now + 5000)).toStrictEqual(
+      Duration.zero
+    )
+  })
+
+  it("unreadable or negative waits are ignored", () => {
+    expect(Headers.retryAfter(h({ "retry-after": "soon" }), 0)).toBeUndefined()
+    expect(Headers.retryAfter(h({ "retry-after": "-3" }), 0)).toBeUndefined()
+    expect(Headers.retryAfter(h({ "retry-after-ms": "x", "retry-after": "2" }), 0)).toStrictEqual(Duration.seconds(2))
+    expect(Headers.retryAfter(h({}), 0)).toBeUndefined()
+    expect(Headers.retryAfter(undefined, 0)).toBeUndefined()
+  })
+
+  it("keeps only x-ratelimit-* and anthropic-ratelimit-* headers", () => {
+    expect(
+      Headers.rateLimitHeaders(
+        h({ "x-ratelimit-limit-requests": "60", "anthropic-ratelimit-tokens-reset": "2030-01-01T00:00:00Z", server: "x", authorization: "Bearer k" })
+      )
+    ).toStrictEqual({ "x-ratelimit-limit-requests": "60", "anthropic-ratelimit-tokens-reset": "2030-01-01T00:00:00Z" })
+    expect(Headers.rateLimitHeaders(h({ server: "x" }))).toBeUndefined()
+  })
+
+  it("reads x-request-id or request-id, and x-should-retry", () => {
+    expect(Headers.requestId(h({ "x-request-id": "a" }))).toBe("a")
+    expect(Headers.requestId(h({ "request-id": "b" }))).toBe("b")
+    expect(Headers.requestId(h({}))).toBeUndefined()
+    expect(Headers.shouldRetry(h({ "x-should-retry": "true" }))).toBe(true)
+    expect(Headers.shouldRetry(h({ "x-should-retry": "FALSE" }))).toBe(false)
+    expect(Headers.shouldRetry(h({ "x-should-retry": "maybe" }))).toBeUndefined()
+  })
+})
+
+describe("fromHttp maps status and body to one tag", () => {
+  const rows: ReadonlyArray<readonly [number, unknown, string]> = [
+    [400, { error: { message: "bad", type: "invalid_request_error", code: "context_length_exceeded" } }, "InvalidRequestError"],
+    [413, { type: "error", error: { type: "request_too_large", message: "big" } }, "InvalidRequestError"],
+    [422, undefined, "InvalidRequestError"],
+    [415, undefined, "InvalidRequestError"],
+    [401, undefined, "AuthenticationError"],
+    [403, undefined, "AuthenticationError"],
+    [404, undefined, "NotFoundError"],
+    [408, undefined, "TimeoutError"],
+    [409, undefined, "ServerError"],
+    [500, undefined, "ServerError"],
+    [502, undefined, "ServerError"],
+    [429, undefined, "RateLimitError"],
+    [429, { error: { message: "quota", type: "insufficient_quota", code: "insufficient_quota" } }, "QuotaExceededError"],
+    [402, undefined, "QuotaExceededError"],
+    [400, { type: "error", error: { type: "billing_error", message: "pay" } }, "QuotaExceededError"],
+    [529, undefined, "OverloadedError"],
+    [500, { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }, "OverloadedError"],
+    [302, undefined, "ServerError"]
+  ]
+  for (const [status, body, tag] of rows) {
+    it(`${status} ${JSON.stringify(body) ?? "(no body)"} is ${tag}`, () => {
+      expect(ProviderErrors.fromHttp({ status, body }, ctx)._tag).toBe(tag)
+    })
+  }
+
+  it("keeps the provider's code, status, request id, rate-limit headers and retry-after", () => {
+    const error = ProviderErrors.fromHttp(
+      {
+        status: 400,
+        body: { error: { message: "Too long", type: "invalid_request_error", code: "context_length_exceeded" } },
+        headers: h({ "x-request-id": "req_1", "x-ratelimit-remaining-tokens": "0" })
+      },
+      ctx
+    )
+    expect(error).toMatchObject({
+      _tag: "InvalidRequestError",
+      code: "context_length_exceeded",
+      status: 400,
+      requestId: "req_1",
+      headers: { "x-ratelimit-remaining-tokens": "0" },
+      message: "openai answered 400: Too long"
+    })
+    const limited = ProviderErrors.fromHttp({ status: 429, headers: h({ "retry-after": "3" }) }, ctx)
+    expect(limited).toMatchObject({ _tag: "RateLimitError", retryAfter: Duration.seconds(3) })
+  })
+
+  it("x-should-retry overrides the class default", () => {
+    expect(ProviderErrors.fromHttp({ status: 503, headers: h({ "x-should-retry": "false" }) }, ctx).retryable).toBe(false)
+    expect(ProviderErrors.fromHttp({ status: 404, headers: h({ "x-should-retry": "true" }) }, ctx).retryable).toBe(true)
+  })
+
+  it("a status with no body says only the status", () => {
+    expect(ProviderErrors.fromHttp({ status: 500 }, ctx).message).toBe("openai answered 500")
+  })
+})
+
+describe("messages are readable and never carry a key", () => {
+  it("the configured key, sk- shaped tokens and bearer tokens are redacted", () => {
+    const secret = "sk-proj-abcdef0123456789"
+    const error = ProviderErrors.fromHttp(
+      { status: 401, body: { error: { message: `Incorrect API key provided: ${secret}. Header: Bearer xyz123` } } },
+      { ...ctx, secret }
+    )
+    expect(error.message).toBe("openai answered 401: Incorrect API key provided: [redacted]. Header: [redacted]")
+    expect(ProviderErrors.clean("key sk-ant-api03-AbC_dEf-123 leaked")).toBe("key [redacted] leaked")
+  })
+
+  it("an HTML page becomes its title, or its text without markup", () => {
+    expect(ProviderErrors.clean("<html><head><title>503 Service Unavailable</title></head><body>x</body></html>")).toBe(
+      "503 Service Unavailable"
+    )
+    expect(ProviderErrors.clean("<html><body><h1>Down</h1>  <p>for maintenance</p></body></html>")).toBe("Down for maintenance")
+  })
+
+  it("long provider messages are cut to 300 characters", () => {
+    const cleaned = ProviderErrors.clean("x".repeat(1000))
+    expect(cleaned.length).toBe(300)
+    expect(cleaned.endsWith("…")).toBe(true)
+  })
+})
+
+describe("fromErrorEvent maps an error inside a 200 answer by its type", () => {
+  const rows: ReadonlyArray<readonly [unknown, string]> = [
+    [{ type: "error", error: { type: "overloaded_error", message: "Overloaded" } }, "OverloadedError"],
+    [{ type: "error", error: { type: "rate_limit_error", message: "slow" } }, "RateLimitError"],
+    [{ type: "error", error: { type: "api_error", message: "oops" } }, "ServerError"],
+    [{ type: "error", error: { type: "invalid_request_error", message: "bad" } }, "InvalidRequestError"],
+    [{ message: "quota", type: "insufficient_quota" }, "QuotaExceededError"],
+    [{ message: "x", code: "rate_limit_exceeded" }, "RateLimitError"],
+    ["not json", "ServerError"]
+  ]
+  for (const [body, tag] of rows) {
+    it(`${JSON.stringify(body)} is ${tag}`, () => {
+      expect(ProviderErrors.fromErrorEvent(body, undefined, ctx)._tag).toBe(tag)
+    })
+  }
+})
+
+describe("fromCause maps what the SDKs throw", () => {
+  for (const [name, sdk, Sdk] of [
+    ["openai", openAiSdk, OpenAI],
+    ["anthropic", anthropicSdk, AnthropicSdk]
+  ] as const) {
+    it(`${name}: the SDK's own timeout is a TimeoutError in phase provider`, () => {
+      expect(ProviderErrors.fromCause(new Sdk.APIConnectionTimeoutError(), ctx, sdk)).toMatchObject({
+        _tag: "TimeoutError",
+        phase: "provider"
+      })
+    })
+
+    it(`${name}: a connection error is a ConnectionError naming the system code`, () => {
+      const cause = Object.assign(new Error("connect failed"), { code: "ECONNRESET" })
+      const error = ProviderErrors.fromCause(new Sdk.APIConnectionError({ cause: new TypeError("fetch failed", { cause }) }), ctx, sdk)
+      expect(error).toMatchObject({ _tag: "ConnectionError", message: "openai could not be reached (ECONNRESET)" })
+    })
+  }
+
+  it("an HTTP status error is mapped by status, and a non-JSON body keeps its text", () => {
+    const error = ProviderErrors.fromCause(
+      OpenAI.APIError.generate(503, undefined, "upstream connect error", h({})),
+      ctx,
+      openAiSdk
+    )
+    expect(error).toMatchObject({ _tag: "ServerError", status: 503, message: "openai answered 503: upstream connect error" })
+  })
+
+  it("a socket closed mid-body (undici 'terminated') is a ConnectionError with the text delivered", () => {
+    const error = ProviderErrors.fromCause(new TypeError("terminated"), { ...ctx, textEmitted: 12 }, openAiSdk)
+    expect(error).toMatchObject({ _tag: "ConnectionError", textEmitted: 12 })
+    expect(error.message).toContain("terminated")
+  })
+
+  it("invalid JSON is a ResponseParseError", () => {
+    expect(ProviderErrors.fromCause(new SyntaxError("Unexpected end of JSON input"), ctx, openAiSdk)._tag).toBe(
+      "ResponseParseError"
+    )
+  })
+
+  it("an LlmError passes through unchanged", () => {
+    const error = new ConnectionError({ provider: "openai", message: "x" })
+    expect(ProviderErrors.fromCause(error, ctx, openAiSdk)).toBe(error)
+  })
+})
