@@ -86,6 +86,34 @@ export * as CircuitBreaker from "./CircuitBreaker.js"
 export * as Fallback from "./Fallback.js"
 
 /**
+ * Token usage, cost and latency metrics per attempt, and `withUsage` attribution.
+ *
+ * @since 0.1.0
+ */
+export * as Usage from "./Usage.js"
+
+/**
+ * Model prices per million tokens and the cost of a usage.
+ *
+ * @since 0.1.0
+ */
+export * as Pricing from "./Pricing.js"
+
+/**
+ * Structured log lines per call and per attempt, and Effect's built-in loggers from the environment.
+ *
+ * @since 0.1.0
+ */
+export * as Logging from "./Logging.js"
+
+/**
+ * GenAI spans per call and per attempt.
+ *
+ * @since 0.1.0
+ */
+export * as Tracing from "./Tracing.js"
+
+/**
  * Every error class by name, for `instanceof` checks and construction.
  *
  * @since 0.1.0
