@@ -3,13 +3,12 @@ import { Cause, Chunk, ConfigProvider, Duration, Effect, Either, Exit, Layer, Op
 import * as CircuitBreaker from "../src/CircuitBreaker.js"
 import * as Fallback from "../src/Fallback.js"
 import * as Llm from "../src/Llm.js"
-import type { LlmError } from "../src/LlmError.js"
 import * as LlmMock from "../src/LlmMock.js"
 import * as Retry from "../src/Retry.js"
 
 const request = { messages: [{ role: "user" as const, content: "hello" }] }
 
-const errorOf = <A>(exit: Exit.Exit<A, LlmError>) =>
+const errorOf = <A, E>(exit: Exit.Exit<A, E>) =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
 
 /** Three providers, each a scripted mock, behind a router whose default is `openai`. */
