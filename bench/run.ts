@@ -1,0 +1,351 @@
+/**
+ * `npm run bench`: the library through `LlmLive` against the raw `openai` SDK, plain `fetch` and
+ * the Vercel AI SDK, all on the provider simulator running in a child process. Each case is
+ * interleaved with its baselines in rounds (the order rotates every round) so a noisy machine
+ * moves them alike; medians and ratios go to `bench/results/latest.json` and `latest.md`.
+ *
+ * Environment: BENCH_ROUNDS (5), BENCH_CALLS (2000), BENCH_STREAM_EVENTS (2000),
+ * BENCH_CONCURRENCY (1000), BENCH_RATE_SECONDS (22), BENCH_ONLY (comma list of case names).
+ */
+import { createOpenAI } from "@ai-sdk/openai"
+import { generateText, streamText } from "ai"
+import { Duration, Effect, Metric, Stream } from "effect"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { performance } from "node:perf_hooks"
+import OpenAI from "openai"
+import { Llm } from "../src/index.js"
+import type { LlmRequest } from "../src/index.js"
+import * as Live from "./live.js"
+import * as Sim from "./simulator.js"
+import { machine, median, percentile, round, settledHeap } from "./stats.js"
+
+const env = (name: string, fallback: number) => {
+  const value = Number(process.env[name])
+  return Number.isFinite(value) && value > 0 ? value : fallback
+}
+const ROUNDS = env("BENCH_ROUNDS", 5)
+const CALLS = env("BENCH_CALLS", 2000)
+const STREAM_EVENTS = env("BENCH_STREAM_EVENTS", 2000)
+const STREAMS_PER_ROUND = env("BENCH_STREAMS_PER_ROUND", 8)
+const CONCURRENCY = env("BENCH_CONCURRENCY", 1000)
+const RATE_SECONDS = env("BENCH_RATE_SECONDS", 22)
+const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim())
+const enabled = (name: string) => only === undefined || only.includes(name)
+const MODEL = "sim-gpt"
+const KEY = "sk-bench-not-a-real-key"
+
+type Runner = () => Promise<number>
+
+/**
+ * Runs every runner once per round in a rotating order; returns the wall times (ms) per runner.
+ */
+const interleave = async (runners: Record<string, Runner>, rounds: number, between?: () => Promise<void>) => {
+  const names = Object.keys(runners)
+  const times: Record<string, Array<number>> = Object.fromEntries(names.map((n) => [n, []]))
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length]!
+      await between?.()
+      times[name]!.push(await runners[name]!())
+    }
+  }
+  return times
+}
+
+const timed = async (run: () => Promise<void>) => {
+  const start = performance.now()
+  await run()
+  return performance.now() - start
+}
+
+const summary = (times: Record<string, Array<number>>, baseline: string, perOp: number) =>
+  Object.fromEntries(
+    Object.entries(times).map(([name, samples]) => {
+      const m = median(samples)
+      return [
+        name,
+        {
+          medianMs: round(m),
+          perOpUs: round((m * 1000) / perOp),
+          ratioToBaseline: round(m / median(times[baseline]!), 3),
+          samplesMs: samples.map((s) => round(s))
+        }
+      ]
+    })
+  )
+
+const main = async () => {
+  const started = performance.now()
+  const results: Record<string, unknown> = { machine: machine(), settings: { ROUNDS, CALLS, STREAM_EVENTS, STREAMS_PER_ROUND, CONCURRENCY, RATE_SECONDS } }
+  const sim = await Sim.spawn()
+  const baseURL = `${sim.url}/v1`
+  console.log(`simulator pid ${sim.pid} at ${sim.url}`)
+
+  const live = Live.make(Live.allPolicies(baseURL))
+  const llm = await live.runtime.runPromise(Llm.Llm)
+  const sdk = new OpenAI({ apiKey: KEY, baseURL, maxRetries: 0 })
+  const peer = createOpenAI({ baseURL, apiKey: KEY }).chat(MODEL)
+
+  const prompt = "Say hello to the benchmark in one short line"
+  const request: LlmRequest.LlmRequest = { messages: [{ role: "user", content: prompt }], maxTokens: 32 }
+  const messages = [{ role: "user" as const, content: prompt }]
+
+  const libComplete = (n: number) =>
+    live.runtime.runPromise(
+      Effect.gen(function* () {
+        for (let i = 0; i < n; i++) yield* llm.complete(request)
+      })
+    )
+  const sdkComplete = async (n: number) => {
+    for (let i = 0; i < n; i++) await sdk.chat.completions.create({ model: MODEL, messages, max_tokens: 32 })
+  }
+  const fetchComplete = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const response = await fetch(`${baseURL}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` },
+        body: JSON.stringify({ model: MODEL, messages, max_tokens: 32 })
+      })
+      if (!response.ok) throw new Error(`fetch baseline got ${response.status}`)
+      await response.json()
+    }
+  }
+  const peerComplete = async (n: number) => {
+    for (let i = 0; i < n; i++) await generateText({ model: peer, prompt, maxOutputTokens: 32, maxRetries: 0 })
+  }
+
+  // Sanity: every client gets the same answer from the simulator.
+  const check = await live.runtime.runPromise(llm.complete(request))
+  if (check.content !== prompt) throw new Error(`unexpected answer through LlmLive: ${check.content}`)
+
+  if (enabled("overhead")) {
+    console.log(`case 1+5: ${CALLS} sequential complete calls x ${ROUNDS} rounds`)
+    for (const warm of [libComplete, sdkComplete, fetchComplete, peerComplete]) await warm(200)
+    const times = await interleave(
+      {
+        llmLive: () => timed(() => libComplete(CALLS)),
+        openaiSdk: () => timed(() => sdkComplete(CALLS)),
+        fetch: () => timed(() => fetchComplete(CALLS)),
+        aiSdk: () => timed(() => peerComplete(CALLS))
+      },
+      ROUNDS,
+      () => sim.reset()
+    )
+    results.overhead = { calls: CALLS, baseline: "openaiSdk", goal: "llmLive within 5% of openaiSdk", ...summary(times, "openaiSdk", CALLS) }
+    console.log(JSON.stringify(results.overhead, null, 1))
+  }
+
+  if (enabled("stream")) {
+    const words = Array.from({ length: STREAM_EVENTS }, (_, i) => `w${i}`).join(" ")
+    const streamRequest: LlmRequest.LlmRequest = { messages: [{ role: "user", content: words }] }
+    const libStream = async () => {
+      const count = await live.runtime.runPromise(
+        Stream.runFold(llm.stream(streamRequest), 0, (n, event) => (event._tag === "TextDelta" ? n + 1 : n))
+      )
+      if (count < STREAM_EVENTS) throw new Error(`LlmLive stream gave ${count} deltas`)
+    }
+    const sdkStream = async () => {
+      const stream = await sdk.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: words }], stream: true })
+      let count = 0
+      for await (const chunk of stream) if (chunk.choices[0]?.delta.content) count++
+      if (count < STREAM_EVENTS) throw new Error(`openai stream gave ${count} deltas`)
+    }
+    const peerStream = async () => {
+      const result = streamText({ model: peer, prompt: words, maxRetries: 0 })
+      let count = 0
+      for await (const text of result.textStream) if (text.length > 0) count++
+      if (count < STREAM_EVENTS) throw new Error(`ai stream gave ${count} deltas`)
+    }
+    const repeat = (run: () => Promise<void>) => timed(async () => {
+      for (let i = 0; i < STREAMS_PER_ROUND; i++) await run()
+    })
+    console.log(`case 2+5: ${STREAMS_PER_ROUND} streams of ${STREAM_EVENTS} events x ${ROUNDS} rounds`)
+    for (const warm of [libStream, sdkStream, peerStream]) await warm()
+    const times = await interleave(
+      { llmLive: () => repeat(libStream), openaiSdk: () => repeat(sdkStream), aiSdk: () => repeat(peerStream) },
+      ROUNDS,
+      () => sim.reset()
+    )
+    results.stream = {
+      events: STREAM_EVENTS,
+      streamsPerSample: STREAMS_PER_ROUND,
+      baseline: "openaiSdk",
+      goal: "llmLive within 10% of openaiSdk",
+      ...summary(times, "openaiSdk", STREAMS_PER_ROUND * STREAM_EVENTS)
+    }
+    console.log(JSON.stringify(results.stream, null, 1))
+  }
+
+  if (enabled("concurrency")) {
+    console.log(`case 3: ${CONCURRENCY} calls in flight, 50 ms before headers`)
+    const burst = async (one: () => Promise<unknown>) => {
+      await sim.reset()
+      await sim.enqueue("openai", [{ delayBeforeHeadersMs: 50 }], CONCURRENCY)
+      const base = await settledHeap()
+      let peak = base
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, process.memoryUsage().heapUsed)
+      }, 2)
+      const latencies: Array<number> = []
+      const start = performance.now()
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          const t = performance.now()
+          await one()
+          latencies.push(performance.now() - t)
+        })
+      )
+      const wall = performance.now() - start
+      clearInterval(sampler)
+      return { wall, latencies, heapPerCallBytes: (peak - base) / CONCURRENCY }
+    }
+    const libOne = () => live.runtime.runPromise(llm.complete(request))
+    const sdkOne = () => sdk.chat.completions.create({ model: MODEL, messages, max_tokens: 32 })
+    const rows: Record<string, Array<Awaited<ReturnType<typeof burst>>>> = { llmLive: [], openaiSdk: [] }
+    for (const warm of [libOne, sdkOne]) await burst(warm)
+    for (let r = 0; r < Math.max(3, Math.ceil(ROUNDS / 2)); r++) {
+      for (const name of r % 2 === 0 ? ["llmLive", "openaiSdk"] : ["openaiSdk", "llmLive"]) {
+        rows[name]!.push(await burst(name === "llmLive" ? libOne : sdkOne))
+      }
+    }
+    const describe = (samples: Array<Awaited<ReturnType<typeof burst>>>) => ({
+      p50Ms: round(median(samples.map((s) => percentile(s.latencies, 0.5)))),
+      p90Ms: round(median(samples.map((s) => percentile(s.latencies, 0.9)))),
+      p99Ms: round(median(samples.map((s) => percentile(s.latencies, 0.99)))),
+      maxMs: round(median(samples.map((s) => Math.max(...s.latencies)))),
+      wallMs: round(median(samples.map((s) => s.wall))),
+      heapPerInFlightCallKb: round(median(samples.map((s) => s.heapPerCallBytes)) / 1024, 1)
+    })
+    const lib = describe(rows.llmLive!)
+    const raw = describe(rows.openaiSdk!)
+    results.concurrency = { inFlight: CONCURRENCY, delayBeforeHeadersMs: 50, llmLive: lib, openaiSdk: raw, p99Ratio: round(lib.p99Ms / raw.p99Ms, 3) }
+    console.log(JSON.stringify(results.concurrency, null, 1))
+  }
+
+  const metrics = await live.runtime.runPromise(Metric.snapshot)
+  results.policiesObserved = {
+    metrics: metrics.map((pair) => pair.metricKey.name).filter((name) => name.startsWith("llm.") || name.startsWith("gen_ai.")),
+    logLines: { ...live.logs },
+    logBytesFormatted: live.logBytes()
+  }
+  await live.runtime.dispose()
+  await sim.close()
+
+  if (enabled("rate")) results.rateLimit = await rateLimit()
+
+  results.totalSeconds = round((performance.now() - started) / 1000, 1)
+  mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
+  writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify(results, null, 2) + "\n")
+  writeFileSync(new URL("./results/latest.md", import.meta.url), markdown(results))
+  console.log(markdown(results))
+}
+
+/**
+ * Case 4: a fixed RPM in the library and the same limit enforced by the simulator, 20 callers
+ * asking as fast as they are let through for `RATE_SECONDS`.
+ */
+const rateLimit = async () => {
+  const rpm = 600
+  const windowMs = 60_000
+  console.log(`case 4: RPM ${rpm} for ${RATE_SECONDS} s, simulator enforcing ${rpm} per ${windowMs} ms window`)
+  const sim = await Sim.spawn({ rpm, windowMs })
+  const live = Live.make({ ...Live.allPolicies(`${sim.url}/v1`), LLM_RATE_LIMIT_RPM: String(rpm), LLM_MAX_CONCURRENCY: "1000" })
+  const llm = await live.runtime.runPromise(Llm.Llm)
+  const request: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "tick" }], maxTokens: 8 }
+  const completions: Array<number> = []
+  const failures: Record<string, number> = {}
+  const start = performance.now()
+  const worker = Effect.gen(function* () {
+    for (;;) {
+      const exit = yield* Effect.exit(llm.complete(request))
+      if (exit._tag === "Success") completions.push(performance.now() - start)
+      else {
+        const tag = exit.cause._tag === "Fail" ? exit.cause.error._tag : exit.cause._tag
+        failures[tag] = (failures[tag] ?? 0) + 1
+      }
+    }
+  })
+  await live.runtime.runPromise(
+    Effect.forEach(Array.from({ length: 20 }), () => worker, { concurrency: "unbounded", discard: true }).pipe(
+      Effect.timeoutOption(Duration.seconds(RATE_SECONDS))
+    )
+  )
+  const seconds = RATE_SECONDS
+  const stats = await sim.stats()
+  await live.runtime.dispose()
+  await sim.close()
+  const burst = completions.filter((t) => t < 1000).length
+  const steady = completions.filter((t) => t >= 2000)
+  const steadyPerMinute = (steady.length / (seconds - 2)) * 60
+  const accepted = stats.windows.reduce((n, w) => n + w.accepted, 0)
+  const rejected = stats.windows.reduce((n, w) => n + w.rejected, 0)
+  const result = {
+    rpm,
+    seconds,
+    completed: completions.length,
+    burstFirstSecond: burst,
+    steadyStatePerMinute: round(steadyPerMinute, 1),
+    steadyStateErrorPct: round(((steadyPerMinute - rpm) / rpm) * 100, 2),
+    simulatorAccepted: accepted,
+    simulator429s: rejected,
+    failuresByTag: failures,
+    goal: "steady state within 2% of RPM, zero 429s"
+  }
+  console.log(JSON.stringify(result, null, 1))
+  return result
+}
+
+type Row = { medianMs: number; perOpUs: number; ratioToBaseline: number }
+
+const markdown = (results: Record<string, unknown>): string => {
+  const m = results.machine as ReturnType<typeof machine>
+  const lines = [
+    `Measured ${m.date.slice(0, 10)} on ${m.cpu}, ${m.cores} cores, Node ${m.node} (${m.platform}); simulator in a child process on loopback.`,
+    ""
+  ]
+  const table = (title: string, section: Record<string, unknown> | undefined, unit: string) => {
+    if (section === undefined) return
+    lines.push(`**${title}**`, "", `| client | median wall (ms) | ${unit} | vs openai SDK |`, "| --- | ---: | ---: | ---: |")
+    for (const name of ["llmLive", "openaiSdk", "fetch", "aiSdk"]) {
+      const row = section[name] as Row | undefined
+      if (row !== undefined) lines.push(`| ${name} | ${row.medianMs} | ${row.perOpUs} | ${row.ratioToBaseline} |`)
+    }
+    lines.push("")
+  }
+  const overhead = results.overhead as Record<string, unknown> | undefined
+  table(`1. ${String(overhead?.calls)} sequential \`complete\` calls, every policy on (goal: within 5% of the SDK)`, overhead, "per call (µs)")
+  const stream = results.stream as Record<string, unknown> | undefined
+  table(
+    `2. ${String(stream?.streamsPerSample)} streams of ${String(stream?.events)} events (goal: within 10%)`,
+    stream,
+    "per event (µs)"
+  )
+  const c = results.concurrency as Record<string, Record<string, number>> | undefined
+  if (c !== undefined) {
+    lines.push(
+      `**3. ${String(c.inFlight)} calls in flight, 50 ms before headers**`,
+      "",
+      "| client | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | wall (ms) | heap per call in flight (KiB) |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    for (const name of ["llmLive", "openaiSdk"]) {
+      const r = c[name]!
+      lines.push(`| ${name} | ${r.p50Ms} | ${r.p90Ms} | ${r.p99Ms} | ${r.maxMs} | ${r.wallMs} | ${r.heapPerInFlightCallKb} |`)
+    }
+    lines.push("")
+  }
+  const r = results.rateLimit as Record<string, unknown> | undefined
+  if (r !== undefined) {
+    lines.push(
+      `**4. Rate limiter, RPM ${String(r.rpm)} for ${String(r.seconds)} s against a simulator enforcing the same RPM**`,
+      "",
+      "| completed | first second | steady state per minute | error vs limit | simulator 429s | failures |",
+      "| ---: | ---: | ---: | ---: | ---: | --- |",
+      `| ${String(r.completed)} | ${String(r.burstFirstSecond)} | ${String(r.steadyStatePerMinute)} | ${String(r.steadyStateErrorPct)}% | ${String(r.simulator429s)} | ${JSON.stringify(r.failuresByTag)} |`,
+      ""
+    )
+  }
+  return lines.join("\n")
+}
+
+await main()
