@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process"
+import { readFileSync } from "node:fs"
 import * as Path from "node:path"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import * as Simulator from "../simulator/Simulator.js"
@@ -66,8 +67,16 @@ describe("with no provider configured the CLI answers from the echo mock", () =>
     expect(events.map((e) => e.text ?? "").join("")).toBe("echo: a b")
   })
 
-  it("blank variables from a copied .env.example still mean the mock", async () => {
-    const result = await run(["hi"], { OPENAI_API_KEY: "", ANTHROPIC_API_KEY: "", LLM_PROVIDER: "" })
+  it("a copy of .env.example, blank values and all, still means the mock", async () => {
+    const example = readFileSync(Path.resolve(import.meta.dirname, "../.env.example"), "utf8")
+    const env = Object.fromEntries(
+      example
+        .split("\n")
+        .filter((line) => /^[A-Z_]+=/.test(line))
+        .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)])
+    )
+    expect(Object.keys(env)).toContain("OPENAI_API_KEY")
+    const result = await run(["hi"], env)
     expect(result.code).toBe(0)
     expect(result.stderr).toContain(mockNotice)
   })
