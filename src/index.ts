@@ -51,6 +51,28 @@ export * as LlmConfig from "./LlmConfig.js"
 export * as LlmLive from "./LlmLive.js"
 
 /**
+ * The OpenAI provider on the official `openai` client: `make`, `layer`, `layerConfig`.
+ *
+ * @since 0.1.0
+ */
+export * as OpenAi from "./OpenAi.js"
+
+/**
+ * The Anthropic provider on the official `@anthropic-ai/sdk` client: `make`, `layer`, `layerConfig`.
+ *
+ * @since 0.1.0
+ */
+export * as Anthropic from "./Anthropic.js"
+
+/**
+ * Any OpenAI-compatible endpoint (Groq, Mistral, DeepSeek, xAI, Ollama, vLLM...) under a name of your
+ * choice: `make`, `layer`, `layerConfig`.
+ *
+ * @since 0.1.0
+ */
+export * as OpenAiCompatible from "./OpenAiCompatible.js"
+
+/**
  * Retry with capped, jittered exponential backoff that honours `retryAfter`.
  *
  * @since 0.1.0
