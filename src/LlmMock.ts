@@ -140,11 +140,6 @@ export const error = <Tag extends ErrorTag>(
 /** An error given as a value, or by tag (built when it is raised, for the provider that raised it). */
 type ErrorInput = LlmError | ErrorTag
 
-const raise = (input: ErrorInput, provider: string, textEmitted?: number): LlmError =>
-  typeof input === "string"
-    ? error(input, textEmitted === undefined ? { provider } : { provider, textEmitted })
-    : input
-
 // ---------------------------------------------------------------------------------------------
 // Steps
 // ---------------------------------------------------------------------------------------------
@@ -254,15 +249,16 @@ export const chunks = (
  * @category Steps
  */
 export const fail: {
-  <Tag extends ErrorTag>(tag: Tag, fields?: ErrorFields<Tag> & Timing): Step
-  (error: LlmError, options?: Timing): Step
-} = (input: ErrorInput, fieldsOrOptions: Timing & object = {}): Step => {
-  const { latency, chunkDelay, ...fields } = fieldsOrOptions
-  const options: Timing = {
-    ...(latency === undefined ? {} : { latency }),
-    ...(chunkDelay === undefined ? {} : { chunkDelay })
+  <Tag extends ErrorTag>(tag: Tag, fields?: ErrorFields<Tag> & { readonly latency?: Duration.DurationInput }): Step
+  (error: LlmError, options?: { readonly latency?: Duration.DurationInput }): Step
+} = (input: ErrorInput, fieldsOrOptions: { readonly latency?: Duration.DurationInput } & object = {}): Step => {
+  const { latency, ...fields } = fieldsOrOptions
+  return {
+    _tag: "Fail",
+    error: input,
+    fields: typeof input === "string" ? fields : {},
+    options: latency === undefined ? {} : { latency }
   }
-  return { _tag: "Fail", error: input, fields: typeof input === "string" ? fields : {}, options }
 }
 
 /**
@@ -498,18 +494,12 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
   const latencyOf = (timing: Timing) => timing.latency ?? options.latency
   const chunkDelayOf = (timing: Timing) => timing.chunkDelay ?? options.chunkDelay
 
-  const answerOf = (step: Step, request: LlmRequest.LlmRequest): Answer | undefined => {
-    switch (step._tag) {
-      case "Reply":
-        return { pieces: wordPieces(step.content), finishReason: "stop", options: step.options }
-      case "Chunks":
-        return { pieces: step.chunks, finishReason: "stop", options: step.options }
-      case "Echo":
-        return echoAnswer(request, step.options)
-      default:
-        return undefined
-    }
-  }
+  const answerOf = (step: Extract<Step, { readonly _tag: "Reply" | "Chunks" | "Echo" }>, request: LlmRequest.LlmRequest): Answer =>
+    step._tag === "Reply"
+      ? { pieces: wordPieces(step.content), finishReason: "stop", options: step.options }
+      : step._tag === "Chunks"
+        ? { pieces: step.chunks, finishReason: "stop", options: step.options }
+        : echoAnswer(request, step.options)
 
   const finish = (request: LlmRequest.LlmRequest, provider: string, answer: Answer) => {
     const content = answer.pieces.join("")
@@ -523,14 +513,13 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
     }
   }
 
-  const stepError = (step: Step, provider: string): LlmError | undefined => {
-    if (step._tag === "Fail") {
-      return typeof step.error === "string" ? error(step.error, { provider, ...step.fields }) : step.error
-    }
-    if (step._tag === "Chunks" && step.options.error !== undefined) {
-      return raise(step.options.error, provider, step.chunks.join("").length)
-    }
-    return undefined
+  const failureOf = (step: Extract<Step, { readonly _tag: "Fail" }>, provider: string): LlmError =>
+    typeof step.error === "string" ? error(step.error, { provider, ...step.fields }) : step.error
+
+  /** The error a chunk script ends with, if any; one given by tag counts the text already sent. */
+  const cutOf = (step: Extract<Step, { readonly _tag: "Chunks" }>, provider: string): LlmError | undefined => {
+    const cut = step.options.error
+    return typeof cut === "string" ? error(cut, { provider, textEmitted: step.chunks.join("").length }) : cut
   }
 
   const complete = (request: LlmRequest.LlmRequest): Effect.Effect<LlmRequest.LlmResponse, LlmError> =>
@@ -539,11 +528,13 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
         pause(latencyOf(step.options)),
         Effect.suspend((): Effect.Effect<LlmRequest.LlmResponse, LlmError> => {
           if (step._tag === "Hang") return Effect.never
-          const failure = stepError(step, provider)
-          if (failure !== undefined) return Effect.fail(failure)
-          if (step._tag === "Chunks" && step.options.hang === true) return Effect.never
-          const answer = answerOf(step, request)
-          return answer === undefined ? Effect.never : Effect.succeed(finish(request, provider, answer))
+          if (step._tag === "Fail") return Effect.fail(failureOf(step, provider))
+          if (step._tag === "Chunks") {
+            const cut = cutOf(step, provider)
+            if (cut !== undefined) return Effect.fail(cut)
+            if (step.options.hang === true) return Effect.never
+          }
+          return Effect.succeed(finish(request, provider, answerOf(step, request)))
         })
       )
     )
@@ -554,10 +545,9 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
         const timing: Timing = step.options
         const start = pause(latencyOf(timing))
         if (step._tag === "Hang") return Stream.fromEffect(Effect.zipRight(start, Effect.never))
-        const failure = stepError(step, provider)
-        if (step._tag === "Fail" && failure !== undefined) return Stream.fromEffect(Effect.zipRight(start, Effect.fail(failure)))
+        if (step._tag === "Fail") return Stream.fromEffect(Effect.zipRight(start, Effect.fail(failureOf(step, provider))))
         const answer = answerOf(step, request)
-        if (answer === undefined) return Stream.never
+        const failure = step._tag === "Chunks" ? cutOf(step, provider) : undefined
         const delay = chunkDelayOf(timing)
         const deltas = Stream.fromIterable(answer.pieces.map((text, index) => ({ text, index }))).pipe(
           Stream.mapEffect(({ index, text }) =>

@@ -226,6 +226,35 @@ describe("latency is simulated with Effect.sleep", () => {
 })
 
 describe("streams emit TextDeltas then exactly one Finish", () => {
+  it.effect("whitespace in a reply is kept: trailing spaces stay on the last piece", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([LlmMock.reply("a b \n"), LlmMock.reply("   ")])
+      expect(texts(yield* collect(mock.stream(ask("x"))))).toEqual(["a", " b \n"])
+      expect(texts(yield* collect(mock.stream(ask("x"))))).toEqual(["   "])
+    }))
+
+  it.effect("a hung step never emits, on a stream as on complete", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([LlmMock.hang(), LlmMock.chunks(["a"], { hang: true })])
+      const streamed = yield* Effect.fork(collect(mock.stream(ask("x"))))
+      const completed = yield* Effect.fork(mock.complete(ask("y")))
+      yield* TestClock.adjust(Duration.hours(1))
+      expect(Option.isNone(yield* Fiber.poll(streamed))).toBe(true)
+      expect(Option.isNone(yield* Fiber.poll(completed))).toBe(true)
+      yield* Fiber.interrupt(streamed)
+      yield* Fiber.interrupt(completed)
+    }))
+
+  it.effect("a failure step waits for its own latency", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([LlmMock.fail(LlmMock.error("OverloadedError"), { latency: "3 seconds" })])
+      const fiber = yield* Effect.fork(Effect.flip(collect(mock.stream(ask("x")))))
+      yield* TestClock.adjust(Duration.millis(2999))
+      expect(Option.isNone(yield* Fiber.poll(fiber))).toBe(true)
+      yield* TestClock.adjust(Duration.millis(1))
+      expect((yield* Fiber.join(fiber))._tag).toBe("OverloadedError")
+    }))
+
   it.effect("scripted chunks become TextDeltas and a Finish with usage", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.chunks(["The sky", " is", " blue."], { model: "m" })])
@@ -316,6 +345,12 @@ describe("the echo model is deterministic", () => {
       const events = yield* collect(LlmMock.echo().stream(ask("one two three")))
       expect(texts(events)).toEqual(["echo:", " one", " two", " three"])
       expect(events.at(-1)?._tag).toBe("Finish")
+    }))
+
+  it.effect("with no user message it echoes the last message", () =>
+    Effect.gen(function* () {
+      const response = yield* LlmMock.echo().complete({ messages: [{ role: "system", content: "rules here" }] })
+      expect(response.content).toBe("echo: rules here")
     }))
 
   it.effect("stops at maxTokens words with finish reason length", () =>
