@@ -235,9 +235,10 @@ describe("streams emit TextDeltas then exactly one Finish", () => {
 
   it.effect("a hung step never emits, on a stream as on complete", () =>
     Effect.gen(function* () {
-      const mock = yield* LlmMock.make([LlmMock.hang(), LlmMock.chunks(["a"], { hang: true })])
-      const streamed = yield* Effect.fork(collect(mock.stream(ask("x"))))
-      const completed = yield* Effect.fork(mock.complete(ask("y")))
+      const hung = yield* LlmMock.make([LlmMock.hang()])
+      const stalled = yield* LlmMock.make([LlmMock.chunks(["a"], { hang: true })])
+      const streamed = yield* Effect.fork(collect(hung.stream(ask("x"))))
+      const completed = yield* Effect.fork(stalled.complete(ask("y")))
       yield* TestClock.adjust(Duration.hours(1))
       expect(Option.isNone(yield* Fiber.poll(streamed))).toBe(true)
       expect(Option.isNone(yield* Fiber.poll(completed))).toBe(true)
