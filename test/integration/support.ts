@@ -11,13 +11,14 @@ import type { LlmError } from "../../src/LlmError.js"
 import type * as LlmRequest from "../../src/LlmRequest.js"
 import * as OpenAi from "../../src/OpenAi.js"
 import * as OpenAiCompatible from "../../src/OpenAiCompatible.js"
+import { recordedFixturesDir } from "../recordedFixtures.js"
 
 /** Distinctive fake keys: no error, message or header may ever show them. */
 export const openAiKey = "sk-test-OPENAI-7f3c9a1e5b2d4c6e8a0f"
 export const anthropicKey = "sk-ant-test-ANTHROPIC-2b4d6f8a0c1e3a5c"
 export const compatibleKey = "gsk_test_COMPATIBLE_9e8d7c6b5a4f3e2d"
 
-export const recorded = (file: string) => Path.join("/work/shared/fixtures/recorded", file)
+export const recorded = (file: string) => Path.join(recordedFixturesDir, file)
 
 export const hello: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "hello there" }] }
 

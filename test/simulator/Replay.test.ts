@@ -4,9 +4,9 @@ import { readdirSync, readFileSync } from "node:fs"
 import * as Path from "node:path"
 import OpenAI from "openai"
 import * as Simulator from "../../simulator/Simulator.js"
+import { recordedFixturesDir } from "../recordedFixtures.js"
 
-// Recorded real provider responses (see their README); override the location with RECORDED_FIXTURES_DIR.
-const fixtures = process.env["RECORDED_FIXTURES_DIR"] ?? "/work/shared/fixtures/recorded"
+const fixtures = recordedFixturesDir
 
 let sim: Simulator.Started
 let openai: OpenAI
