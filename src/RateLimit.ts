@@ -2,12 +2,14 @@
  * Client-side rate limiting per provider: requests per minute, tokens per minute and calls in
  * flight, so a busy process stays under its provider limits instead of collecting 429s.
  *
- * Limits are kept per provider (the request's `provider`) in `@effect/experimental`'s
- * `RateLimiter`, as token buckets: a full minute's budget may be spent at once, then it refills
- * evenly (`rpm: 60` admits 60 calls at once, then one a second). The buckets live in a
- * `RateLimiterStore` the caller provides: `RateLimiter.layerStoreMemory` for one process, or the
- * Redis store (`@effect/experimental/RateLimiter/Redis`) to share limits between processes,
- * without changing any caller. Calls in flight are capped with a `Semaphore`.
+ * Limits are kept per provider (the request's `provider`) as token buckets of
+ * `@effect/experimental`'s `RateLimiter`: a full minute's budget may be spent at once, then it
+ * refills evenly (`rpm: 60` admits 60 calls at once, then one a second). The buckets live in a
+ * `RateLimiter.RateLimiterStore` the caller provides: `RateLimiter.layerStoreMemory` for one
+ * process, or the Redis store (`@effect/experimental/RateLimiter/Redis`) to share limits between
+ * processes, without changing any caller. The limiter calls the store's token-bucket operation
+ * directly (as `RateLimiter.consume` does), with each provider's refill rate computed once. Calls
+ * in flight are capped with a `Semaphore`.
  *
  * - A caller without capacity waits for it, up to `maxWait` (default 30 s); when the wait would be
  *   longer it fails at once with a local `RateLimitError` whose `retryAfter` says when capacity
@@ -85,16 +87,25 @@ export interface Options extends Limits {
   readonly keyPrefix?: string
 }
 
+/** A token bucket of one provider: its store key, size and refill interval. */
+interface Bucket {
+  readonly key: string
+  readonly limit: number
+  readonly refillRate: Duration.Duration
+  readonly refillMs: number
+}
+
 /** Per-provider state, built once on the provider's first call. */
 interface ProviderLimiter {
   readonly name: string
-  readonly rpm: number | undefined
-  readonly tpm: number | undefined
-  readonly maxConcurrency: number | undefined
+  readonly rpm: Bucket | undefined
+  readonly tpm: Bucket | undefined
+  readonly maxConcurrency: number
   readonly semaphore: Effect.Semaphore | undefined
-  readonly rpmKey: string
-  readonly tpmKey: string
-  readonly takeRequest: Parameters<RateLimiter.RateLimiter["consume"]>[0] | undefined
+  /** Takes one request from the rpm bucket; the delay before it may start, in ms. Built once. */
+  readonly takeRequest: Effect.Effect<number> | undefined
+  readonly release: Effect.Effect<void>
+  readonly onError: (error: LlmError) => Effect.Effect<void>
   inFlight: number
   pausedUntil: number
 }
@@ -147,66 +158,74 @@ export type Limiter = (service: Llm.Service) => Llm.Service
  * @category Constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Limiter, never, RateLimiter.RateLimiterStore> =>
-  Effect.map(RateLimiter.make, (limiter): Limiter => {
+  Effect.map(RateLimiter.RateLimiterStore, (store): Limiter => {
     const maxWaitMs = Duration.toMillis(Duration.decode(options.maxWait ?? Duration.seconds(30)))
     const defaultOutputTokens = options.defaultOutputTokens ?? 1024
     const prefix = options.keyPrefix ?? "llm:"
     const providers = new Map<string, ProviderLimiter>()
 
+    // The store's own token-bucket operation, as `RateLimiter.consume` uses it, called directly
+    // with the refill rate computed once per provider (a call far below the limits allocates
+    // almost nothing). With `allowOverflow` a bucket goes negative: the debt is the wait.
+    // Store failures (e.g. Redis down) fail open: the call goes through without waiting.
+    const take = (bucket: Bucket, tokens: number): Effect.Effect<number> =>
+      Effect.orElseSucceed(
+        Effect.map(
+          store.tokenBucket({ key: bucket.key, tokens, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
+          (remaining) => (remaining < 0 ? -remaining * bucket.refillMs : 0)
+        ),
+        () => 0
+      )
+
+    const bucketOf = (name: string, kind: "rpm" | "tpm", limit: number | undefined): Bucket | undefined => {
+      if (limit === undefined) return undefined
+      const refillRate = Duration.unsafeDivide(minute, limit)
+      return { key: `${prefix}${name}:${kind}`, limit, refillRate, refillMs: Duration.toMillis(refillRate) }
+    }
+
     const limiterFor = (name: string): ProviderLimiter => {
       let state = providers.get(name)
       if (state === undefined) {
         const own = options.providers?.[name]
-        const rpm = own?.rpm ?? options.rpm
-        const tpm = own?.tpm ?? options.tpm
+        const rpm = bucketOf(name, "rpm", own?.rpm ?? options.rpm)
         const maxConcurrency = own?.maxConcurrency ?? options.maxConcurrency
-        const rpmKey = `${prefix}${name}:rpm`
-        state = {
+        const semaphore = maxConcurrency === undefined ? undefined : Effect.unsafeMakeSemaphore(maxConcurrency)
+        const created: ProviderLimiter = {
           name,
           rpm,
-          tpm,
-          maxConcurrency,
-          semaphore: maxConcurrency === undefined ? undefined : Effect.unsafeMakeSemaphore(maxConcurrency),
-          rpmKey,
-          tpmKey: `${prefix}${name}:tpm`,
-          takeRequest:
-            rpm === undefined
-              ? undefined
-              : { key: rpmKey, limit: rpm, window: minute, algorithm: "token-bucket", onExceeded: "delay", tokens: 1 },
+          tpm: bucketOf(name, "tpm", own?.tpm ?? options.tpm),
+          maxConcurrency: maxConcurrency ?? Infinity,
+          semaphore,
+          takeRequest: rpm === undefined ? undefined : take(rpm, 1),
+          release:
+            semaphore === undefined
+              ? Effect.void
+              : Effect.suspend(() => {
+                  created.inFlight--
+                  return semaphore.release(1)
+                }),
+          onError: (error) => onProviderError(created, error),
           inFlight: 0,
           pausedUntil: 0
         }
+        state = created
         providers.set(name, state)
       }
       return state
     }
 
-    // The stores fail only on infrastructure errors (e.g. Redis down); the library then fails
-    // open, letting the call through rather than blocking every caller on the limiter.
-    const consume = (key: string, limit: number, tokens: number): Effect.Effect<number> =>
-      Effect.orElseSucceed(
-        Effect.map(
-          limiter.consume({ key, limit, window: minute, algorithm: "token-bucket", onExceeded: "delay", tokens }),
-          (result) => Duration.toMillis(result.delay)
-        ),
-        () => 0
-      )
-
     /** Charges (delta > 0) or refunds (delta < 0) tokens, never lifting a bucket above its limit. */
-    const adjust = (key: string, limit: number, delta: number): Effect.Effect<void> => {
+    const adjust = (bucket: Bucket, delta: number): Effect.Effect<void> => {
       if (delta === 0) return Effect.void
-      if (delta > 0) return Effect.asVoid(consume(key, limit, delta))
+      if (delta > 0) return Effect.asVoid(take(bucket, delta))
       return Effect.flatMap(
         Effect.orElseSucceed(
-          Effect.map(
-            limiter.consume({ key, limit, window: minute, algorithm: "token-bucket", onExceeded: "delay", tokens: 0 }),
-            (result) => result.remaining
-          ),
-          () => limit
+          store.tokenBucket({ key: bucket.key, tokens: 0, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
+          () => bucket.limit
         ),
         (remaining) => {
-          const refund = Math.min(-delta, limit - remaining)
-          return refund > 0 ? Effect.asVoid(consume(key, limit, -refund)) : Effect.void
+          const refund = Math.min(-delta, bucket.limit - remaining)
+          return refund > 0 ? Effect.asVoid(take(bucket, -refund)) : Effect.void
         }
       )
     }
@@ -214,64 +233,66 @@ export const make = (options: Options = {}): Effect.Effect<Limiter, never, RateL
     /** Gives back what {@link reserve} took, when the call will not be made. */
     const unreserve = (s: ProviderLimiter, tokens: number): Effect.Effect<void> =>
       Effect.zipRight(
-        s.rpm === undefined ? Effect.void : adjust(s.rpmKey, s.rpm, -1),
-        s.tpm === undefined || tokens === 0 ? Effect.void : adjust(s.tpmKey, s.tpm, -tokens)
+        s.rpm === undefined ? Effect.void : adjust(s.rpm, -1),
+        s.tpm === undefined ? Effect.void : adjust(s.tpm, -tokens)
       )
 
     /**
-     * Reserves a request and `tokens`, then waits for them (and for any 429 pause) if that fits in
-     * the caller's remaining budget `budgetMs`; otherwise gives them back and fails.
+     * Waits `rateDelay` (or until a 429 pause ends, whichever is later) if that fits in the
+     * caller's remaining `budgetMs`; else gives the reservation back and fails.
      */
-    const reserve = (s: ProviderLimiter, tokens: number, budgetMs: number): Effect.Effect<void, RateLimitError> =>
+    const wait = (s: ProviderLimiter, tokens: number, rateDelay: number, budgetMs: number): Effect.Effect<void, RateLimitError> =>
       Effect.clockWith((clock) => {
-        const rpmDelay = s.takeRequest === undefined ? Effect.succeed(0) : Effect.map(limiter.consume(s.takeRequest), (r) => Duration.toMillis(r.delay))
-        const tpmDelay = s.tpm === undefined || tokens === 0 ? Effect.succeed(0) : consume(s.tpmKey, s.tpm, tokens)
-        return Effect.flatMap(
-          Effect.zipWith(Effect.orElseSucceed(rpmDelay, () => 0), tpmDelay, (a, b) => (a > b ? a : b)),
-          (rateDelay) => {
-            const paused = s.pausedUntil - clock.unsafeCurrentTimeMillis()
-            const wait = paused > rateDelay ? paused : rateDelay
-            if (wait <= 0) return Effect.void
-            if (wait > budgetMs) {
-              return Effect.zipRight(
-                unreserve(s, tokens),
-                Effect.fail(
-                  localError(
-                    s.name,
-                    `Local rate limit for ${s.name}: capacity returns in ${formatMs(wait)}, more than the ${formatMs(maxWaitMs)} a call may wait`,
-                    wait
-                  )
-                )
+        let paused = s.pausedUntil - clock.unsafeCurrentTimeMillis()
+        if (paused <= 0) {
+          s.pausedUntil = 0
+          paused = 0
+        }
+        const delay = paused > rateDelay ? paused : rateDelay
+        if (delay <= 0) return Effect.void
+        if (delay > budgetMs) {
+          return Effect.zipRight(
+            unreserve(s, tokens),
+            Effect.fail(
+              localError(
+                s.name,
+                `Local rate limit for ${s.name}: capacity returns in ${formatMs(delay)}, more than the ${formatMs(maxWaitMs)} a call may wait`,
+                delay
               )
-            }
-            return Effect.onInterrupt(Effect.sleep(Duration.millis(wait)), () => unreserve(s, tokens))
-          }
-        )
+            )
+          )
+        }
+        return Effect.onInterrupt(Effect.sleep(Duration.millis(delay)), () => unreserve(s, tokens))
       })
 
-    /** Takes a slot, waiting at most `budgetMs`; true when taken. */
-    const takeSlot = (s: ProviderLimiter, semaphore: Effect.Semaphore): Effect.Effect<boolean> => {
-      if (s.inFlight < s.maxConcurrency!) {
-        return Effect.as(semaphore.take(1), true)
-      }
+    /** Reserves a request and `tokens` in the buckets, then waits for them if needed. */
+    const reserve = (s: ProviderLimiter, tokens: number, budgetMs: number): Effect.Effect<void, RateLimitError> => {
+      const tpm = s.tpm
+      const rate =
+        tpm === undefined
+          ? s.takeRequest
+          : s.takeRequest === undefined
+            ? take(tpm, tokens)
+            : Effect.zipWith(s.takeRequest, take(tpm, tokens), (a, b) => (a > b ? a : b))
+      if (rate === undefined) return s.pausedUntil === 0 ? Effect.void : wait(s, tokens, 0, budgetMs)
+      return Effect.flatMap(rate, (delay) => (delay <= 0 && s.pausedUntil === 0 ? Effect.void : wait(s, tokens, delay, budgetMs)))
+    }
+
+    /** Takes a slot, waiting at most `maxWait`; true when taken. */
+    const takeSlot = (semaphore: Effect.Semaphore): Effect.Effect<boolean> => {
       let held = false
-      const take = Effect.uninterruptibleMask((restore) =>
+      const taken = Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(restore(semaphore.take(1)), () =>
           Effect.sync(() => {
             held = true
           })
         )
       )
-      return Effect.map(Effect.timeoutOption(take, Duration.millis(maxWaitMs)), () => held)
+      // `held` also covers a slot taken in the same instant the wait timed out.
+      return Effect.map(Effect.timeoutOption(taken, Duration.millis(maxWaitMs)), () => held)
     }
 
-    const release = (s: ProviderLimiter, semaphore: Effect.Semaphore) =>
-      Effect.suspend(() => {
-        s.inFlight--
-        return semaphore.release(1)
-      })
-
-    const onProviderError = (s: ProviderLimiter) => (error: LlmError) => {
+    const onProviderError = (s: ProviderLimiter, error: LlmError): Effect.Effect<void> => {
       if (error._tag !== "RateLimitError" || error.retryAfter === undefined || LocalRejection.isLocal(error)) {
         return Effect.void
       }
@@ -291,7 +312,7 @@ export const make = (options: Options = {}): Effect.Effect<Limiter, never, RateL
         new RateLimitError({
           provider: s.name,
           retryable: false,
-          message: `Request needs about ${tokens} tokens, more than the whole budget of ${s.tpm} tokens per minute for ${s.name}`
+          message: `Request needs about ${tokens} tokens, more than the whole budget of ${s.tpm?.limit} tokens per minute for ${s.name}`
         })
       )
 
@@ -299,79 +320,79 @@ export const make = (options: Options = {}): Effect.Effect<Limiter, never, RateL
       localError(s.name, `Local concurrency limit for ${s.name}: no free slot of ${s.maxConcurrency} within ${formatMs(maxWaitMs)}`)
 
     /**
-     * Admits a call: takes a slot (if capped), then a request and its token estimate. Runs `use`
-     * with the number of tokens charged; releases the slot when `use` ends.
+     * Admits a call: takes a slot (if capped), then a request and its tokens, waiting as needed;
+     * runs `use` and releases the slot when it ends. Decisions are taken when the effect runs.
      */
-    const admitted = <A>(
-      s: ProviderLimiter,
-      request: LlmRequest,
-      use: (charged: number) => Effect.Effect<A, LlmError>
-    ): Effect.Effect<A, LlmError> => {
-      const tokens = s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
-      if (s.tpm !== undefined && tokens > s.tpm) return Effect.fail(overBudget(s, tokens))
-      const run = (budgetMs: number) => Effect.zipRight(reserve(s, tokens, budgetMs), use(tokens))
+    const admitted = <A>(s: ProviderLimiter, tokens: number, use: Effect.Effect<A, LlmError>): Effect.Effect<A, LlmError> => {
+      if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
       const semaphore = s.semaphore
-      if (semaphore === undefined) return run(maxWaitMs)
-      return Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeMillis()
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(restore(takeSlot(s, semaphore)), (taken) => {
+      if (semaphore === undefined) return Effect.zipRight(Effect.suspend(() => reserve(s, tokens, maxWaitMs)), use)
+      return Effect.uninterruptibleMask((restore) => {
+        if (s.inFlight < s.maxConcurrency) {
+          return Effect.flatMap(restore(semaphore.take(1)), () => {
+            s.inFlight++
+            return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, maxWaitMs), use)), s.release)
+          })
+        }
+        return Effect.clockWith((clock) => {
+          const start = clock.unsafeCurrentTimeMillis()
+          return Effect.flatMap(restore(takeSlot(semaphore)), (taken) => {
             if (!taken) return Effect.fail(noSlot(s))
             s.inFlight++
-            return Effect.ensuring(
-              restore(run(maxWaitMs - (clock.unsafeCurrentTimeMillis() - start))),
-              release(s, semaphore)
-            )
+            const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
+            return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, budget), use)), s.release)
           })
-        )
+        })
       })
     }
 
     /** {@link admitted} for streams: the slot is released when the enclosing scope closes. */
-    const admittedScoped = (s: ProviderLimiter, request: LlmRequest): Effect.Effect<number, LlmError, Scope.Scope> => {
-      const tokens = s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
-      if (s.tpm !== undefined && tokens > s.tpm) return Effect.fail(overBudget(s, tokens))
+    const admittedScoped = (s: ProviderLimiter, tokens: number): Effect.Effect<void, LlmError, Scope.Scope> => {
+      if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
       const semaphore = s.semaphore
-      if (semaphore === undefined) return Effect.as(reserve(s, tokens, maxWaitMs), tokens)
-      return Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeMillis()
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(restore(takeSlot(s, semaphore)), (taken) => {
+      if (semaphore === undefined) return Effect.suspend(() => reserve(s, tokens, maxWaitMs))
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.clockWith((clock) => {
+          const start = clock.unsafeCurrentTimeMillis()
+          const slot = s.inFlight < s.maxConcurrency ? Effect.as(semaphore.take(1), true) : takeSlot(semaphore)
+          return Effect.flatMap(restore(slot), (taken) => {
             if (!taken) return Effect.fail(noSlot(s))
             s.inFlight++
-            return Effect.zipRight(
-              Effect.addFinalizer(() => release(s, semaphore)),
-              Effect.as(restore(reserve(s, tokens, maxWaitMs - (clock.unsafeCurrentTimeMillis() - start))), tokens)
-            )
+            const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
+            return Effect.zipRight(Effect.addFinalizer(() => s.release), restore(reserve(s, tokens, budget)))
           })
-        )
-      })
+        })
+      )
     }
 
     const settle = (s: ProviderLimiter, charged: number, usage: Usage): Effect.Effect<void> =>
-      s.tpm === undefined ? Effect.void : adjust(s.tpmKey, s.tpm, usedTokens(usage) - charged)
+      s.tpm === undefined ? Effect.void : adjust(s.tpm, usedTokens(usage) - charged)
+
+    const estimate = (s: ProviderLimiter, request: LlmRequest) =>
+      s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
 
     return (service) => ({
       complete: (request) => {
         const s = limiterFor(request.provider ?? "default")
-        return admitted(s, request, (charged): Effect.Effect<LlmResponse, LlmError> =>
-          Effect.tapBoth(service.complete(request), {
-            onFailure: onProviderError(s),
-            onSuccess: (response) => settle(s, charged, response.usage)
-          })
+        const tokens = estimate(s, request)
+        const call = service.complete(request)
+        return admitted(
+          s,
+          tokens,
+          s.tpm === undefined
+            ? Effect.tapError(call, s.onError)
+            : Effect.tapBoth(call, { onFailure: s.onError, onSuccess: (response: LlmResponse) => settle(s, tokens, response.usage) })
         )
       },
       stream: (request) => {
         const s = limiterFor(request.provider ?? "default")
-        // The slot is held until the stream ends: it is released by the stream's scope.
-        return Stream.unwrapScoped(
-          Effect.map(admittedScoped(s, request), (charged) =>
-            service.stream(request).pipe(
-              Stream.tap((event) => (event._tag === "Finish" ? settle(s, charged, event.usage) : Effect.void)),
-              Stream.tapError(onProviderError(s))
-            )
-          )
+        const tokens = estimate(s, request)
+        const events = service.stream(request).pipe(
+          Stream.tap((event) => (event._tag === "Finish" ? settle(s, tokens, event.usage) : Effect.void)),
+          Stream.tapError(s.onError)
         )
+        // The slot is held until the stream ends: it is released by the stream's scope.
+        return Stream.unwrapScoped(Effect.as(admittedScoped(s, tokens), events))
       }
     })
   })

@@ -137,19 +137,30 @@ export const make =
   (options: Options = {}) =>
   (service: Llm.Service): Llm.Service => {
     const policy = schedule(options)
+    // The schedule's state is built only after a first failure, so a call that succeeds at once
+    // costs one `catchAll`.
+    const retryFrom = <A>(attempt: Effect.Effect<A, LlmError>) => (first: LlmError) =>
+      Effect.flatMap(Schedule.driver(policy), (driver) => {
+        const again = (error: LlmError): Effect.Effect<A, LlmError> =>
+          Effect.zipRight(Effect.catchAll(driver.next(error), () => Effect.fail(error)), Effect.catchAll(attempt, again))
+        return again(first)
+      })
     return {
-      complete: (request) => Effect.retry(service.complete(request), policy),
+      complete: (request) => {
+        const attempt = service.complete(request)
+        return Effect.catchAll(attempt, retryFrom(attempt))
+      },
       stream: (request) =>
         Stream.unwrap(
           Effect.map(Schedule.driver(policy), (driver) => {
             const attempt: Stream.Stream<LlmStreamEvent, LlmError> = recoverBeforeFirstEvent(service.stream(request), (error) =>
-                Stream.unwrap(
-                  Effect.as(
-                    Effect.catchAll(driver.next(error), () => Effect.fail(error)),
-                    Stream.suspend(() => attempt)
-                  )
+              Stream.unwrap(
+                Effect.as(
+                  Effect.catchAll(driver.next(error), () => Effect.fail(error)),
+                  Stream.suspend(() => attempt)
                 )
               )
+            )
             return attempt
           })
         )
