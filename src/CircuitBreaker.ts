@@ -194,30 +194,31 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
             return Effect.fail(rejection(circuit, now))
           })
 
-    const record = (circuit: Circuit, admission: Admission, exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> =>
-      Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
-        const isProbe = admission === "probe" && circuit.state === "half-open"
-        if (Exit.isSuccess(exit)) {
-          if (isProbe) return moveTo(circuit, "closed", now)
-          if (circuit.state === "closed") circuit.failures = 0
-          return Effect.void
-        }
-        const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-        if (failure === undefined || LocalRejection.isLocal(failure)) {
-          // Interrupted, or rejected locally before reaching the provider: no news about its health.
-          if (isProbe) circuit.probing = false
-          return Effect.void
-        }
-        if (!failure.retryable) {
-          if (isProbe) return moveTo(circuit, "closed", now)
-          if (circuit.state === "closed") circuit.failures = 0
-          return Effect.void
-        }
-        if (isProbe) return moveTo(circuit, "open", now)
-        if (circuit.state === "closed" && ++circuit.failures >= threshold) return moveTo(circuit, "open", now)
+    const open = (circuit: Circuit) => Effect.clockWith((clock) => moveTo(circuit, "open", clock.unsafeCurrentTimeMillis()))
+
+    // Settled synchronously; the clock is read only when the circuit opens.
+    const record = (circuit: Circuit, admission: Admission, exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> => {
+      const isProbe = admission === "probe" && circuit.state === "half-open"
+      if (Exit.isSuccess(exit)) {
+        if (isProbe) return moveTo(circuit, "closed", 0)
+        if (circuit.state === "closed") circuit.failures = 0
         return Effect.void
-      })
+      }
+      const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+      if (failure === undefined || LocalRejection.isLocal(failure)) {
+        // Interrupted, or rejected locally before reaching the provider: no news about its health.
+        if (isProbe) circuit.probing = false
+        return Effect.void
+      }
+      if (!failure.retryable) {
+        if (isProbe) return moveTo(circuit, "closed", 0)
+        if (circuit.state === "closed") circuit.failures = 0
+        return Effect.void
+      }
+      if (isProbe) return open(circuit)
+      if (circuit.state === "closed" && ++circuit.failures >= threshold) return open(circuit)
+      return Effect.void
+    }
 
     const wrap = (service: Llm.Service): Llm.Service => ({
       complete: (request) => {
