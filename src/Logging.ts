@@ -35,17 +35,18 @@
  */
 import {
   Cause,
-  Clock,
   Config,
   ConfigError,
   Effect,
   Either,
   type Exit,
+  FiberRef,
   Layer,
   Logger,
   LogLevel,
   Option,
   type Redacted,
+  type Scope,
   Stream
 } from "effect"
 import * as CallContext from "./internal/callContext.js"
@@ -174,85 +175,98 @@ const addUsage = (
   }
 }
 
-const observe = (
-  service: Llm.Service,
-  options: Options,
-  scope: {
-    readonly effect: <A, E, R>(f: (attempt: number, call?: CallContext.CallState) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-    readonly stream: <A, E, R>(f: (attempt: number, call?: CallContext.CallState) => Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
-  },
-  emit: (
-    fields: Record<string, unknown>,
-    done: Finished,
-    attempt: number,
-    call: CallContext.CallState | undefined,
-    totals: Accumulator.Totals
-  ) => Effect.Effect<void>
-): Llm.Service => {
+interface Enter {
+  readonly effect: <A, E, R>(
+    f: (attempt: number, call?: CallContext.CallState) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R>
+  readonly scoped: <A, E, R>(
+    f: (attempt: number, call?: CallContext.CallState) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E, R | Scope.Scope>
+}
+
+type Emit = (
+  fields: Record<string, unknown>,
+  done: Finished,
+  attempt: number,
+  call: CallContext.CallState | undefined,
+  totals: Accumulator.Totals
+) => Effect.Effect<void>
+
+// Whether lines at `level` would be dropped anyway: then nothing is measured or formatted.
+const silent = (level: LogLevel.LogLevel) =>
+  Effect.map(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) => LogLevel.greaterThan(minimum, level))
+
+const observe = (service: Llm.Service, options: Options, level: LogLevel.LogLevel, enter: Enter, emit: Emit): Llm.Service => {
   const fieldsOf = makeFields(options)
   const scrub = Redaction.make(options.secrets)
+  const scrubbed = (error: LlmError) => Redaction.scrubError(scrub, error)
   const collectText = options.bodies === true
   return {
     complete: (request) =>
-      scope.effect((attempt, call) =>
-        Effect.flatMap(Clock.currentTimeNanos, (start) =>
-          Accumulator.track(
-            Effect.mapError(service.complete(request), (error) => Redaction.scrubError(scrub, error)),
-            (exit, totals) =>
-              Effect.flatMap(Clock.currentTimeNanos, (end) => {
-                const done: Finished = {
-                  request,
-                  operation: "complete",
-                  exit,
-                  answer: exit._tag === "Success" ? exit.value : undefined,
-                  text: undefined,
-                  latencyMs: millis(start, end),
-                  firstChunkMs: undefined
-                }
-                return emit(fieldsOf(done), done, attempt, call, totals)
-              })
-          )
-        )
-      ),
-    stream: (request) =>
-      scope.stream((attempt, call) =>
-        Stream.unwrapScoped(
-          Effect.gen(function* () {
-            const totals = yield* Accumulator.open()
-            const start = yield* Clock.currentTimeNanos
-            let firstChunkAt: bigint | undefined
-            let finish: LlmRequest.Finish | undefined
-            let text = ""
-            return service.stream(request).pipe(
-              Stream.mapError((error) => Redaction.scrubError(scrub, error)),
-              Stream.tap((event) => {
-                if (event._tag === "Finish") {
-                  finish = event
-                  return Effect.void
-                }
-                if (collectText) text += event.text
-                return firstChunkAt === undefined
-                  ? Effect.map(Clock.currentTimeNanos, (now) => {
-                      firstChunkAt = now
-                    })
-                  : Effect.void
-              }),
-              Stream.ensuringWith((exit) =>
-                Effect.flatMap(Clock.currentTimeNanos, (end) => {
+      enter.effect((attempt, call) =>
+        Effect.flatMap(silent(level), (quiet) =>
+          quiet
+            ? Effect.mapError(service.complete(request), scrubbed)
+            : Effect.clockWith((clock) => {
+                const start = clock.unsafeCurrentTimeNanos()
+                return Accumulator.track(Effect.mapError(service.complete(request), scrubbed), (exit, totals) => {
                   const done: Finished = {
                     request,
-                    operation: "stream",
+                    operation: "complete",
                     exit,
-                    answer: finish,
-                    text: collectText ? text : undefined,
-                    latencyMs: millis(start, end),
-                    firstChunkMs: firstChunkAt === undefined ? undefined : millis(start, firstChunkAt)
+                    answer: exit._tag === "Success" ? exit.value : undefined,
+                    text: undefined,
+                    latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
+                    firstChunkMs: undefined
                   }
                   return emit(fieldsOf(done), done, attempt, call, totals)
                 })
-              )
-            )
-          })
+              })
+        )
+      ),
+    stream: (request) =>
+      Stream.unwrapScoped(
+        enter.scoped((attempt, call) =>
+          Effect.flatMap(silent(level), (quiet) =>
+            quiet
+              ? Effect.succeed(Stream.mapError(service.stream(request), scrubbed))
+              : Effect.flatMap(Accumulator.open(), (totals) =>
+                  Effect.clockWith((clock) => {
+                    const start = clock.unsafeCurrentTimeNanos()
+                    let firstChunkAt: bigint | undefined
+                    let finish: LlmRequest.Finish | undefined
+                    let text = ""
+                    return Effect.succeed(
+                      service.stream(request).pipe(
+                        Stream.mapError(scrubbed),
+                        Stream.mapChunks((events) => {
+                          for (const event of events) {
+                            if (event._tag === "Finish") {
+                              finish = event
+                            } else {
+                              if (collectText) text += event.text
+                              firstChunkAt ??= clock.unsafeCurrentTimeNanos()
+                            }
+                          }
+                          return events
+                        }),
+                        Stream.ensuringWith((exit) => {
+                          const done: Finished = {
+                            request,
+                            operation: "stream",
+                            exit,
+                            answer: finish,
+                            text: collectText ? text : undefined,
+                            latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
+                            firstChunkMs: firstChunkAt === undefined ? undefined : millis(start, firstChunkAt)
+                          }
+                          return emit(fieldsOf(done), done, attempt, call, totals)
+                        })
+                      )
+                    )
+                  })
+                )
+          )
         )
       )
   }
@@ -275,9 +289,10 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
   return observe(
     service,
     options,
+    LogLevel.Info,
     {
       effect: (f) => CallContext.call((call) => f(0, call)),
-      stream: (f) => CallContext.callStream((call) => f(0, call))
+      scoped: (f) => CallContext.callScoped((call) => f(0, call))
     },
     (fields, done, _attempt, call, totals) => {
       fields.attempts = Math.max(call?.attempts ?? 0, totals.attempts, 1)
@@ -302,7 +317,8 @@ export const wrapAttempt = (service: Llm.Service, options: Options = {}): Llm.Se
   observe(
     service,
     { ...options, bodies: false },
-    { effect: CallContext.attempt, stream: CallContext.attemptStream },
+    LogLevel.Debug,
+    { effect: CallContext.attempt, scoped: CallContext.attemptScoped },
     (fields, _done, attempt) => {
       fields.attempt = attempt
       return Effect.annotateLogs(Effect.logDebug("llm attempt"), fields)

@@ -26,10 +26,11 @@
  * @since 0.1.0
  */
 import type { Config, ConfigError, Redacted } from "effect"
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, type Scope, Stream, Tracer } from "effect"
 import * as CallContext from "./internal/callContext.js"
 import * as Redaction from "./internal/redaction.js"
 import * as Llm from "./Llm.js"
+import type { LlmError } from "./LlmError.js"
 import type * as LlmRequest from "./LlmRequest.js"
 
 /**
@@ -113,42 +114,62 @@ export const responseAttributes = (answer: LlmRequest.LlmResponse | LlmRequest.F
   return attributes
 }
 
-const annotateFinish = (event: LlmRequest.LlmStreamEvent) =>
-  event._tag === "Finish" ? Effect.annotateCurrentSpan(responseAttributes(event)) : Effect.void
+const setAll = (span: Tracer.Span, attributes: Record<string, unknown>) => {
+  for (const key in attributes) span.attribute(key, attributes[key])
+}
 
-const annotateError = (error: { readonly _tag: string }) => Effect.annotateCurrentSpan("error.type", error._tag)
+interface Enter {
+  readonly effect: <A, E, R>(f: (n: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly scoped: <A, E, R>(f: (n: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R | Scope.Scope>
+}
 
 const traced = (
   service: Llm.Service,
   options: Options,
   span: (request: LlmRequest.LlmRequest, attempt: number) => { readonly name: string; readonly attributes: Record<string, unknown> },
-  enter: {
-    readonly effect: <A, E, R>(f: (n: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-    readonly stream: <A, E, R>(f: (n: number) => Stream.Stream<A, E, R>) => Stream.Stream<A, E, R>
-  }
+  enter: Enter
 ): Llm.Service => {
   const scrub = Redaction.make(options.secrets)
+  // No stack trace per span: capturing one costs more than the rest of the span.
+  const spanOptions = (attributes: Record<string, unknown>) =>
+    ({ kind: "client", attributes, captureStackTrace: false }) as const
+  const fail = (active: Tracer.Span, error: LlmError) => {
+    active.attribute("error.type", error._tag)
+    return Redaction.scrubError(scrub, error)
+  }
   return {
     complete: (request) =>
       enter.effect((n) => {
         const { attributes, name } = span(request, n)
-        return service.complete(request).pipe(
-          Effect.tap((response) => Effect.annotateCurrentSpan(responseAttributes(response))),
-          Effect.tapError(annotateError),
-          Effect.mapError((error) => Redaction.scrubError(scrub, error)),
-          Effect.withSpan(name, { kind: "client", attributes })
+        return Effect.useSpan(name, spanOptions(attributes), (active) =>
+          Effect.withParentSpan(
+            Effect.matchEffect(service.complete(request), {
+              onSuccess: (response) => {
+                setAll(active, responseAttributes(response))
+                return Effect.succeed(response)
+              },
+              onFailure: (error) => Effect.fail(fail(active, error))
+            }),
+            active
+          )
         )
       }),
     stream: (request) =>
-      enter.stream((n) => {
-        const { attributes, name } = span(request, n)
-        return service.stream(request).pipe(
-          Stream.tap(annotateFinish),
-          Stream.tapError(annotateError),
-          Stream.mapError((error) => Redaction.scrubError(scrub, error)),
-          Stream.withSpan(name, { kind: "client", attributes })
-        )
-      })
+      Stream.unwrapScoped(
+        enter.scoped((n) => {
+          const { attributes, name } = span(request, n)
+          return Effect.map(Effect.makeSpanScoped(name, spanOptions(attributes)), (active) =>
+            service.stream(request).pipe(
+              Stream.mapChunks((events) => {
+                for (const event of events) if (event._tag === "Finish") setAll(active, responseAttributes(event))
+                return events
+              }),
+              Stream.mapError((error) => fail(active, error)),
+              Stream.provideService(Tracer.ParentSpan, active)
+            )
+          )
+        })
+      )
   }
 }
 
@@ -164,10 +185,12 @@ const traced = (
  * @category Combinators
  */
 export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =>
-  traced(service, options, (request) => ({ name: spanName(request), attributes: requestAttributes(request) }), {
-    effect: (f) => CallContext.call(() => f(0)),
-    stream: (f) => CallContext.callStream(() => f(0))
-  })
+  traced(
+    service,
+    options,
+    (request) => ({ name: spanName(request), attributes: requestAttributes(request) }),
+    { effect: (f) => CallContext.call(() => f(0)), scoped: (f) => CallContext.callScoped(() => f(0)) }
+  )
 
 /**
  * Opens an `llm.attempt` span around each provider attempt, with `llm.attempt.number` (1 for the
@@ -188,7 +211,7 @@ export const wrapAttempt = (service: Llm.Service, options: Options = {}): Llm.Se
       name: "llm.attempt",
       attributes: { ...requestAttributes(request), "llm.attempt.number": attempt }
     }),
-    { effect: CallContext.attempt, stream: CallContext.attemptStream }
+    { effect: CallContext.attempt, scoped: CallContext.attemptScoped }
   )
 
 /**

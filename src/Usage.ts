@@ -43,14 +43,15 @@
  */
 import {
   Cause,
-  Clock,
   type ConfigError,
   Duration,
   Effect,
   type Exit,
+  FiberRef,
   Layer,
   Metric,
   MetricBoundaries,
+  MetricKey,
   MetricLabel,
   Option,
   Stream
@@ -72,6 +73,23 @@ const firstChunkBoundaries = MetricBoundaries.fromIterable([
   0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
 ])
 
+const tokenUsageKey = MetricKey.histogram("gen_ai.client.token.usage", tokenBoundaries, "Tokens used per LLM call")
+const durationKey = MetricKey.histogram(
+  "gen_ai.client.operation.duration",
+  durationBoundaries,
+  "Duration of LLM calls in seconds"
+)
+const firstChunkKey = MetricKey.histogram(
+  "gen_ai.client.operation.time_to_first_chunk",
+  firstChunkBoundaries,
+  "Time to the first streamed text in seconds"
+)
+const requestsKey = MetricKey.counter("llm.client.requests", {
+  description: "LLM provider attempts by outcome",
+  incremental: true
+})
+const costKey = MetricKey.counter("llm.client.cost", { description: "LLM cost in USD", incremental: true })
+
 /**
  * Tokens per attempt, by `gen_ai.token.type`.
  *
@@ -86,7 +104,7 @@ const firstChunkBoundaries = MetricBoundaries.fromIterable([
  * @since 0.1.0
  * @category Metrics
  */
-export const tokenUsage = Metric.histogram("gen_ai.client.token.usage", tokenBoundaries, "Tokens used per LLM call")
+export const tokenUsage = Metric.fromMetricKey(tokenUsageKey)
 
 /**
  * Seconds per attempt, from the call to its answer (for a stream: to its end).
@@ -99,11 +117,7 @@ export const tokenUsage = Metric.histogram("gen_ai.client.token.usage", tokenBou
  * @since 0.1.0
  * @category Metrics
  */
-export const operationDuration = Metric.histogram(
-  "gen_ai.client.operation.duration",
-  durationBoundaries,
-  "Duration of LLM calls in seconds"
-)
+export const operationDuration = Metric.fromMetricKey(durationKey)
 
 /**
  * Seconds from the start of a stream to its first text.
@@ -116,11 +130,7 @@ export const operationDuration = Metric.histogram(
  * @since 0.1.0
  * @category Metrics
  */
-export const timeToFirstChunk = Metric.histogram(
-  "gen_ai.client.operation.time_to_first_chunk",
-  firstChunkBoundaries,
-  "Time to the first streamed text in seconds"
-)
+export const timeToFirstChunk = Metric.fromMetricKey(firstChunkKey)
 
 /**
  * Provider attempts, by `llm.outcome` and `error.type` (the `LlmError` tag, or `none`).
@@ -133,10 +143,7 @@ export const timeToFirstChunk = Metric.histogram(
  * @since 0.1.0
  * @category Metrics
  */
-export const requests = Metric.counter("llm.client.requests", {
-  description: "LLM provider attempts by outcome",
-  incremental: true
-})
+export const requests = Metric.fromMetricKey(requestsKey)
 
 /**
  * US dollars spent, priced with the configured {@link Pricing} table (unknown models add 0).
@@ -149,7 +156,7 @@ export const requests = Metric.counter("llm.client.requests", {
  * @since 0.1.0
  * @category Metrics
  */
-export const cost = Metric.counter("llm.client.cost", { description: "LLM cost in USD", incremental: true })
+export const cost = Metric.fromMetricKey(costKey)
 
 /**
  * Retries scheduled by a retry policy, by `error.type`. Incremented by {@link recordRetry}.
@@ -391,20 +398,23 @@ export interface Options {
 
 type Operation = "complete" | "stream"
 
+type Histogram = Metric.Metric.Histogram<number>
+type Counter = Metric.Metric.Counter<number>
+
 interface Instruments {
-  readonly input: Metric.Metric.Histogram<number>
-  readonly output: Metric.Metric.Histogram<number>
-  readonly cachedInput: Metric.Metric.Histogram<number>
-  readonly reasoning: Metric.Metric.Histogram<number>
-  readonly duration: Metric.Metric.Histogram<number>
-  readonly firstChunk: Metric.Metric.Histogram<number>
-  readonly cost: Metric.Metric.Counter<number>
-  readonly byOutcome: Map<string, { requests: Metric.Metric.Counter<number>; duration: Metric.Metric.Histogram<number> }>
+  readonly input: Histogram
+  readonly output: Histogram
+  readonly cachedInput: Histogram
+  readonly reasoning: Histogram
+  readonly duration: Histogram
+  readonly firstChunk: Histogram
+  readonly cost: Counter
+  readonly byOutcome: Map<string, { readonly requests: Counter; readonly duration: Histogram }>
   readonly labels: ReadonlyArray<MetricLabel.MetricLabel>
 }
 
-// Tagged metrics are built once per provider, model and operation: tagging on every call would
-// cost more than the call's bookkeeping.
+// Tagged metrics are built once per provider, model and operation, straight from their keys:
+// `Metric.tagged` on every call would rebuild and look up the key each time.
 const instrumentCache = new Map<string, Instruments>()
 const cacheLimit = 1_000
 
@@ -420,15 +430,15 @@ const instrumentsFor = (provider: string, model: string, operation: Operation): 
     label("llm.operation", operation)
   ]
   const tokens = (type: string) =>
-    Metric.taggedWithLabels(tokenUsage, [...labels, label("gen_ai.token.type", type)])
+    Metric.fromMetricKey(MetricKey.taggedWithLabels(tokenUsageKey, [...labels, label("gen_ai.token.type", type)]))
   const made: Instruments = {
     input: tokens("input"),
     output: tokens("output"),
     cachedInput: tokens("cached_input"),
     reasoning: tokens("reasoning"),
-    duration: Metric.taggedWithLabels(operationDuration, labels),
-    firstChunk: Metric.taggedWithLabels(timeToFirstChunk, labels),
-    cost: Metric.taggedWithLabels(cost, labels),
+    duration: Metric.fromMetricKey(MetricKey.taggedWithLabels(durationKey, labels)),
+    firstChunk: Metric.fromMetricKey(MetricKey.taggedWithLabels(firstChunkKey, labels)),
+    cost: Metric.fromMetricKey(MetricKey.taggedWithLabels(costKey, labels)),
     byOutcome: new Map(),
     labels
   }
@@ -441,15 +451,19 @@ const outcomeInstruments = (instruments: Instruments, outcome: string, errorType
   const cached = instruments.byOutcome.get(key)
   if (cached !== undefined) return cached
   const made = {
-    requests: Metric.taggedWithLabels(requests, [
-      ...instruments.labels,
-      label("llm.outcome", outcome),
-      label("error.type", errorType)
-    ]),
+    requests: Metric.fromMetricKey(
+      MetricKey.taggedWithLabels(requestsKey, [
+        ...instruments.labels,
+        label("llm.outcome", outcome),
+        label("error.type", errorType)
+      ])
+    ),
     duration:
       errorType === "none"
         ? instruments.duration
-        : Metric.taggedWithLabels(operationDuration, [...instruments.labels, label("error.type", errorType)])
+        : Metric.fromMetricKey(
+            MetricKey.taggedWithLabels(durationKey, [...instruments.labels, label("error.type", errorType)])
+          )
   }
   instruments.byOutcome.set(key, made)
   return made
@@ -491,36 +505,29 @@ interface Attempt {
   readonly estimated: boolean
 }
 
-const record = (prices: Pricing.PriceTable, attempt: Attempt): Effect.Effect<void> => {
-  const provider = attempt.request.provider ?? attempt.answered?.provider ?? attempt.outcome.provider ?? "unknown"
-  const model = attempt.request.model ?? attempt.answered?.model ?? "unknown"
-  const instruments = instrumentsFor(provider, model, attempt.operation)
-  const byOutcome = outcomeInstruments(instruments, attempt.outcome.outcome, attempt.outcome.errorType)
-  const usage = attempt.usage
-  const usd = usage === undefined ? 0 : Pricing.cost(prices, attempt.answered?.model ?? model, usage)
-  const updates: Array<Effect.Effect<void>> = [
-    Metric.increment(byOutcome.requests),
-    Metric.update(byOutcome.duration, attempt.seconds),
-    Accumulator.add(usage, usd, attempt.estimated)
-  ]
-  if (attempt.firstChunkSeconds !== undefined) {
-    updates.push(Metric.update(instruments.firstChunk, attempt.firstChunkSeconds))
-  }
-  if (usage !== undefined) {
-    updates.push(
-      Metric.update(instruments.input, usage.inputTokens),
-      Metric.update(instruments.output, usage.outputTokens),
-      Metric.incrementBy(instruments.cost, usd)
-    )
-    if (usage.cachedInputTokens !== undefined) {
-      updates.push(Metric.update(instruments.cachedInput, usage.cachedInputTokens))
+// Runs in one synchronous step at the end of an attempt: the metric updates and the attribution.
+const record = (prices: Pricing.PriceTable, attempt: Attempt): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    const tags = fiber.getFiberRef(FiberRef.currentMetricLabels)
+    const provider = attempt.request.provider ?? attempt.answered?.provider ?? attempt.outcome.provider ?? "unknown"
+    const model = attempt.request.model ?? attempt.answered?.model ?? "unknown"
+    const instruments = instrumentsFor(provider, model, attempt.operation)
+    const byOutcome = outcomeInstruments(instruments, attempt.outcome.outcome, attempt.outcome.errorType)
+    const usage = attempt.usage
+    const usd = usage === undefined ? 0 : Pricing.cost(prices, attempt.answered?.model ?? model, usage)
+    byOutcome.requests.unsafeUpdate(1, tags)
+    byOutcome.duration.unsafeUpdate(attempt.seconds, tags)
+    if (attempt.firstChunkSeconds !== undefined) instruments.firstChunk.unsafeUpdate(attempt.firstChunkSeconds, tags)
+    if (usage !== undefined) {
+      instruments.input.unsafeUpdate(usage.inputTokens, tags)
+      instruments.output.unsafeUpdate(usage.outputTokens, tags)
+      instruments.cost.unsafeUpdate(usd, tags)
+      if (usage.cachedInputTokens !== undefined) instruments.cachedInput.unsafeUpdate(usage.cachedInputTokens, tags)
+      if (usage.reasoningTokens !== undefined) instruments.reasoning.unsafeUpdate(usage.reasoningTokens, tags)
     }
-    if (usage.reasoningTokens !== undefined) {
-      updates.push(Metric.update(instruments.reasoning, usage.reasoningTokens))
-    }
-  }
-  return Effect.all(updates, { discard: true })
-}
+    Accumulator.unsafeAdd(fiber.getFiberRef(Accumulator.sinks), usage, usd, attempt.estimated)
+    return Effect.void
+  })
 
 const seconds = (from: bigint, to: bigint) => Number(to - from) / 1e9
 
@@ -543,44 +550,43 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
   const prices = options.prices ?? Pricing.defaults
   return {
     complete: (request) =>
-      Effect.flatMap(Clock.currentTimeNanos, (start) =>
-        Effect.onExit(service.complete(request), (exit) =>
-          Effect.flatMap(Clock.currentTimeNanos, (end) => {
-            const response = exit._tag === "Success" ? exit.value : undefined
-            return record(prices, {
-              request,
-              operation: "complete",
-              outcome: outcomeOf(exit, true),
-              answered: response,
-              seconds: seconds(start, end),
-              firstChunkSeconds: undefined,
-              usage: response?.usage,
-              estimated: false
-            })
+      Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeNanos()
+        return Effect.onExit(service.complete(request), (exit) => {
+          const response = exit._tag === "Success" ? exit.value : undefined
+          return record(prices, {
+            request,
+            operation: "complete",
+            outcome: outcomeOf(exit, true),
+            answered: response,
+            seconds: seconds(start, clock.unsafeCurrentTimeNanos()),
+            firstChunkSeconds: undefined,
+            usage: response?.usage,
+            estimated: false
           })
-        )
-      ),
+        })
+      }),
     stream: (request) =>
       Stream.unwrap(
-        Effect.map(Clock.currentTimeNanos, (start) => {
+        Effect.clockWith((clock) => {
+          const start = clock.unsafeCurrentTimeNanos()
           let firstChunkAt: bigint | undefined
           let chars = 0
           let finish: LlmRequest.Finish | undefined
-          return service.stream(request).pipe(
-            Stream.tap((event) => {
-              if (event._tag === "Finish") {
-                finish = event
-                return Effect.void
-              }
-              chars += event.text.length
-              return firstChunkAt === undefined
-                ? Effect.map(Clock.currentTimeNanos, (now) => {
-                    firstChunkAt = now
-                  })
-                : Effect.void
-            }),
-            Stream.ensuringWith((exit) =>
-              Effect.flatMap(Clock.currentTimeNanos, (end) => {
+          return Effect.succeed(
+            service.stream(request).pipe(
+              Stream.mapChunks((events) => {
+                for (const event of events) {
+                  if (event._tag === "Finish") {
+                    finish = event
+                  } else {
+                    chars += event.text.length
+                    firstChunkAt ??= clock.unsafeCurrentTimeNanos()
+                  }
+                }
+                return events
+              }),
+              Stream.ensuringWith((exit) => {
                 const partial: LlmRequest.Usage | undefined =
                   finish === undefined && chars > 0
                     ? {
@@ -594,7 +600,7 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
                   operation: "stream",
                   outcome: outcomeOf(exit, finish !== undefined),
                   answered: finish,
-                  seconds: seconds(start, end),
+                  seconds: seconds(start, clock.unsafeCurrentTimeNanos()),
                   firstChunkSeconds: firstChunkAt === undefined ? undefined : seconds(start, firstChunkAt),
                   usage: finish?.usage ?? partial,
                   estimated: partial !== undefined

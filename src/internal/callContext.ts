@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Effect, FiberRef, Stream } from "effect"
+import { Effect, FiberRef, type Scope } from "effect"
 
 /** The call in progress. */
 export interface CallState {
@@ -25,18 +25,18 @@ export const call = <A, E, R>(f: (state: CallState) => Effect.Effect<A, E, R>): 
     return Effect.locally(Effect.locally(f(state), currentAttempt, 0), currentCall, state)
   })
 
-/** {@link call} for a stream: the call stays open while the stream runs. */
-export const callStream = <A, E, R>(f: (state: CallState) => Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
-  Stream.unwrapScoped(
-    Effect.flatMap(FiberRef.get(currentCall), (open) => {
-      if (open !== undefined) return Effect.succeed(f(open))
-      const state: CallState = { attempts: 0 }
-      return Effect.as(
-        Effect.zipRight(Effect.locallyScoped(currentCall, state), Effect.locallyScoped(currentAttempt, 0)),
-        f(state)
-      )
-    })
-  )
+/** {@link call} for a scope (e.g. a stream's): the call stays open until the scope closes. */
+export const callScoped = <A, E, R>(
+  f: (state: CallState) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R | Scope.Scope> =>
+  Effect.flatMap(FiberRef.get(currentCall), (open) => {
+    if (open !== undefined) return f(open)
+    const state: CallState = { attempts: 0 }
+    return Effect.zipRight(
+      Effect.zipRight(Effect.locallyScoped(currentCall, state), Effect.locallyScoped(currentAttempt, 0)),
+      f(state)
+    )
+  })
 
 const nextAttempt = (open: CallState | undefined) => (open === undefined ? 1 : ++open.attempts)
 
@@ -51,15 +51,15 @@ export const attempt = <A, E, R>(f: (attempt: number) => Effect.Effect<A, E, R>)
         })
   )
 
-/** {@link attempt} for a stream. */
-export const attemptStream = <A, E, R>(f: (attempt: number) => Stream.Stream<A, E, R>): Stream.Stream<A, E, R> =>
-  Stream.unwrapScoped(
-    Effect.flatMap(FiberRef.get(currentAttempt), (current) =>
-      current > 0
-        ? Effect.succeed(f(current))
-        : Effect.flatMap(FiberRef.get(currentCall), (open) => {
-            const n = nextAttempt(open)
-            return Effect.as(Effect.locallyScoped(currentAttempt, n), f(n))
-          })
-    )
+/** {@link attempt} for a scope (e.g. a stream's). */
+export const attemptScoped = <A, E, R>(
+  f: (attempt: number) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R | Scope.Scope> =>
+  Effect.flatMap(FiberRef.get(currentAttempt), (current) =>
+    current > 0
+      ? f(current)
+      : Effect.flatMap(FiberRef.get(currentCall), (open) => {
+          const n = nextAttempt(open)
+          return Effect.zipRight(Effect.locallyScoped(currentAttempt, n), f(n))
+        })
   )

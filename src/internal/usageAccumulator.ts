@@ -31,15 +31,15 @@ export const empty = (): Totals => ({
   estimated: false
 })
 
-const sinks = FiberRef.unsafeMake<ReadonlyArray<Totals>>([], { join: (parent) => parent })
+export const sinks = FiberRef.unsafeMake<ReadonlyArray<Totals>>([], { join: (parent) => parent })
 
-/** Adds one attempt (with its usage, if any) to every open region. */
-export const add = (
+/** Adds one attempt (with its usage, if any) to every open region (`open`: the fiber's {@link sinks}). */
+export const unsafeAdd = (
+  open: ReadonlyArray<Totals>,
   usage: LlmRequest.Usage | undefined,
   costUsd: number,
   estimated: boolean
-): Effect.Effect<void> =>
-  Effect.map(FiberRef.get(sinks), (open) => {
+): void => {
     for (const totals of open) {
       totals.attempts += 1
       if (usage !== undefined) {
@@ -52,7 +52,7 @@ export const add = (
         totals.estimated ||= estimated
       }
     }
-  })
+}
 
 /** Runs `self` as a region, then hands its totals (whatever the exit) to `onDone`. */
 export const track = <A, E, R, R2>(
