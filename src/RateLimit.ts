@@ -23,7 +23,10 @@
  *   A failed call keeps its charge. A request whose estimate exceeds the whole budget fails at once
  *   with a non-retryable `RateLimitError`.
  * - A provider's 429 with `retryAfter` pauses that provider for every caller of this process until
- *   `retryAfter` has passed, so a burst does not turn one 429 into fifty.
+ *   `retryAfter` has passed, so a burst does not turn one 429 into fifty. With a shared store
+ *   (`RateLimitStore.layerRedis`), the pause reaches every instance through it.
+ * - `keyNamespaces` (e.g. `RateLimitStore.keyNamespaces(config)`) puts each provider's API-key
+ *   fingerprint in its store keys, so two keys never share a budget.
  *
  * @example
  * import { RateLimiter } from "@effect/experimental"
@@ -38,10 +41,11 @@
  * @since 0.1.0
  */
 import { RateLimiter } from "@effect/experimental"
-import { Config, type ConfigError, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
+import { type Clock, Config, type ConfigError, type Context, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
 import * as Llm from "./Llm.js"
 import { type LlmError, RateLimitError } from "./LlmError.js"
 import type { LlmRequest, LlmResponse, Usage } from "./LlmRequest.js"
+import { SharedPauses } from "./RateLimitStore.js"
 import * as LocalRejection from "./internal/localRejection.js"
 import * as TokenEstimate from "./internal/tokenEstimate.js"
 
@@ -64,8 +68,10 @@ export interface Limits {
 /**
  * Limiter options: the limits for every provider, `providers` to override them per provider
  * name, `maxWait` (default 30 s) the longest a caller waits for capacity, `defaultOutputTokens`
- * (default 1024) the output budget charged when a request sets no `maxTokens`, and `keyPrefix`
- * (default `"llm:"`) the prefix of the store keys (`llm:openai:rpm`, `llm:openai:tpm`).
+ * (default 1024) the output budget charged when a request sets no `maxTokens`, `keyPrefix`
+ * (default `"llm:"`) the prefix of the store keys (`llm:openai:rpm`, `llm:openai:tpm`), and
+ * `keyNamespaces` a namespace per provider name placed after it (`llm:openai:<namespace>:rpm`),
+ * normally the API key's `RateLimitStore.fingerprint`.
  *
  * @example
  * import { Duration } from "effect"
@@ -85,6 +91,7 @@ export interface Options extends Limits {
   readonly maxWait?: Duration.DurationInput
   readonly defaultOutputTokens?: number
   readonly keyPrefix?: string
+  readonly keyNamespaces?: Readonly<Record<string, string>>
 }
 
 /** A token bucket of one provider: its store key, size and refill interval. */
@@ -98,6 +105,8 @@ interface Bucket {
 /** Per-provider state, built once on the provider's first call. */
 interface ProviderLimiter {
   readonly name: string
+  /** Store key of the provider's 429 pause, shared when the store shares pauses. */
+  readonly pauseKey: string
   readonly rpm: Bucket | undefined
   readonly tpm: Bucket | undefined
   readonly maxConcurrency: number
@@ -158,244 +167,268 @@ export type Limiter = (service: Llm.Service) => Llm.Service
  * @category Constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Limiter, never, RateLimiter.RateLimiterStore> =>
-  Effect.map(RateLimiter.RateLimiterStore, (store): Limiter => {
-    const maxWaitMs = Duration.toMillis(Duration.decode(options.maxWait ?? Duration.seconds(30)))
-    const defaultOutputTokens = options.defaultOutputTokens ?? 1024
-    const prefix = options.keyPrefix ?? "llm:"
-    const providers = new Map<string, ProviderLimiter>()
+  Effect.gen(function* () {
+    const store = yield* RateLimiter.RateLimiterStore
+    const pauses = Option.getOrUndefined(yield* Effect.serviceOption(SharedPauses))
+    const ownClock = yield* Effect.clock
+    return limiter(options, store, pauses, ownClock)
+  })
 
-    // The store's own token-bucket operation, as `RateLimiter.consume` uses it, called directly
-    // with the refill rate computed once per provider (a call far below the limits allocates
-    // almost nothing). With `allowOverflow` a bucket goes negative: the debt is the wait.
-    // Store failures (e.g. Redis down) fail open: the call goes through without waiting.
-    const take = (bucket: Bucket, tokens: number): Effect.Effect<number> =>
-      Effect.orElseSucceed(
-        Effect.map(
-          store.tokenBucket({ key: bucket.key, tokens, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
-          (remaining) => (remaining < 0 ? -remaining * bucket.refillMs : 0)
-        ),
-        () => 0
-      )
+const limiter = (
+  options: Options,
+  store: Context.Tag.Service<RateLimiter.RateLimiterStore>,
+  pauses: Context.Tag.Service<SharedPauses> | undefined,
+  ownClock: Clock.Clock
+): Limiter => {
+  const maxWaitMs = Duration.toMillis(Duration.decode(options.maxWait ?? Duration.seconds(30)))
+  const defaultOutputTokens = options.defaultOutputTokens ?? 1024
+  const prefix = options.keyPrefix ?? "llm:"
+  const providers = new Map<string, ProviderLimiter>()
 
-    const bucketOf = (name: string, kind: "rpm" | "tpm", limit: number | undefined): Bucket | undefined => {
-      if (limit === undefined) return undefined
-      const refillRate = Duration.unsafeDivide(minute, limit)
-      return { key: `${prefix}${name}:${kind}`, limit, refillRate, refillMs: Duration.toMillis(refillRate) }
-    }
+  // The store's own token-bucket operation, as `RateLimiter.consume` uses it, called directly
+  // with the refill rate computed once per provider (a call far below the limits allocates
+  // almost nothing). With `allowOverflow` a bucket goes negative: the debt is the wait.
+  // Store failures (e.g. Redis down) fail open: the call goes through without waiting.
+  const take = (bucket: Bucket, tokens: number): Effect.Effect<number> =>
+    Effect.orElseSucceed(
+      Effect.map(
+        store.tokenBucket({ key: bucket.key, tokens, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
+        (remaining) => (remaining < 0 ? -remaining * bucket.refillMs : 0)
+      ),
+      () => 0
+    )
 
-    const limiterFor = (name: string): ProviderLimiter => {
-      let state = providers.get(name)
-      if (state === undefined) {
-        const own = options.providers?.[name]
-        const rpm = bucketOf(name, "rpm", own?.rpm ?? options.rpm)
-        const maxConcurrency = own?.maxConcurrency ?? options.maxConcurrency
-        const semaphore = maxConcurrency === undefined ? undefined : Effect.unsafeMakeSemaphore(maxConcurrency)
-        const created: ProviderLimiter = {
-          name,
-          rpm,
-          tpm: bucketOf(name, "tpm", own?.tpm ?? options.tpm),
-          maxConcurrency: maxConcurrency ?? Infinity,
-          semaphore,
-          takeRequest: rpm === undefined ? undefined : take(rpm, 1),
-          release:
-            semaphore === undefined
-              ? Effect.void
-              : Effect.suspend(() => {
-                  created.inFlight--
-                  return semaphore.release(1)
-                }),
-          onError: (error) => onProviderError(created, error),
-          inFlight: 0,
-          pausedUntil: 0
-        }
-        state = created
-        providers.set(name, state)
+  const keyOf = (name: string, kind: "rpm" | "tpm" | "pause") => {
+    const namespace = options.keyNamespaces?.[name]
+    return namespace === undefined ? `${prefix}${name}:${kind}` : `${prefix}${name}:${namespace}:${kind}`
+  }
+
+  const bucketOf = (name: string, kind: "rpm" | "tpm", limit: number | undefined): Bucket | undefined => {
+    if (limit === undefined) return undefined
+    const refillRate = Duration.unsafeDivide(minute, limit)
+    return { key: keyOf(name, kind), limit, refillRate, refillMs: Duration.toMillis(refillRate) }
+  }
+
+  const limiterFor = (name: string): ProviderLimiter => {
+    let state = providers.get(name)
+    if (state === undefined) {
+      const own = options.providers?.[name]
+      const rpm = bucketOf(name, "rpm", own?.rpm ?? options.rpm)
+      const maxConcurrency = own?.maxConcurrency ?? options.maxConcurrency
+      const semaphore = maxConcurrency === undefined ? undefined : Effect.unsafeMakeSemaphore(maxConcurrency)
+      const created: ProviderLimiter = {
+        name,
+        pauseKey: keyOf(name, "pause"),
+        rpm,
+        tpm: bucketOf(name, "tpm", own?.tpm ?? options.tpm),
+        maxConcurrency: maxConcurrency ?? Infinity,
+        semaphore,
+        takeRequest: rpm === undefined ? undefined : take(rpm, 1),
+        release:
+          semaphore === undefined
+            ? Effect.void
+            : Effect.suspend(() => {
+                created.inFlight--
+                return semaphore.release(1)
+              }),
+        onError: (error) => onProviderError(created, error),
+        inFlight: 0,
+        pausedUntil: 0
       }
-      return state
+      state = created
+      providers.set(name, state)
+      // A pause announced by another instance extends this one's, as a 429 seen here would.
+      pauses?.watch(created.pauseKey, (millis) => {
+        const until = ownClock.unsafeCurrentTimeMillis() + millis
+        if (until > created.pausedUntil) created.pausedUntil = until
+      })
     }
+    return state
+  }
 
-    /** Charges (delta > 0) or refunds (delta < 0) tokens, never lifting a bucket above its limit. */
-    const adjust = (bucket: Bucket, delta: number): Effect.Effect<void> => {
-      if (delta === 0) return Effect.void
-      if (delta > 0) return Effect.asVoid(take(bucket, delta))
-      return Effect.flatMap(
-        Effect.orElseSucceed(
-          store.tokenBucket({ key: bucket.key, tokens: 0, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
-          () => bucket.limit
-        ),
-        (remaining) => {
-          const refund = Math.min(-delta, bucket.limit - remaining)
-          return refund > 0 ? Effect.asVoid(take(bucket, -refund)) : Effect.void
-        }
-      )
-    }
+  /** Charges (delta > 0) or refunds (delta < 0) tokens, never lifting a bucket above its limit. */
+  const adjust = (bucket: Bucket, delta: number): Effect.Effect<void> => {
+    if (delta === 0) return Effect.void
+    if (delta > 0) return Effect.asVoid(take(bucket, delta))
+    return Effect.flatMap(
+      Effect.orElseSucceed(
+        store.tokenBucket({ key: bucket.key, tokens: 0, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
+        () => bucket.limit
+      ),
+      (remaining) => {
+        const refund = Math.min(-delta, bucket.limit - remaining)
+        return refund > 0 ? Effect.asVoid(take(bucket, -refund)) : Effect.void
+      }
+    )
+  }
 
-    /** Gives back what {@link reserve} took, when the call will not be made. */
-    const unreserve = (s: ProviderLimiter, tokens: number): Effect.Effect<void> =>
-      Effect.zipRight(
-        s.rpm === undefined ? Effect.void : adjust(s.rpm, -1),
-        s.tpm === undefined ? Effect.void : adjust(s.tpm, -tokens)
-      )
+  /** Gives back what {@link reserve} took, when the call will not be made. */
+  const unreserve = (s: ProviderLimiter, tokens: number): Effect.Effect<void> =>
+    Effect.zipRight(
+      s.rpm === undefined ? Effect.void : adjust(s.rpm, -1),
+      s.tpm === undefined ? Effect.void : adjust(s.tpm, -tokens)
+    )
 
-    /**
-     * Waits `rateDelay` (or until a 429 pause ends, whichever is later) if that fits in the
-     * caller's remaining `budgetMs`; else gives the reservation back and fails.
-     */
-    const wait = (s: ProviderLimiter, tokens: number, rateDelay: number, budgetMs: number): Effect.Effect<void, RateLimitError> =>
-      Effect.clockWith((clock) => {
-        let paused = s.pausedUntil - clock.unsafeCurrentTimeMillis()
-        if (paused <= 0) {
-          s.pausedUntil = 0
-          paused = 0
-        }
-        const delay = paused > rateDelay ? paused : rateDelay
-        if (delay <= 0) return Effect.void
-        if (delay > budgetMs) {
-          return Effect.zipRight(
-            unreserve(s, tokens),
-            Effect.fail(
-              localError(
-                s.name,
-                `Local rate limit for ${s.name}: capacity returns in ${formatMs(delay)}, more than the ${formatMs(maxWaitMs)} a call may wait`,
-                delay
-              )
+  /**
+   * Waits `rateDelay` (or until a 429 pause ends, whichever is later) if that fits in the
+   * caller's remaining `budgetMs`; else gives the reservation back and fails.
+   */
+  const wait = (s: ProviderLimiter, tokens: number, rateDelay: number, budgetMs: number): Effect.Effect<void, RateLimitError> =>
+    Effect.clockWith((clock) => {
+      let paused = s.pausedUntil - clock.unsafeCurrentTimeMillis()
+      if (paused <= 0) {
+        s.pausedUntil = 0
+        paused = 0
+      }
+      const delay = paused > rateDelay ? paused : rateDelay
+      if (delay <= 0) return Effect.void
+      if (delay > budgetMs) {
+        return Effect.zipRight(
+          unreserve(s, tokens),
+          Effect.fail(
+            localError(
+              s.name,
+              `Local rate limit for ${s.name}: capacity returns in ${formatMs(delay)}, more than the ${formatMs(maxWaitMs)} a call may wait`,
+              delay
             )
           )
-        }
-        return Effect.onInterrupt(Effect.sleep(Duration.millis(delay)), () => unreserve(s, tokens))
-      })
-
-    /** Reserves a request and `tokens` in the buckets, then waits for them if needed. */
-    const reserve = (s: ProviderLimiter, tokens: number, budgetMs: number): Effect.Effect<void, RateLimitError> => {
-      const tpm = s.tpm
-      const rate =
-        tpm === undefined
-          ? s.takeRequest
-          : s.takeRequest === undefined
-            ? take(tpm, tokens)
-            : Effect.zipWith(s.takeRequest, take(tpm, tokens), (a, b) => (a > b ? a : b))
-      if (rate === undefined) return s.pausedUntil === 0 ? Effect.void : wait(s, tokens, 0, budgetMs)
-      return Effect.flatMap(rate, (delay) => (delay <= 0 && s.pausedUntil === 0 ? Effect.void : wait(s, tokens, delay, budgetMs)))
-    }
-
-    /** Takes a slot, waiting at most `maxWait`; true when taken. */
-    const takeSlot = (semaphore: Effect.Semaphore): Effect.Effect<boolean> => {
-      let held = false
-      const taken = Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(restore(semaphore.take(1)), () =>
-          Effect.sync(() => {
-            held = true
-          })
         )
-      )
-      // `held` also covers a slot taken in the same instant the wait timed out.
-      return Effect.map(Effect.timeoutOption(taken, Duration.millis(maxWaitMs)), () => held)
-    }
-
-    const onProviderError = (s: ProviderLimiter, error: LlmError): Effect.Effect<void> => {
-      if (error._tag !== "RateLimitError" || error.retryAfter === undefined || LocalRejection.isLocal(error)) {
-        return Effect.void
       }
-      const retryAfterMs = Duration.toMillis(error.retryAfter)
-      return Effect.clockWith((clock) => {
-        const until = clock.unsafeCurrentTimeMillis() + retryAfterMs
-        if (until <= s.pausedUntil) return Effect.void
-        s.pausedUntil = until
-        return Effect.logWarning(`Pausing calls to ${s.name} for ${formatMs(retryAfterMs)} after a rate limit answer`).pipe(
-          Effect.annotateLogs({ provider: s.name, retryAfterMs })
-        )
-      })
-    }
-
-    const overBudget = (s: ProviderLimiter, tokens: number) =>
-      LocalRejection.mark(
-        new RateLimitError({
-          provider: s.name,
-          retryable: false,
-          message: `Request needs about ${tokens} tokens, more than the whole budget of ${s.tpm?.limit} tokens per minute for ${s.name}`
-        })
-      )
-
-    const noSlot = (s: ProviderLimiter) =>
-      localError(s.name, `Local concurrency limit for ${s.name}: no free slot of ${s.maxConcurrency} within ${formatMs(maxWaitMs)}`)
-
-    /**
-     * Admits a call: takes a slot (if capped), then a request and its tokens, waiting as needed;
-     * runs `use` and releases the slot when it ends. Decisions are taken when the effect runs.
-     */
-    const admitted = <A>(s: ProviderLimiter, tokens: number, use: Effect.Effect<A, LlmError>): Effect.Effect<A, LlmError> => {
-      if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
-      const semaphore = s.semaphore
-      if (semaphore === undefined) return Effect.zipRight(Effect.suspend(() => reserve(s, tokens, maxWaitMs)), use)
-      return Effect.uninterruptibleMask((restore) => {
-        if (s.inFlight < s.maxConcurrency) {
-          return Effect.flatMap(restore(semaphore.take(1)), () => {
-            s.inFlight++
-            return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, maxWaitMs), use)), s.release)
-          })
-        }
-        return Effect.clockWith((clock) => {
-          const start = clock.unsafeCurrentTimeMillis()
-          return Effect.flatMap(restore(takeSlot(semaphore)), (taken) => {
-            if (!taken) return Effect.fail(noSlot(s))
-            s.inFlight++
-            const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
-            return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, budget), use)), s.release)
-          })
-        })
-      })
-    }
-
-    /** {@link admitted} for streams: the slot is released when the enclosing scope closes. */
-    const admittedScoped = (s: ProviderLimiter, tokens: number): Effect.Effect<void, LlmError, Scope.Scope> => {
-      if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
-      const semaphore = s.semaphore
-      if (semaphore === undefined) return Effect.suspend(() => reserve(s, tokens, maxWaitMs))
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.clockWith((clock) => {
-          const start = clock.unsafeCurrentTimeMillis()
-          const slot = s.inFlight < s.maxConcurrency ? Effect.as(semaphore.take(1), true) : takeSlot(semaphore)
-          return Effect.flatMap(restore(slot), (taken) => {
-            if (!taken) return Effect.fail(noSlot(s))
-            s.inFlight++
-            const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
-            return Effect.zipRight(Effect.addFinalizer(() => s.release), restore(reserve(s, tokens, budget)))
-          })
-        })
-      )
-    }
-
-    const settle = (s: ProviderLimiter, charged: number, usage: Usage): Effect.Effect<void> =>
-      s.tpm === undefined ? Effect.void : adjust(s.tpm, usedTokens(usage) - charged)
-
-    const estimate = (s: ProviderLimiter, request: LlmRequest) =>
-      s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
-
-    return (service) => ({
-      complete: (request) => {
-        const s = limiterFor(request.provider ?? "default")
-        const tokens = estimate(s, request)
-        const call = service.complete(request)
-        return admitted(
-          s,
-          tokens,
-          s.tpm === undefined
-            ? Effect.tapError(call, s.onError)
-            : Effect.tapBoth(call, { onFailure: s.onError, onSuccess: (response: LlmResponse) => settle(s, tokens, response.usage) })
-        )
-      },
-      stream: (request) => {
-        const s = limiterFor(request.provider ?? "default")
-        const tokens = estimate(s, request)
-        const events = service.stream(request).pipe(
-          Stream.tap((event) => (event._tag === "Finish" ? settle(s, tokens, event.usage) : Effect.void)),
-          Stream.tapError(s.onError)
-        )
-        // The slot is held until the stream ends: it is released by the stream's scope.
-        return Stream.unwrapScoped(Effect.as(admittedScoped(s, tokens), events))
-      }
+      return Effect.onInterrupt(Effect.sleep(Duration.millis(delay)), () => unreserve(s, tokens))
     })
+
+  /** Reserves a request and `tokens` in the buckets, then waits for them if needed. */
+  const reserve = (s: ProviderLimiter, tokens: number, budgetMs: number): Effect.Effect<void, RateLimitError> => {
+    const tpm = s.tpm
+    const rate =
+      tpm === undefined
+        ? s.takeRequest
+        : s.takeRequest === undefined
+          ? take(tpm, tokens)
+          : Effect.zipWith(s.takeRequest, take(tpm, tokens), (a, b) => (a > b ? a : b))
+    if (rate === undefined) return s.pausedUntil === 0 ? Effect.void : wait(s, tokens, 0, budgetMs)
+    return Effect.flatMap(rate, (delay) => (delay <= 0 && s.pausedUntil === 0 ? Effect.void : wait(s, tokens, delay, budgetMs)))
+  }
+
+  /** Takes a slot, waiting at most `maxWait`; true when taken. */
+  const takeSlot = (semaphore: Effect.Semaphore): Effect.Effect<boolean> => {
+    let held = false
+    const taken = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(semaphore.take(1)), () =>
+        Effect.sync(() => {
+          held = true
+        })
+      )
+    )
+    // `held` also covers a slot taken in the same instant the wait timed out.
+    return Effect.map(Effect.timeoutOption(taken, Duration.millis(maxWaitMs)), () => held)
+  }
+
+  const onProviderError = (s: ProviderLimiter, error: LlmError): Effect.Effect<void> => {
+    if (error._tag !== "RateLimitError" || error.retryAfter === undefined || LocalRejection.isLocal(error)) {
+      return Effect.void
+    }
+    const retryAfterMs = Duration.toMillis(error.retryAfter)
+    return Effect.clockWith((clock) => {
+      const until = clock.unsafeCurrentTimeMillis() + retryAfterMs
+      if (until <= s.pausedUntil) return Effect.void
+      s.pausedUntil = until
+      const logged = Effect.logWarning(`Pausing calls to ${s.name} for ${formatMs(retryAfterMs)} after a rate limit answer`).pipe(
+        Effect.annotateLogs({ provider: s.name, retryAfterMs })
+      )
+      return pauses === undefined ? logged : Effect.zipRight(pauses.announce(s.pauseKey, retryAfterMs), logged)
+    })
+  }
+
+  const overBudget = (s: ProviderLimiter, tokens: number) =>
+    LocalRejection.mark(
+      new RateLimitError({
+        provider: s.name,
+        retryable: false,
+        message: `Request needs about ${tokens} tokens, more than the whole budget of ${s.tpm?.limit} tokens per minute for ${s.name}`
+      })
+    )
+
+  const noSlot = (s: ProviderLimiter) =>
+    localError(s.name, `Local concurrency limit for ${s.name}: no free slot of ${s.maxConcurrency} within ${formatMs(maxWaitMs)}`)
+
+  /**
+   * Admits a call: takes a slot (if capped), then a request and its tokens, waiting as needed;
+   * runs `use` and releases the slot when it ends. Decisions are taken when the effect runs.
+   */
+  const admitted = <A>(s: ProviderLimiter, tokens: number, use: Effect.Effect<A, LlmError>): Effect.Effect<A, LlmError> => {
+    if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
+    const semaphore = s.semaphore
+    if (semaphore === undefined) return Effect.zipRight(Effect.suspend(() => reserve(s, tokens, maxWaitMs)), use)
+    return Effect.uninterruptibleMask((restore) => {
+      if (s.inFlight < s.maxConcurrency) {
+        return Effect.flatMap(restore(semaphore.take(1)), () => {
+          s.inFlight++
+          return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, maxWaitMs), use)), s.release)
+        })
+      }
+      return Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeMillis()
+        return Effect.flatMap(restore(takeSlot(semaphore)), (taken) => {
+          if (!taken) return Effect.fail(noSlot(s))
+          s.inFlight++
+          const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
+          return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, budget), use)), s.release)
+        })
+      })
+    })
+  }
+
+  /** {@link admitted} for streams: the slot is released when the enclosing scope closes. */
+  const admittedScoped = (s: ProviderLimiter, tokens: number): Effect.Effect<void, LlmError, Scope.Scope> => {
+    if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
+    const semaphore = s.semaphore
+    if (semaphore === undefined) return Effect.suspend(() => reserve(s, tokens, maxWaitMs))
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeMillis()
+        const slot = s.inFlight < s.maxConcurrency ? Effect.as(semaphore.take(1), true) : takeSlot(semaphore)
+        return Effect.flatMap(restore(slot), (taken) => {
+          if (!taken) return Effect.fail(noSlot(s))
+          s.inFlight++
+          const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
+          return Effect.zipRight(Effect.addFinalizer(() => s.release), restore(reserve(s, tokens, budget)))
+        })
+      })
+    )
+  }
+
+  const settle = (s: ProviderLimiter, charged: number, usage: Usage): Effect.Effect<void> =>
+    s.tpm === undefined ? Effect.void : adjust(s.tpm, usedTokens(usage) - charged)
+
+  const estimate = (s: ProviderLimiter, request: LlmRequest) =>
+    s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
+
+  return (service) => ({
+    complete: (request) => {
+      const s = limiterFor(request.provider ?? "default")
+      const tokens = estimate(s, request)
+      const call = service.complete(request)
+      return admitted(
+        s,
+        tokens,
+        s.tpm === undefined
+          ? Effect.tapError(call, s.onError)
+          : Effect.tapBoth(call, { onFailure: s.onError, onSuccess: (response: LlmResponse) => settle(s, tokens, response.usage) })
+      )
+    },
+    stream: (request) => {
+      const s = limiterFor(request.provider ?? "default")
+      const tokens = estimate(s, request)
+      const events = service.stream(request).pipe(
+        Stream.tap((event) => (event._tag === "Finish" ? settle(s, tokens, event.usage) : Effect.void)),
+        Stream.tapError(s.onError)
+      )
+      // The slot is held until the stream ends: it is released by the stream's scope.
+      return Stream.unwrapScoped(Effect.as(admittedScoped(s, tokens), events))
+    }
   })
+}
 
 /**
  * Wraps the `Llm` service in context with a limiter on the `RateLimiterStore` the caller
