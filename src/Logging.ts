@@ -41,6 +41,7 @@ import {
   Either,
   type Exit,
   FiberRef,
+  HashMap,
   Layer,
   Logger,
   LogLevel,
@@ -188,9 +189,16 @@ type Emit = (
   fields: Record<string, unknown>,
   done: Finished,
   attempt: number,
-  call: CallContext.CallState | undefined,
-  totals: Accumulator.Totals
+  call: CallContext.CallState | undefined
 ) => Effect.Effect<void>
+
+// `Effect.annotateLogs` with one batch of changes to the annotations instead of one per field.
+const annotated = (log: Effect.Effect<void>, fields: Record<string, unknown>) =>
+  Effect.locallyWith(log, FiberRef.currentLogAnnotations, (current) =>
+    HashMap.mutate(current, (annotations) => {
+      for (const key in fields) HashMap.set(annotations, key, fields[key])
+    })
+  )
 
 // Whether lines at `level` would be dropped anyway: then nothing is measured or formatted.
 const silent = (level: LogLevel.LogLevel) =>
@@ -209,7 +217,7 @@ const observe = (service: Llm.Service, options: Options, level: LogLevel.LogLeve
             ? Effect.mapError(service.complete(request), scrubbed)
             : Effect.clockWith((clock) => {
                 const start = clock.unsafeCurrentTimeNanos()
-                return Accumulator.track(Effect.mapError(service.complete(request), scrubbed), (exit, totals) => {
+                return Effect.onExit(Effect.mapError(service.complete(request), scrubbed), (exit) => {
                   const done: Finished = {
                     request,
                     operation: "complete",
@@ -219,7 +227,7 @@ const observe = (service: Llm.Service, options: Options, level: LogLevel.LogLeve
                     latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
                     firstChunkMs: undefined
                   }
-                  return emit(fieldsOf(done), done, attempt, call, totals)
+                  return emit(fieldsOf(done), done, attempt, call)
                 })
               })
         )
@@ -230,42 +238,40 @@ const observe = (service: Llm.Service, options: Options, level: LogLevel.LogLeve
           Effect.flatMap(silent(level), (quiet) =>
             quiet
               ? Effect.succeed(Stream.mapError(service.stream(request), scrubbed))
-              : Effect.flatMap(Accumulator.open(), (totals) =>
-                  Effect.clockWith((clock) => {
-                    const start = clock.unsafeCurrentTimeNanos()
-                    let firstChunkAt: bigint | undefined
-                    let finish: LlmRequest.Finish | undefined
-                    let text = ""
-                    return Effect.succeed(
-                      service.stream(request).pipe(
-                        Stream.mapError(scrubbed),
-                        Stream.mapChunks((events) => {
-                          for (const event of events) {
-                            if (event._tag === "Finish") {
-                              finish = event
-                            } else {
-                              if (collectText) text += event.text
-                              firstChunkAt ??= clock.unsafeCurrentTimeNanos()
-                            }
+              : Effect.clockWith((clock) => {
+                  const start = clock.unsafeCurrentTimeNanos()
+                  let firstChunkAt: bigint | undefined
+                  let finish: LlmRequest.Finish | undefined
+                  let text = ""
+                  return Effect.succeed(
+                    service.stream(request).pipe(
+                      Stream.mapError(scrubbed),
+                      Stream.mapChunks((events) => {
+                        for (const event of events) {
+                          if (event._tag === "Finish") {
+                            finish = event
+                          } else {
+                            if (collectText) text += event.text
+                            firstChunkAt ??= clock.unsafeCurrentTimeNanos()
                           }
-                          return events
-                        }),
-                        Stream.ensuringWith((exit) => {
-                          const done: Finished = {
-                            request,
-                            operation: "stream",
-                            exit,
-                            answer: finish,
-                            text: collectText ? text : undefined,
-                            latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
-                            firstChunkMs: firstChunkAt === undefined ? undefined : millis(start, firstChunkAt)
-                          }
-                          return emit(fieldsOf(done), done, attempt, call, totals)
-                        })
-                      )
+                        }
+                        return events
+                      }),
+                      Stream.ensuringWith((exit) => {
+                        const done: Finished = {
+                          request,
+                          operation: "stream",
+                          exit,
+                          answer: finish,
+                          text: collectText ? text : undefined,
+                          latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
+                          firstChunkMs: firstChunkAt === undefined ? undefined : millis(start, firstChunkAt)
+                        }
+                        return emit(fieldsOf(done), done, attempt, call)
+                      })
                     )
-                  })
-                )
+                  )
+                })
           )
         )
       )
@@ -294,10 +300,11 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
       effect: (f) => CallContext.call((call) => f(0, call)),
       scoped: (f) => CallContext.callScoped((call) => f(0, call))
     },
-    (fields, done, _attempt, call, totals) => {
+    (fields, done, _attempt, call) => {
+      const totals = call?.totals ?? Accumulator.empty()
       fields.attempts = Math.max(call?.attempts ?? 0, totals.attempts, 1)
       addUsage(fields, totals, done.answer, prices)
-      return Effect.annotateLogs(Effect.logInfo("llm call"), fields)
+      return annotated(Effect.logInfo("llm call"), fields)
     }
   )
 }
@@ -321,7 +328,7 @@ export const wrapAttempt = (service: Llm.Service, options: Options = {}): Llm.Se
     { effect: CallContext.attempt, scoped: CallContext.attemptScoped },
     (fields, _done, attempt) => {
       fields.attempt = attempt
-      return Effect.annotateLogs(Effect.logDebug("llm attempt"), fields)
+      return annotated(Effect.logDebug("llm attempt"), fields)
     }
   )
 

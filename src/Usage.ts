@@ -56,6 +56,7 @@ import {
   Option,
   Stream
 } from "effect"
+import * as CallContext from "./internal/callContext.js"
 import * as Accumulator from "./internal/usageAccumulator.js"
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
@@ -525,7 +526,9 @@ const record = (prices: Pricing.PriceTable, attempt: Attempt): Effect.Effect<voi
       if (usage.cachedInputTokens !== undefined) instruments.cachedInput.unsafeUpdate(usage.cachedInputTokens, tags)
       if (usage.reasoningTokens !== undefined) instruments.reasoning.unsafeUpdate(usage.reasoningTokens, tags)
     }
-    Accumulator.unsafeAdd(fiber.getFiberRef(Accumulator.sinks), usage, usd, attempt.estimated)
+    for (const totals of fiber.getFiberRef(Accumulator.sinks)) Accumulator.unsafeAddTo(totals, usage, usd, attempt.estimated)
+    const call = CallContext.unsafeCall(fiber)
+    if (call !== undefined) Accumulator.unsafeAddTo(call.totals, usage, usd, attempt.estimated)
     return Effect.void
   })
 

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Effect, type Exit, FiberRef, type Scope } from "effect"
+import { Effect, type Exit, FiberRef } from "effect"
 import type * as LlmRequest from "../LlmRequest.js"
 
 /** A running total (mutated in place: fibers run one at a time on the JS thread). */
@@ -33,25 +33,22 @@ export const empty = (): Totals => ({
 
 export const sinks = FiberRef.unsafeMake<ReadonlyArray<Totals>>([], { join: (parent) => parent })
 
-/** Adds one attempt (with its usage, if any) to every open region (`open`: the fiber's {@link sinks}). */
-export const unsafeAdd = (
-  open: ReadonlyArray<Totals>,
+/** Adds one attempt (with its usage, if any) to a running total. */
+export const unsafeAddTo = (
+  totals: Totals,
   usage: LlmRequest.Usage | undefined,
   costUsd: number,
   estimated: boolean
 ): void => {
-    for (const totals of open) {
-      totals.attempts += 1
-      if (usage !== undefined) {
-        totals.inputTokens += usage.inputTokens
-        totals.outputTokens += usage.outputTokens
-        totals.cachedInputTokens += usage.cachedInputTokens ?? 0
-        totals.reasoningTokens += usage.reasoningTokens ?? 0
-        totals.totalTokens += usage.totalTokens
-        totals.costUsd += costUsd
-        totals.estimated ||= estimated
-      }
-    }
+  totals.attempts += 1
+  if (usage === undefined) return
+  totals.inputTokens += usage.inputTokens
+  totals.outputTokens += usage.outputTokens
+  totals.cachedInputTokens += usage.cachedInputTokens ?? 0
+  totals.reasoningTokens += usage.reasoningTokens ?? 0
+  totals.totalTokens += usage.totalTokens
+  totals.costUsd += costUsd
+  totals.estimated ||= estimated
 }
 
 /** Runs `self` as a region, then hands its totals (whatever the exit) to `onDone`. */
@@ -64,11 +61,4 @@ export const track = <A, E, R, R2>(
     return Effect.locallyWith(self, sinks, (open) => [...open, totals]).pipe(
       Effect.onExit((exit) => onDone(exit, totals))
     )
-  })
-
-/** Opens a region for a stream; `onDone` gets the totals when the stream ends, however it ends. */
-export const open = (): Effect.Effect<Totals, never, Scope.Scope> =>
-  Effect.suspend(() => {
-    const totals = empty()
-    return Effect.as(Effect.locallyScopedWith(sinks, (current) => [...current, totals]), totals)
   })
