@@ -266,7 +266,9 @@ export const makeRedis = (
         onFailure: (error) =>
           Effect.suspend(() => {
             skipUntil = Date.now() + skipAfterFailureMs
-            return locally(describeFailure(error.cause))
+            // A command cut off by a lost connection says little; the connection's error says why.
+            const lost = connection.isReady() ? undefined : `connection lost: ${connection.lastError() ?? "closed"}`
+            return locally(lost ?? describeFailure(error.cause))
           }),
         onSuccess: (value) => (degraded ? Effect.as(leave, value) : Effect.succeed(value))
       })

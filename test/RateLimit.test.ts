@@ -6,6 +6,7 @@ import { type LlmError, RateLimitError } from "../src/LlmError.js"
 import * as LlmMock from "../src/LlmMock.js"
 import type { Usage } from "../src/LlmRequest.js"
 import * as RateLimit from "../src/RateLimit.js"
+import * as RateLimitStore from "../src/RateLimitStore.js"
 import * as Retry from "../src/Retry.js"
 
 const request = (provider = "openai", extra: { maxTokens?: number; content?: string } = {}) => ({
@@ -358,5 +359,99 @@ describe("RateLimit: layers and config", () => {
       expect(response.content).toBe("echo: hello")
       expect(Chunk.size(events)).toBe(4)
     }).pipe(Effect.provide(RateLimit.layer({ rpm: 1000, tpm: 1_000_000, maxConcurrency: 10 }).pipe(Layer.provide(LlmMock.layerEcho()), Layer.provide(store))))
+  )
+})
+
+describe("RateLimit: shared stores", () => {
+  /** A memory store that records the keys it is asked for. */
+  const recordingStore = Effect.map(
+    Effect.provide(RateLimiter.RateLimiterStore, RateLimiter.layerStoreMemory),
+    (memory) => {
+      const keys = new Set<string>()
+      const store: typeof memory = {
+        fixedWindow: (o) => memory.fixedWindow(o),
+        tokenBucket: (o) => {
+          keys.add(o.key)
+          return memory.tokenBucket(o)
+        }
+      }
+      return { keys, store }
+    }
+  )
+
+  /** Pauses shared in memory between limiters, as the Redis store shares them between processes. */
+  const board = () => {
+    const listeners = new Map<string, Array<(ms: number) => void>>()
+    const announced: Array<readonly [string, number]> = []
+    const pauses: RateLimitStore.Pauses = {
+      announce: (key, ms) =>
+        Effect.sync(() => {
+          announced.push([key, ms])
+          for (const listener of listeners.get(key) ?? []) listener(ms)
+        }),
+      watch: (key, onPause) => {
+        listeners.set(key, [...(listeners.get(key) ?? []), onPause])
+      }
+    }
+    return { announced, pauses }
+  }
+
+  it.effect("puts each provider's key namespace in its store keys, so two keys never share a budget", () =>
+    Effect.gen(function* () {
+      const { keys, store } = yield* recordingStore
+      const fake = fakeProvider()
+      const make = (namespace: string) =>
+        RateLimit.make({ rpm: 1, tpm: 10_000, keyNamespaces: { openai: namespace } }).pipe(
+          Effect.provideService(RateLimiter.RateLimiterStore, store)
+        )
+      const first = (yield* make("aaaa"))(fake.service)
+      const second = (yield* make("bbbb"))(fake.service)
+      yield* first.complete(request())
+      yield* second.complete(request())
+      // Each key had its own one-request budget: neither call waited.
+      expect(fake.starts).toEqual([0, 0])
+      expect([...keys].sort()).toEqual(["llm:openai:aaaa:rpm", "llm:openai:aaaa:tpm", "llm:openai:bbbb:rpm", "llm:openai:bbbb:tpm"])
+    })
+  )
+
+  it.effect("announces a provider's 429 to the shared pauses, and pauses when another limiter announces one", () =>
+    Effect.gen(function* () {
+      const shared = board()
+      const limited429 = new RateLimitError({ provider: "openai", message: "Too many requests", retryAfter: Duration.seconds(5) })
+      const seen = fakeProvider({ answer: (n) => (n === 0 ? limited429 : undefined) })
+      const other = fakeProvider()
+      const make = RateLimit.make({ keyNamespaces: { openai: "fp" } }).pipe(
+        Effect.provideService(RateLimitStore.SharedPauses, shared.pauses),
+        Effect.provide(store)
+      )
+      const instanceA = (yield* make)(seen.service)
+      const instanceB = (yield* make)(other.service)
+      // B has met openai before the 429, so it is listening.
+      yield* instanceB.complete(request())
+      yield* TestClock.adjust(Duration.seconds(1))
+      yield* Effect.exit(instanceA.complete(request()))
+      expect(shared.announced).toEqual([["llm:openai:fp:pause", 5000]])
+      const fiber = yield* Effect.fork(instanceB.complete(request()))
+      yield* TestClock.adjust(Duration.millis(4999))
+      expect(other.starts).toEqual([0])
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* Fiber.join(fiber)
+      expect(other.starts).toEqual([0, 6000])
+    })
+  )
+
+  it.effect("does not announce a local rejection", () =>
+    Effect.gen(function* () {
+      const shared = board()
+      const fake = fakeProvider()
+      const llm = (yield* RateLimit.make({ rpm: 1, maxWait: Duration.seconds(1) }).pipe(
+        Effect.provideService(RateLimitStore.SharedPauses, shared.pauses),
+        Effect.provide(store)
+      ))(fake.service)
+      yield* llm.complete(request())
+      const exit = yield* Effect.exit(llm.complete(request()))
+      expect(exit).toMatchObject({ cause: { error: { _tag: "RateLimitError" } } })
+      expect(shared.announced).toEqual([])
+    })
   )
 })
