@@ -218,8 +218,9 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
       }
     })
     // On every (re)connection: subscribe again, and read pauses announced while disconnected.
+    let subscribed: Promise<void> = Promise.resolve()
     subscriber.on("ready", () => {
-      subscriber.subscribe(channel).then(
+      subscribed = subscriber.subscribe(channel).then(
         () => {
           for (const key of watchers.keys()) catchUp(key)
         },
@@ -229,7 +230,10 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
       )
     })
 
-    yield* Effect.promise(() => Promise.all([whenReady(redis, options.connectTimeoutMs), whenReady(subscriber, options.connectTimeoutMs)]))
+    yield* Effect.promise(async () => {
+      await Promise.all([whenReady(redis, options.connectTimeoutMs), whenReady(subscriber, options.connectTimeoutMs)])
+      await subscribed
+    })
 
     const connection: Connection = {
       isReady: () => redis.status === "ready",

@@ -1,0 +1,171 @@
+import { randomUUID } from "node:crypto"
+import { RateLimiter } from "@effect/experimental"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Duration, Effect, Redacted } from "effect"
+import type { Redis } from "ioredis"
+import type * as Llm from "../../src/Llm.js"
+import * as RateLimit from "../../src/RateLimit.js"
+import * as RateLimitStore from "../../src/RateLimitStore.js"
+import { connect, redisUrl, skipReason } from "./support.js"
+
+// Real Redis, real time: these tests wait on the server's clock, never on TestClock.
+if (redisUrl === undefined) {
+  describe("RateLimitStore on Redis", () => {
+    it.skip(skipReason, () => {})
+  })
+}
+
+describe.runIf(redisUrl !== undefined)("RateLimitStore on Redis", () => {
+  const url = redisUrl ?? ""
+  let admin: Redis
+  beforeAll(async () => {
+    admin = await connect(url)
+  })
+  afterAll(() => admin?.disconnect())
+
+  const prefix = () => `test:${randomUUID()}:`
+  const storeOf = (options: Partial<RateLimitStore.RedisOptions> = {}) => RateLimitStore.makeRedis({ url, ...options })
+  const bucket = (key: string, tokens: number, overrides: { limit?: number; refillRate?: Duration.Duration; allowOverflow?: boolean } = {}) => ({
+    key,
+    tokens,
+    limit: overrides.limit ?? 5,
+    refillRate: overrides.refillRate ?? Duration.minutes(1),
+    allowOverflow: overrides.allowOverflow ?? true
+  })
+
+  describe("token buckets", () => {
+    it.live("answers as the memory store does, with and without overflow", () =>
+      Effect.gen(function* () {
+        const memory = yield* Effect.provide(RateLimiter.RateLimiterStore, RateLimiter.layerStoreMemory)
+        const { store } = yield* storeOf({ prefix: prefix() })
+        const steps = [
+          bucket("b", 2, { allowOverflow: false }),
+          bucket("b", 2, { allowOverflow: false }),
+          bucket("b", 2, { allowOverflow: false }),
+          bucket("b", 1),
+          bucket("b", 3),
+          bucket("b", -2)
+        ]
+        const onRedis: Array<number> = []
+        const inMemory: Array<number> = []
+        for (const step of steps) {
+          onRedis.push(yield* store.tokenBucket(step))
+          inMemory.push(yield* memory.tokenBucket(step))
+        }
+        expect(onRedis).toEqual([3, 1, -1, 0, -3, -1])
+        expect(onRedis).toEqual(inMemory)
+      }).pipe(Effect.scoped)
+    )
+
+    it.live("is one budget for every connection", () =>
+      Effect.gen(function* () {
+        const shared = prefix()
+        const first = yield* storeOf({ prefix: shared })
+        const second = yield* storeOf({ prefix: shared })
+        yield* first.store.tokenBucket(bucket("b", 3))
+        expect(yield* second.store.tokenBucket(bucket("b", 1))).toBe(1)
+        expect(yield* first.store.tokenBucket(bucket("b", 0))).toBe(1)
+      }).pipe(Effect.scoped)
+    )
+
+    it.live("refills by the server's clock", () =>
+      Effect.gen(function* () {
+        const { store } = yield* storeOf({ prefix: prefix() })
+        const fast = { limit: 2, refillRate: Duration.millis(100) }
+        expect(yield* store.tokenBucket(bucket("b", 2, fast))).toBe(0)
+        yield* Effect.sleep(Duration.millis(250))
+        expect(yield* store.tokenBucket(bucket("b", 0, fast))).toBe(2)
+      }).pipe(Effect.scoped)
+    )
+
+    it.live("counts fixed windows on Redis", () =>
+      Effect.gen(function* () {
+        const { store } = yield* storeOf({ prefix: prefix() })
+        const window = { key: "w", tokens: 1, refillRate: Duration.seconds(10), limit: 2 }
+        expect((yield* store.fixedWindow(window))[0]).toBe(1)
+        expect((yield* store.fixedWindow(window))[0]).toBe(2)
+        const [over, ttl] = yield* store.fixedWindow(window)
+        expect(over).toBe(3)
+        expect(ttl).toBeGreaterThan(10_000)
+      }).pipe(Effect.scoped)
+    )
+  })
+
+  describe("keys", () => {
+    it.live("carry the provider and the key's fingerprint, expire, and hold nothing secret", () =>
+      Effect.gen(function* () {
+        const namespace = prefix()
+        const secret = "sk-test-do-not-store-0123456789"
+        const apiKey = Redacted.make(secret)
+        const echo: Llm.Service = {
+          complete: (r) =>
+            Effect.succeed({
+              id: "r",
+              provider: r.provider ?? "openai",
+              model: "m",
+              content: "ok",
+              finishReason: "stop" as const,
+              usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }
+            }),
+          stream: () => {
+            throw new Error("not used")
+          }
+        }
+        const { store } = yield* storeOf({ prefix: namespace })
+        const limit = yield* RateLimit.make({ rpm: 100, tpm: 10_000, keyNamespaces: { openai: RateLimitStore.fingerprint(apiKey) } }).pipe(
+          Effect.provideService(RateLimiter.RateLimiterStore, store)
+        )
+        yield* limit(echo).complete({ provider: "openai", messages: [{ role: "user", content: "hi" }] })
+        const keys = (yield* Effect.promise(() => admin.keys(`${namespace}*`))).sort()
+        const fp = RateLimitStore.fingerprint(apiKey)
+        expect(keys).toEqual([`${namespace}llm:openai:${fp}:rpm`, `${namespace}llm:openai:${fp}:tpm`])
+        for (const key of keys) {
+          const fields = yield* Effect.promise(() => admin.hgetall(key))
+          expect(JSON.stringify(fields)).not.toContain(secret)
+          expect(Object.keys(fields).sort()).toEqual(["last", "tokens"])
+          const ttl = yield* Effect.promise(() => admin.pttl(key))
+          expect(ttl).toBeGreaterThan(0)
+          expect(ttl).toBeLessThanOrEqual(60_000 + 1000)
+        }
+      }).pipe(Effect.scoped)
+    )
+  })
+
+  describe("pauses", () => {
+    it.live("reach another connection's watchers, and a later watcher catches up", () =>
+      Effect.gen(function* () {
+        const shared = prefix()
+        const first = yield* storeOf({ prefix: shared })
+        const second = yield* storeOf({ prefix: shared })
+        const heard: Array<number> = []
+        const own: Array<number> = []
+        second.pauses.watch("llm:openai:fp:pause", (ms) => heard.push(ms))
+        first.pauses.watch("llm:openai:fp:pause", (ms) => own.push(ms))
+        yield* first.pauses.announce("llm:openai:fp:pause", 3000)
+        for (let i = 0; i < 100 && heard.length === 0; i++) yield* Effect.sleep(Duration.millis(10))
+        expect(heard).toEqual([3000])
+        // The announcer already paused itself; it does not hear its own announcement.
+        expect(own).toEqual([])
+        expect(yield* Effect.promise(() => admin.pttl(`${shared}llm:openai:fp:pause`))).toBeGreaterThan(2000)
+
+        const late = yield* storeOf({ prefix: shared })
+        const caughtUp: Array<number> = []
+        late.pauses.watch("llm:openai:fp:pause", (ms) => caughtUp.push(ms))
+        for (let i = 0; i < 100 && caughtUp.length === 0; i++) yield* Effect.sleep(Duration.millis(10))
+        expect(caughtUp).toHaveLength(1)
+        expect(caughtUp[0]).toBeGreaterThan(0)
+        expect(caughtUp[0]).toBeLessThanOrEqual(3000)
+      }).pipe(Effect.scoped)
+    )
+
+    it.live("never shorten a longer pause already in force", () =>
+      Effect.gen(function* () {
+        const shared = prefix()
+        const { pauses } = yield* storeOf({ prefix: shared })
+        yield* pauses.announce("k", 5000)
+        yield* pauses.announce("k", 1000)
+        expect(yield* Effect.promise(() => admin.pttl(`${shared}k`))).toBeGreaterThan(4000)
+      }).pipe(Effect.scoped)
+    )
+  })
+})

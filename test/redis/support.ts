@@ -1,0 +1,177 @@
+/**
+ * Support for the Redis tests: the `REDIS_URL` switch, a reachability check, a private
+ * `redis-server` that a test may kill and restart, and worker processes.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Net from "node:net"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
+import { fileURLToPath } from "node:url"
+import { Redis } from "ioredis"
+
+/** The Redis the tests use; they run whenever it is set (CI always sets it). */
+export const redisUrl: string | undefined = process.env.REDIS_URL?.trim() || undefined
+
+export const skipReason =
+  "REDIS_URL is not set: start a redis-server (see README, 'Rate limits shared through Redis') and set REDIS_URL to run these tests"
+
+/** Connects to `url` and pings it; rejects with a readable message when it cannot. */
+export const connect = async (url: string): Promise<Redis> => {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 })
+  redis.on("error", () => {})
+  try {
+    await redis.connect()
+    await redis.ping()
+    return redis
+  } catch (error) {
+    redis.disconnect()
+    throw new Error(`REDIS_URL is set but Redis does not answer at ${url.replace(/\/\/[^@]*@/, "//<redacted>@")}: ${String(error)}`)
+  }
+}
+
+export const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+/** A `redis-server` of the test's own on `port`, persistence off, in the foreground of a child process. */
+export interface PrivateRedis {
+  readonly url: string
+  /** SIGKILL: the server dies at once, as in a crash. */
+  readonly kill: () => Promise<void>
+  /** Starts a new, empty server on the same port. */
+  readonly restart: () => Promise<void>
+  readonly stop: () => Promise<void>
+}
+
+const waitForExit = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve()
+    else child.once("exit", () => resolve())
+  })
+
+export const startPrivateRedis = async (): Promise<PrivateRedis> => {
+  const port = await freePort()
+  const url = `redis://127.0.0.1:${port}`
+  let child: ChildProcess | undefined
+  const launch = async () => {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore"
+    })
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      try {
+        const probe = await connect(url)
+        probe.disconnect()
+        return
+      } catch (error) {
+        if (Date.now() > deadline) throw error
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+  }
+  const kill = async () => {
+    if (child === undefined) return
+    const dying = child
+    child = undefined
+    dying.kill("SIGKILL")
+    await waitForExit(dying)
+  }
+  await launch()
+  return { url, kill, restart: launch, stop: kill }
+}
+
+/** What a worker is told to do (see worker.ts). */
+export interface WorkerConfig {
+  readonly simUrl: string
+  readonly redisUrl: string
+  readonly apiKey: string
+  readonly keyPrefix: string
+  readonly rpm?: number
+  readonly instances: number
+  readonly concurrency: number
+  readonly durationMs: number
+  /** Pause after each call of a loop. */
+  readonly thinkMs?: number
+}
+
+/** What a worker reports when it is done. */
+export interface WorkerResult {
+  /** Epoch milliseconds at which each call reached the provider. */
+  readonly starts: Array<number>
+  successes: number
+  readonly failures: Record<string, number>
+  /** 429s answered by the provider (not local rejections). */
+  readonly providerRateLimits: Array<{ readonly at: number; readonly retryAfterMs: number }>
+  readonly logs: Array<string>
+  degradedGauge: number
+  localDecisions: number
+}
+
+export interface Worker {
+  readonly ready: Promise<void>
+  readonly go: () => void
+  readonly result: Promise<WorkerResult>
+  readonly kill: () => void
+}
+
+const workerPath = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "worker.ts")
+
+export const spawnWorker = (config: WorkerConfig): Worker => {
+  const child = spawn(process.execPath, ["--import", "tsx", workerPath, JSON.stringify(config)], {
+    stdio: ["pipe", "pipe", "pipe"]
+  })
+  let stderr = ""
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString()
+  })
+  const lines = Readline.createInterface({ input: child.stdout! })
+  let markReady: () => void = () => {}
+  let resolveResult: (result: WorkerResult) => void = () => {}
+  let fail: (error: Error) => void = () => {}
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve
+  })
+  const result = new Promise<WorkerResult>((resolve, reject) => {
+    resolveResult = resolve
+    fail = reject
+  })
+  lines.on("line", (line) => {
+    const parsed: unknown = JSON.parse(line)
+    if (typeof parsed === "object" && parsed !== null && "ready" in parsed) markReady()
+    else resolveResult(parsed as WorkerResult)
+  })
+  child.once("exit", (code) => {
+    if (code !== 0) fail(new Error(`worker exited with ${code}: ${stderr}`))
+  })
+  // A worker that dies before it is ready fails `result`; `ready` must not hang the test then.
+  result.catch(() => markReady())
+  return {
+    ready,
+    go: () => child.stdin?.write("go\n"),
+    result,
+    kill: () => {
+      if (child.exitCode === null) child.kill("SIGKILL")
+    }
+  }
+}
+
+/** Starts `count` workers, waits until all are ready, then lets them go at once. */
+export const runWorkers = async (configs: ReadonlyArray<WorkerConfig>) => {
+  const workers = configs.map(spawnWorker)
+  try {
+    await Promise.all(workers.map((worker) => worker.ready))
+    const startedAt = Date.now()
+    for (const worker of workers) worker.go()
+    return { startedAt, results: Promise.all(workers.map((worker) => worker.result)), workers }
+  } catch (error) {
+    for (const worker of workers) worker.kill()
+    throw error
+  }
+}
