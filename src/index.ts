@@ -94,6 +94,13 @@ export * as Timeout from "./Timeout.js"
 export * as RateLimit from "./RateLimit.js"
 
 /**
+ * Where the rate limiter keeps its buckets: in memory, or in Redis shared by every instance.
+ *
+ * @since 0.1.0
+ */
+export * as RateLimitStore from "./RateLimitStore.js"
+
+/**
  * A circuit breaker per provider.
  *
  * @since 0.1.0
