@@ -51,6 +51,7 @@ export const allPolicies = (baseURL: string): Record<string, string> => ({
   LLM_PROVIDER: "openai",
   LLM_DEFAULT_MODEL: "sim-gpt",
   LLM_TIMEOUT_MS: "30000",
+  LLM_LOG_LEVEL: "info",
   LLM_MAX_RETRIES: "3",
   LLM_RATE_LIMIT_RPM: "100000000",
   LLM_RATE_LIMIT_TPM: "100000000000",
