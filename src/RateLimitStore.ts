@@ -177,9 +177,6 @@ const localPauses: Pauses = { announce: () => Effect.void, watch: () => {} }
 /** How long Redis is skipped after a failed command, in real time. */
 const skipAfterFailureMs = 1000
 
-const describeFailure = (error: unknown) =>
-  error instanceof Error ? error.message.replace(/redis:\/\/\S*/g, "redis://<redacted>") : "unknown error"
-
 type Store = Context.Tag.Service<RateLimiter.RateLimiterStore>
 
 /**
@@ -200,8 +197,9 @@ const divided = (local: Store, instances: number): Store => ({
 })
 
 /**
- * Builds the Redis store and its shared pauses for the lifetime of the scope. Never fails: an
- * unreachable Redis means local limits until it answers.
+ * Builds the Redis store and its shared pauses for the lifetime of the scope. Waits up to `timeout`
+ * for the first connection, and never fails: an unreachable Redis means local limits until it
+ * answers.
  *
  * @example
  * import { Effect } from "effect"
@@ -257,18 +255,16 @@ export const makeRedis = (
     /** Runs `remote` on Redis when it is up, else (or when it fails) `fallback` locally. */
     const shared = <A>(remote: () => Promise<A>, fallback: Effect.Effect<A, RateLimiter.RateLimiterError>) => {
       const locally = (reason: string) => Effect.zipRight(Effect.zipRight(enter(reason), Metric.increment(localDecisions)), fallback)
-      if (!connection.isReady()) return locally(connection.lastError() ?? "not connected")
+      if (!connection.isReady()) return locally(connection.lastError())
       if (skipUntil !== 0) {
-        if (Date.now() < skipUntil) return locally(connection.lastError() ?? "a command failed")
+        if (Date.now() < skipUntil) return locally(connection.lastError())
         skipUntil = 0
       }
       return Effect.matchEffect(Effect.tryPromise(remote), {
         onFailure: (error) =>
           Effect.suspend(() => {
             skipUntil = Date.now() + skipAfterFailureMs
-            // A command cut off by a lost connection says little; the connection's error says why.
-            const lost = connection.isReady() ? undefined : `connection lost: ${connection.lastError() ?? "closed"}`
-            return locally(lost ?? describeFailure(error.cause))
+            return locally(RedisConnection.reasonOf(error.cause))
           }),
         onSuccess: (value) => (degraded ? Effect.as(leave, value) : Effect.succeed(value))
       })

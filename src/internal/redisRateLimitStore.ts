@@ -108,7 +108,7 @@ export interface Connection {
   /** True while the command connection is up; when false, nothing is sent. */
   readonly isReady: () => boolean
   /** The last connection error seen, for the degraded-mode warning. */
-  readonly lastError: () => string | undefined
+  readonly lastError: () => string
   readonly tokenBucket: (key: string, tokens: number, limit: number, refillMs: number, overflow: boolean) => Promise<number>
   readonly fixedWindow: (key: string, tokens: number, refillMs: number, limit: number | undefined) => Promise<readonly [number, number]>
   /** Pauses `key` for `ms` in Redis and announces it to every other connection. */
@@ -117,13 +117,17 @@ export interface Connection {
   readonly watchPause: (key: string, onPause: (ms: number) => void) => void
 }
 
-/** Why a connection failed, without the URL (it may hold a password). */
-const describe = (error: unknown): string => {
-  if (error instanceof Error) {
-    const code = "code" in error && typeof error.code === "string" ? error.code : undefined
-    return code ?? error.message.replace(/redis:\/\/\S*/g, "redis://<redacted>")
-  }
-  return "unknown error"
+/** ioredis's words for a command refused or cut off because the connection is down. */
+const disconnected = /enableOfflineQueue|Connection is closed|max retries per request/i
+
+/**
+ * Why a command or connection failed, in a few words and without a URL (it may hold a password).
+ *
+ * @internal
+ */
+export const reasonOf = (error: unknown): string => {
+  const message = error instanceof Error ? error.message : String(error)
+  return disconnected.test(message) ? "not connected" : message.replace(/redis:\/\/\S*/g, "redis://<redacted>")
 }
 
 const isNoScript = (error: unknown) => error instanceof Error && error.message.startsWith("NOSCRIPT")
@@ -154,7 +158,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
   Effect.gen(function* () {
     const instance = randomUUID()
     const channel = `${options.prefix}clearside-llm:pauses`
-    let lastError: string | undefined
+    let lastError = "not connected"
     const watchers = new Map<string, Set<(ms: number) => void>>()
 
     const open = () => {
@@ -167,7 +171,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
         lazyConnect: false
       })
       redis.on("error", (error: unknown) => {
-        lastError = describe(error)
+        lastError = reasonOf(error)
       })
       return redis
     }
@@ -201,13 +205,13 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
       redis.pttl(key).then(
         (ms) => notify(key, ms),
         (error: unknown) => {
-          lastError = describe(error)
+          lastError = reasonOf(error)
         }
       )
     }
 
-    subscriber.on("message", (from: string, message: string) => {
-      if (from !== channel) return
+    // Only `channel` is subscribed; anything on it that is not an announcement is ignored.
+    subscriber.on("message", (_channel: string, message: string) => {
       try {
         const parsed: unknown = JSON.parse(message)
         if (typeof parsed !== "object" || parsed === null || !("key" in parsed) || !("ms" in parsed) || !("origin" in parsed)) return
@@ -225,7 +229,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
           for (const key of watchers.keys()) catchUp(key)
         },
         (error: unknown) => {
-          lastError = describe(error)
+          lastError = reasonOf(error)
         }
       )
     })
@@ -245,10 +249,8 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
       },
       fixedWindow: async (key, tokens, refillMs, limit) => {
         const answer = await run(scripts.fixedWindow, key, [tokens, refillMs, limit ?? 0])
-        if (!Array.isArray(answer) || typeof answer[0] !== "number" || typeof answer[1] !== "number") {
-          throw new Error("unexpected fixed window answer")
-        }
-        return [answer[0], answer[1]] as const
+        if (!Array.isArray(answer)) throw new Error("unexpected fixed window answer")
+        return [Number(answer[0]), Number(answer[1])] as const
       },
       announcePause: async (key, ms) => {
         const duration = Math.max(1, Math.ceil(ms))

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto"
 import { RateLimiter } from "@effect/experimental"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Redacted } from "effect"
+import { Duration, Effect, Logger, LogLevel, Metric, Redacted } from "effect"
 import type { Redis } from "ioredis"
 import type * as Llm from "../../src/Llm.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as RateLimitStore from "../../src/RateLimitStore.js"
-import { connect, redisUrl, skipReason } from "./support.js"
+import { connect, type PrivateRedis, redisUrl, skipReason, startPrivateRedis } from "./support.js"
 
 // Real Redis, real time: these tests wait on the server's clock, never on TestClock.
 if (redisUrl === undefined) {
@@ -131,6 +131,43 @@ describe.runIf(redisUrl !== undefined)("RateLimitStore on Redis", () => {
     )
   })
 
+  describe("Redis lost and back, in one process", () => {
+    let own: PrivateRedis | undefined
+    afterAll(async () => {
+      await own?.stop()
+    })
+
+    it.live("answers locally while the server is gone and from Redis again once it is back", () =>
+      Effect.gen(function* () {
+        const redis = yield* Effect.promise(startPrivateRedis)
+        own = redis
+        const { pauses, store } = yield* RateLimitStore.makeRedis({ url: redis.url, instances: 2, timeout: Duration.millis(200) })
+        const degraded = Effect.map(Metric.value(RateLimitStore.storeDegraded), (state) => state.value)
+        const take = store.tokenBucket(bucket("b", 1, { limit: 10 }))
+        expect(yield* take).toBe(9)
+        expect(yield* degraded).toBe(0)
+
+        yield* Effect.promise(redis.kill)
+        // Charged twice on a local bucket of the same size: 1/2 of the limit.
+        expect(yield* take).toBe(8)
+        expect(yield* take).toBe(6)
+        expect((yield* store.fixedWindow({ key: "w", tokens: 1, refillRate: Duration.seconds(1), limit: 10 }))[0]).toBe(2)
+        expect(yield* degraded).toBe(1)
+        yield* pauses.announce("k", 1000)
+
+        yield* Effect.promise(redis.restart)
+        let answer = yield* take
+        for (let i = 0; i < 100 && (yield* degraded) === 1; i++) {
+          yield* Effect.sleep(Duration.millis(50))
+          answer = yield* take
+        }
+        expect(yield* degraded).toBe(0)
+        // The restarted server is empty: a fresh bucket of 10.
+        expect(answer).toBe(9)
+      }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None))
+    )
+  })
+
   describe("pauses", () => {
     it.live("reach another connection's watchers, and a later watcher catches up", () =>
       Effect.gen(function* () {
@@ -155,6 +192,27 @@ describe.runIf(redisUrl !== undefined)("RateLimitStore on Redis", () => {
         expect(caughtUp).toHaveLength(1)
         expect(caughtUp[0]).toBeGreaterThan(0)
         expect(caughtUp[0]).toBeLessThanOrEqual(3000)
+      }).pipe(Effect.scoped)
+    )
+
+    it.live("ignore messages on the channel that are not announcements", () =>
+      Effect.gen(function* () {
+        const shared = prefix()
+        const { pauses } = yield* storeOf({ prefix: shared })
+        const heard: Array<number> = []
+        pauses.watch("k", (ms) => heard.push(ms))
+        const channel = `${shared}clearside-llm:pauses`
+        yield* Effect.promise(async () => {
+          await admin.publish(channel, "not json")
+          await admin.publish(channel, "null")
+          // Keys on the channel carry the store's prefix.
+          await admin.publish(channel, JSON.stringify({ key: `${shared}k` }))
+          await admin.publish(channel, JSON.stringify({ key: `${shared}k`, ms: "soon", origin: "elsewhere" }))
+          await admin.publish(channel, JSON.stringify({ key: `${shared}other`, ms: 900, origin: "elsewhere" }))
+          await admin.publish(channel, JSON.stringify({ key: `${shared}k`, ms: 1500, origin: "elsewhere" }))
+        })
+        for (let i = 0; i < 100 && heard.length === 0; i++) yield* Effect.sleep(Duration.millis(10))
+        expect(heard).toEqual([1500])
       }).pipe(Effect.scoped)
     )
 
