@@ -99,7 +99,7 @@ describe.runIf(redisUrl !== undefined)("RateLimit shared through Redis by severa
         for (const result of results) {
           // Busy before, silent during the pause (a margin either side for delivery), busy after.
           expect(startsIn(result, 0, at)).toBeGreaterThan(0)
-          expect(startsIn(result, at + 300, at + retryAfterMs - 300)).toBe(0)
+          expect(startsIn(result, at + 400, at + retryAfterMs - 400)).toBe(0)
           expect(startsIn(result, at + retryAfterMs, Infinity)).toBeGreaterThan(0)
           // Only the provider's own 429 failed, in the process that received it.
           expect(result.failures).toEqual(result.providerRateLimits.length > 0 ? { RateLimitError: 1 } : {})
