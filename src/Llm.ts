@@ -17,7 +17,8 @@
  * @since 0.1.0
  */
 import { Context, Effect, Stream } from "effect"
-import { InvalidRequestError, type LlmError } from "./LlmError.js"
+import * as Dispatch from "./internal/dispatch.js"
+import type { LlmError } from "./LlmError.js"
 import * as LlmRequest from "./LlmRequest.js"
 
 /**
@@ -102,6 +103,44 @@ export const stream = (
   Stream.unwrap(Effect.map(Llm, (llm) => llm.stream(request)))
 
 /**
+ * Validates every request before `service` sees it: a bad request fails with an
+ * `InvalidRequestError` naming the field, and so does a `provider` outside `providers`; a request
+ * naming no provider is given `defaultProvider`. `router` is this over a dispatch by name; use it on
+ * its own to validate once at the outside of a stack of policies.
+ *
+ * @example
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const checked = Llm.validated(LlmMock.echo({ provider: "echo" }), { providers: ["echo"], defaultProvider: "echo" })
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const validated = (
+  service: Service,
+  options: { readonly providers: ReadonlyArray<string>; readonly defaultProvider: string }
+): Service => {
+  const known = new Set(options.providers)
+  const configured = options.providers.join(", ") || "none"
+  // The name reported on a validation error; an untyped caller may send a provider that is not a string.
+  const claimed = (input: unknown): string => {
+    const provider: unknown = (input as { readonly provider?: unknown } | null | undefined)?.provider
+    return typeof provider === "string" && provider !== "" ? provider : options.defaultProvider
+  }
+  const resolve = (input: LlmRequest.LlmRequest) =>
+    Effect.flatMap(LlmRequest.decode(input, claimed(input)), (request) => {
+      const name = request.provider ?? options.defaultProvider
+      return known.has(name)
+        ? Effect.succeed(request.provider === name ? request : { ...request, provider: name })
+        : Effect.fail(Dispatch.unknownProvider(name, configured))
+    })
+  return {
+    complete: (input) => Effect.flatMap(resolve(input), service.complete),
+    stream: (input) => Stream.unwrap(Effect.map(resolve(input), service.stream))
+  }
+}
+
+/**
  * Routes each request to one of several named providers: the request's `provider`, else
  * `defaultProvider`. Every request is validated first, so a bad one fails with an
  * `InvalidRequestError` before any provider is called; an unknown provider name is such an error too.
@@ -122,29 +161,8 @@ export const stream = (
 export const router = (options: {
   readonly providers: Readonly<Record<string, Service>>
   readonly defaultProvider: string
-}): Service => {
-  const names = Object.keys(options.providers)
-  // The name reported on a validation error; an untyped caller may send a provider that is not a string.
-  const claimed = (input: unknown): string => {
-    const provider: unknown = (input as { readonly provider?: unknown } | null | undefined)?.provider
-    return typeof provider === "string" && provider !== "" ? provider : options.defaultProvider
-  }
-  const resolve = (input: LlmRequest.LlmRequest) =>
-    Effect.flatMap(LlmRequest.decode(input, claimed(input)), (request) => {
-      const name = request.provider ?? options.defaultProvider
-      const service = Object.hasOwn(options.providers, name) ? options.providers[name] : undefined
-      return service === undefined
-        ? Effect.fail(
-            new InvalidRequestError({
-              provider: name,
-              field: "provider",
-              message: `Invalid request: provider "${name}" is not configured (configured: ${names.join(", ") || "none"})`
-            })
-          )
-        : Effect.succeed([service, request.provider === name ? request : { ...request, provider: name }] as const)
-    })
-  return {
-    complete: (input) => Effect.flatMap(resolve(input), ([service, request]) => service.complete(request)),
-    stream: (input) => Stream.unwrap(Effect.map(resolve(input), ([service, request]) => service.stream(request)))
-  }
-}
+}): Service =>
+  validated(Dispatch.make(options.providers), {
+    providers: Object.keys(options.providers),
+    defaultProvider: options.defaultProvider
+  })

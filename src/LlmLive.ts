@@ -22,12 +22,25 @@
  *
  * @since 0.1.0
  */
-import { ConfigError, Effect, Layer, Option } from "effect"
+import { RateLimiter } from "@effect/experimental"
+import type { Redacted } from "effect";
+import { type Duration, ConfigError, Effect, Layer, Option } from "effect"
 import * as Anthropic from "./Anthropic.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as Fallback from "./Fallback.js"
 import * as Llm from "./Llm.js"
 import * as LlmConfig from "./LlmConfig.js"
+import * as Logging from "./Logging.js"
 import * as OpenAi from "./OpenAi.js"
 import * as OpenAiCompatible from "./OpenAiCompatible.js"
+import * as Pricing from "./Pricing.js"
+import * as RateLimit from "./RateLimit.js"
+import * as Retry from "./Retry.js"
+import * as Timeout from "./Timeout.js"
+import * as Tracing from "./Tracing.js"
+import * as Usage from "./Usage.js"
+import * as BlankIsUnset from "./internal/blankIsUnset.js"
+import * as Dispatch from "./internal/dispatch.js"
 
 /**
  * The names of the providers the environment configures, in the order `openai`, `anthropic`, the
@@ -58,29 +71,60 @@ const noProvider = ConfigError.MissingData(
 )
 
 /**
- * Builds the routed service from a configuration already read.
+ * The settings of every policy, as read from the environment by each policy's own `config`.
  *
  * @example
- * import { Duration, Effect, Redacted } from "effect"
+ * import { Effect } from "effect"
  * import { LlmLive } from "@clearside/llm"
  *
- * const service = LlmLive.fromConfig({
- *   timeout: Duration.seconds(30),
- *   maxRetries: 3,
- *   openaiCompatible: { name: "ollama", baseURL: "http://127.0.0.1:11434/v1" },
- *   defaultModel: "llama3.2"
- * })
+ * const retries = Effect.map(LlmLive.policiesConfig(["openai"]), (policies) => policies.retry.maxRetries)
  *
  * @since 0.1.0
- * @category Constructors
+ * @category Models
  */
-export const fromConfig = (config: LlmConfig.LlmConfig): Effect.Effect<Llm.Service, ConfigError.ConfigError> =>
-  Effect.gen(function* () {
-    const defaultProvider = LlmConfig.defaultProvider(config)
-    if (Option.isNone(defaultProvider)) return yield* Effect.fail(noProvider)
-    const modelFor = (name: string) =>
-      name === defaultProvider.value && config.defaultModel !== undefined ? { model: config.defaultModel } : {}
+export interface Policies {
+  readonly retry: Retry.Options
+  readonly timeout: Timeout.Options
+  readonly deadline: Option.Option<Duration.Duration>
+  readonly rateLimit: RateLimit.Options
+  readonly circuitBreaker: CircuitBreaker.Options
+  readonly fallback: ReadonlyArray<Fallback.Target>
+  readonly logBodies: boolean
+  readonly prices: Pricing.PriceTable
+}
 
+/**
+ * Reads every policy's settings for the given provider names (per-provider rate limits such as
+ * `LLM_RATE_LIMIT_RPM_OPENAI` are read for each).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmLive } from "@clearside/llm"
+ *
+ * const policies = LlmLive.policiesConfig(["openai", "anthropic"])
+ *
+ * @since 0.1.0
+ * @category Config
+ */
+export const policiesConfig = (providers: ReadonlyArray<string>) =>
+  Effect.all({
+    retry: Retry.config,
+    timeout: Timeout.config,
+    deadline: Timeout.deadlineConfig,
+    rateLimit: RateLimit.config(providers),
+    circuitBreaker: CircuitBreaker.config,
+    fallback: Fallback.config,
+    logBodies: Effect.map(Logging.config, (logging) => logging.bodies),
+    prices: Pricing.config
+  }) satisfies Effect.Effect<Policies, ConfigError.ConfigError>
+
+/**
+ * Builds the providers a configuration names, each with its model.
+ */
+const buildProviders = (config: LlmConfig.LlmConfig, defaultProvider: string) =>
+  Effect.gen(function* () {
+    const modelFor = (name: string) =>
+      name === defaultProvider && config.defaultModel !== undefined ? { model: config.defaultModel } : {}
     const providers: Record<string, Llm.Service> = {}
     if (config.openai) providers.openai = yield* OpenAi.make({ ...config.openai, ...modelFor("openai") })
     if (config.anthropic) providers.anthropic = yield* Anthropic.make({ ...config.anthropic, ...modelFor("anthropic") })
@@ -88,26 +132,140 @@ export const fromConfig = (config: LlmConfig.LlmConfig): Effect.Effect<Llm.Servi
       const name = config.openaiCompatible.name
       providers[name] = yield* OpenAiCompatible.make({ ...modelFor(name), ...config.openaiCompatible })
     }
-    return Llm.router({ providers, defaultProvider: defaultProvider.value })
+    return providers
   })
 
+const circuitLabel = (state: CircuitBreaker.State): Usage.CircuitState => (state === "half-open" ? "half_open" : state)
+
 /**
- * Reads `LlmConfig.config` and builds the routed service.
+ * Applies every policy, in the order of this module's documentation, to already-built providers.
+ * The limiter's state lives in the `RateLimiterStore` in context.
  *
  * @example
- * import { Effect } from "effect"
- * import { LlmLive } from "@clearside/llm"
+ * import { RateLimiter } from "@effect/experimental"
+ * import { Effect, Option } from "effect"
+ * import { LlmLive, LlmMock, Pricing } from "@clearside/llm"
  *
- * const answer = Effect.flatMap(LlmLive.make, (llm) => llm.complete({ messages: [{ role: "user", content: "hi" }] }))
+ * const service = LlmLive.compose({
+ *   providers: { echo: LlmMock.echo({ provider: "echo" }) },
+ *   defaultProvider: "echo",
+ *   policies: {
+ *     retry: { maxRetries: 2 }, timeout: {}, deadline: Option.none(), rateLimit: { rpm: 600 },
+ *     circuitBreaker: {}, fallback: [], logBodies: false, prices: Pricing.defaults
+ *   }
+ * }).pipe(Effect.provide(RateLimiter.layerStoreMemory))
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError> = Effect.flatMap(LlmConfig.config, fromConfig)
+export const compose = (options: {
+  readonly providers: Readonly<Record<string, Llm.Service>>
+  readonly defaultProvider: string
+  readonly policies: Policies
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+}): Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> =>
+  Effect.gen(function* () {
+    const { policies } = options
+    const names = Object.keys(options.providers)
+    for (const target of policies.fallback) {
+      if (!names.includes(target.provider)) {
+        return yield* Effect.fail(
+          ConfigError.InvalidData(
+            ["LLM_FALLBACK"],
+            `LLM_FALLBACK names provider "${target.provider}", which is not configured (configured: ${names.join(", ")})`
+          )
+        )
+      }
+    }
+    const secrets = { secrets: options.secrets ?? [] }
+    const logging = { ...secrets, bodies: policies.logBodies, prices: policies.prices }
+    const limit = yield* RateLimit.make(policies.rateLimit)
+    const breaker = yield* CircuitBreaker.make({
+      ...policies.circuitBreaker,
+      onStateChange: (change) =>
+        Usage.recordCircuitTransition({ provider: change.provider, from: circuitLabel(change.from), to: circuitLabel(change.to) })
+    })
+    const retry = Retry.make({ ...policies.retry, onRetry: Usage.recordRetry })
+    const timeout = Timeout.make(policies.timeout)
+
+    const guarded: Record<string, Llm.Service> = {}
+    for (const name of names) {
+      const provider = options.providers[name]!
+      guarded[name] = retry(
+        Tracing.wrapAttempt(
+          Logging.wrapAttempt(breaker(limit(Usage.wrap(timeout(provider), { prices: policies.prices }))), logging),
+          secrets
+        )
+      )
+    }
+    const routed = Fallback.make({ chain: policies.fallback })(Dispatch.make(guarded))
+    const bounded = Option.match(policies.deadline, {
+      onNone: () => routed,
+      onSome: (deadline) => Timeout.deadline({ deadline })(routed)
+    })
+    return Llm.validated(Tracing.wrap(Logging.wrap(bounded, logging), secrets), {
+      providers: names,
+      defaultProvider: options.defaultProvider
+    })
+  })
 
 /**
- * The `Llm` layer built from the environment. Fails with a `ConfigError` naming the variable at
- * fault, or saying that no provider is configured.
+ * Builds the composed service from a configuration already read, with the policies' settings read
+ * from the environment.
+ *
+ * @example
+ * import { RateLimiter } from "@effect/experimental"
+ * import { Duration, Effect } from "effect"
+ * import { LlmLive } from "@clearside/llm"
+ *
+ * const service = LlmLive.fromConfig({
+ *   timeout: Duration.seconds(30),
+ *   maxRetries: 3,
+ *   openaiCompatible: { name: "ollama", baseURL: "http://127.0.0.1:11434/v1" },
+ *   defaultModel: "llama3.2"
+ * }).pipe(Effect.provide(RateLimiter.layerStoreMemory))
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const fromConfig = (
+  config: LlmConfig.LlmConfig
+): Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> =>
+  Effect.gen(function* () {
+    const defaultProvider = LlmConfig.defaultProvider(config)
+    if (Option.isNone(defaultProvider)) return yield* Effect.fail(noProvider)
+    const providers = yield* buildProviders(config, defaultProvider.value)
+    const policies = yield* policiesConfig(Object.keys(providers))
+    const secrets = [config.openai?.apiKey, config.anthropic?.apiKey, config.openaiCompatible?.apiKey].filter(
+      (key): key is Redacted.Redacted<string> => key !== undefined
+    )
+    return yield* compose({ providers, defaultProvider: defaultProvider.value, policies, secrets })
+  })
+
+/**
+ * Reads `LlmConfig.config` and every policy's settings (a blank variable counts as unset) and
+ * builds the composed service.
+ *
+ * @example
+ * import { RateLimiter } from "@effect/experimental"
+ * import { Effect } from "effect"
+ * import { LlmLive } from "@clearside/llm"
+ *
+ * const answer = Effect.flatMap(LlmLive.make, (llm) => llm.complete({ messages: [{ role: "user", content: "hi" }] })).pipe(
+ *   Effect.provide(RateLimiter.layerStoreMemory)
+ * )
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> = BlankIsUnset.within(
+  Effect.flatMap(LlmConfig.config, fromConfig)
+)
+
+/**
+ * The `Llm` layer built from the environment, with the rate limiter's state in this process's
+ * memory and the logger that `LLM_LOG_FORMAT` / `LLM_LOG_LEVEL` select. Fails with a `ConfigError`
+ * naming the variable at fault, or saying that no provider is configured.
  *
  * @example
  * import { Effect } from "effect"
@@ -118,4 +276,11 @@ export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError> = Effect.
  * @since 0.1.0
  * @category Layers
  */
-export const layer: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.effect(Llm.Llm, make)
+export const layer: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.merge(
+  Layer.effect(Llm.Llm, make).pipe(Layer.provide(RateLimiter.layerStoreMemory)),
+  Layer.unwrapEffect(
+    BlankIsUnset.within(
+      Effect.map(Logging.config, (logging) => Logging.layerLogger({ format: logging.format, level: logging.level }))
+    )
+  )
+)

@@ -1,3 +1,4 @@
+import { RateLimiter } from "@effect/experimental"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Layer, Stream } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
@@ -39,7 +40,7 @@ describe("without any provider configured, LlmLive fails clearly", () => {
     Effect.gen(function* () {
       const env = { OPENAI_API_KEY: "", ANTHROPIC_API_KEY: "", LLM_TIMEOUT_MS: "30000" }
       expect(yield* LlmLive.configuredProviders.pipe(withEnv(env))).toEqual([])
-      const error = yield* Effect.flip(LlmLive.make.pipe(withEnv(env)))
+      const error = yield* Effect.flip(LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(env)))
       expect(String(error)).toContain("no LLM provider is configured")
     }))
 })
@@ -62,7 +63,7 @@ describe("configuredProviders tells which providers the environment enables", ()
 describe("LLM_PROVIDER must name a configured provider", () => {
   it.effect("an unconfigured LLM_PROVIDER is a ConfigError naming LLM_PROVIDER", () =>
     Effect.gen(function* () {
-      const error = yield* Effect.flip(LlmLive.make.pipe(withEnv({ LLM_PROVIDER: "anthropic", OPENAI_API_KEY: "k" })))
+      const error = yield* Effect.flip(LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv({ LLM_PROVIDER: "anthropic", OPENAI_API_KEY: "k" })))
       expect(String(error)).toContain("LLM_PROVIDER")
       expect(String(error)).toContain("configured: openai")
     }))
@@ -72,7 +73,7 @@ describe("requests are routed by provider name over real HTTP", () => {
   it.scopedLive("a request naming a provider reaches that provider's API", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const llm = yield* LlmLive.make.pipe(withEnv(simulatorEnv(sim)))
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(simulatorEnv(sim)))
       const viaAnthropic = yield* llm.complete(ask("to anthropic", { provider: "anthropic", model: "claude-haiku-4-5" }))
       const viaOpenAi = yield* llm.complete(ask("to openai", { provider: "openai", model: "gpt-4o-mini" }))
       const viaLocal = yield* llm.complete(ask("to local", { provider: "local", model: "llama3.2" }))
@@ -85,7 +86,7 @@ describe("requests are routed by provider name over real HTTP", () => {
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
       const { OPENAI_API_KEY: _drop, ...env } = simulatorEnv(sim)
-      const llm = yield* LlmLive.make.pipe(withEnv(env))
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(env))
       const response = yield* llm.complete(ask("hello"))
       expect(response.provider).toBe("anthropic")
       expect(sim.requests().map((r) => r.route)).toEqual(["anthropic"])
@@ -94,7 +95,7 @@ describe("requests are routed by provider name over real HTTP", () => {
   it.scopedLive("LLM_PROVIDER picks the default, and LLM_DEFAULT_MODEL is that provider's model only", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const llm = yield* LlmLive.make.pipe(
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), 
         withEnv(simulatorEnv(sim, { LLM_PROVIDER: "local", LLM_DEFAULT_MODEL: "llama3.2" }))
       )
       const byDefault = yield* llm.complete(ask("hello"))
@@ -109,7 +110,7 @@ describe("requests are routed by provider name over real HTTP", () => {
   it.scopedLive("OPENAI_COMPATIBLE_MODEL is the compatible endpoint's model, even when it is the default", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const llm = yield* LlmLive.make.pipe(
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), 
         withEnv(simulatorEnv(sim, { LLM_PROVIDER: "local", LLM_DEFAULT_MODEL: "general", OPENAI_COMPATIBLE_MODEL: "llama3.2" }))
       )
       const response = yield* llm.complete(ask("hello"))
@@ -121,7 +122,7 @@ describe("requests are routed by provider name over real HTTP", () => {
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
       sim.enqueue("anthropic", { text: "streamed answer" })
-      const llm = yield* LlmLive.make.pipe(withEnv(simulatorEnv(sim)))
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(simulatorEnv(sim)))
       const events = Chunk.toReadonlyArray(yield* Stream.runCollect(llm.stream(ask("x", { provider: "anthropic" }))))
       const text = events.flatMap((e) => (e._tag === "TextDelta" ? [e.text] : [])).join("")
       expect(text).toBe("streamed answer")
@@ -132,7 +133,7 @@ describe("requests are routed by provider name over real HTTP", () => {
   it.scopedLive("an unknown provider or an invalid request never reaches the network", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const llm = yield* LlmLive.make.pipe(withEnv(simulatorEnv(sim)))
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(simulatorEnv(sim)))
       const unknown = yield* Effect.flip(llm.complete(ask("x", { provider: "mistral" })))
       const invalid = yield* Effect.flip(llm.complete(ask("x", { temperature: 3 })))
       expect(unknown._tag === "InvalidRequestError" && unknown.field).toBe("provider")

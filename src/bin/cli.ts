@@ -8,12 +8,15 @@
  *
  * @since 0.1.0
  */
+import { RateLimiter } from "@effect/experimental"
 import { parseArgs } from "node:util"
-import { Cause, ConfigError, Data, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Config, ConfigError, Data, Effect, Exit, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import * as BlankIsUnset from "../internal/blankIsUnset.js"
 import * as Llm from "../Llm.js"
 import { isLlmError, type LlmError } from "../LlmError.js"
 import * as LlmLive from "../LlmLive.js"
 import * as LlmMock from "../LlmMock.js"
+import * as Logging from "../Logging.js"
 import type * as LlmRequest from "../LlmRequest.js"
 
 const usage = `Usage: clearside-llm [options] <prompt...>
@@ -111,7 +114,7 @@ const mock: Llm.Service = Llm.router({ providers: { mock: LlmMock.echo({ provide
 
 const service = Effect.gen(function* () {
   const configured = yield* LlmLive.configuredProviders
-  if (configured.length > 0) return yield* LlmLive.make
+  if (configured.length > 0) return yield* Effect.provide(LlmLive.make, RateLimiter.layerStoreMemory)
   yield* warn(
     "note: no LLM provider is configured (set OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENAI_COMPATIBLE_BASE_URL); " +
       "answering from the built-in echo mock"
@@ -138,8 +141,27 @@ const run = (args: Arguments) =>
     )
   })
 
+const consoleLoggers = {
+  pretty: Logger.prettyLoggerDefault,
+  json: Logger.jsonLogger,
+  logfmt: Logger.logfmtLogger
+} as const
+
+/** Answers go to stdout; log lines go to stderr, warnings and worse unless `LLM_LOG_LEVEL` says otherwise. */
+const logToStderr = Layer.unwrapEffect(
+  BlankIsUnset.within(Effect.gen(function* () {
+    const explicitLevel = yield* Config.option(Config.string("LLM_LOG_LEVEL"))
+    const settings = yield* Logging.config
+    const logger = Logger.withConsoleError(consoleLoggers[settings.format ?? "logfmt"])
+    return Layer.merge(
+      Logger.replace(Logger.defaultLogger, logger),
+      Logger.minimumLogLevel(Option.isSome(explicitLevel) ? settings.level : LogLevel.Warning)
+    )
+  }))
+)
+
 const main = (argv: ReadonlyArray<string>) =>
-  Effect.flatMap(parse(argv), (args) => (args.help ? write(usage) : run(args)))
+  Effect.flatMap(parse(argv), (args) => (args.help ? write(usage) : run(args))).pipe(Effect.provide(logToStderr))
 
 const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ").trim()
 
