@@ -32,6 +32,7 @@ import { createHash } from "node:crypto"
 import { RateLimiter } from "@effect/experimental"
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Metric, Option, Redacted, type Scope } from "effect"
 import type * as LlmConfig from "./LlmConfig.js"
+import * as BlankIsUnset from "./internal/blankIsUnset.js"
 import * as RedisConnection from "./internal/redisRateLimitStore.js"
 
 /**
@@ -374,7 +375,8 @@ export const config: Config.Config<StoreConfig> = Config.all({
 )
 
 /**
- * The store chosen by {@link config}: {@link layerMemory} or {@link layerRedis}.
+ * The store chosen by {@link config} (a blank variable counts as unset): {@link layerMemory} or
+ * {@link layerRedis}.
  *
  * @example
  * import { Layer } from "effect"
@@ -386,5 +388,5 @@ export const config: Config.Config<StoreConfig> = Config.all({
  * @category Layers
  */
 export const layerConfig: Layer.Layer<RateLimiter.RateLimiterStore | SharedPauses, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(config, (options) => (options.store === "redis" ? layerRedis(options) : layerMemory))
+  BlankIsUnset.within(Effect.map(config, (options) => (options.store === "redis" ? layerRedis(options) : layerMemory)))
 )

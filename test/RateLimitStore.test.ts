@@ -143,7 +143,7 @@ describe("RateLimitStore: configuration", () => {
     })
   )
 
-  it.effect("layerConfig gives the memory store by default, with pauses kept in the process", () =>
+  it.effect("layerConfig gives the memory store by default, blank values and all, with pauses kept in the process", () =>
     Effect.gen(function* () {
       const fake = recorder()
       const limit = yield* RateLimit.make({ rpm: 2 })
@@ -157,7 +157,10 @@ describe("RateLimitStore: configuration", () => {
       pauses.watch("llm:openai:pause", () => heard++)
       yield* pauses.announce("llm:openai:pause", 1000)
       expect(heard).toBe(0)
-    }).pipe(Effect.provide(RateLimitStore.layerConfig), Effect.withConfigProvider(env([])))
+    }).pipe(
+      Effect.provide(RateLimitStore.layerConfig),
+      Effect.withConfigProvider(env([["LLM_RATE_LIMIT_STORE", ""], ["LLM_RATE_LIMIT_INSTANCES", " "], ["REDIS_URL", ""]]))
+    )
   )
 })
 
