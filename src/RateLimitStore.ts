@@ -203,12 +203,12 @@ const divided = (local: Store, instances: number): Store => ({
  * answers.
  *
  * @example
- * import { Effect } from "effect"
+ * import { Duration, Effect } from "effect"
  * import { RateLimitStore } from "@clearside/llm"
  *
  * const program = Effect.scoped(
  *   Effect.flatMap(RateLimitStore.makeRedis({ url: "redis://127.0.0.1:6379" }), ({ store }) =>
- *     store.tokenBucket({ key: "llm:openai:rpm", tokens: 1, limit: 60, refillRate: "1 second", allowOverflow: true })
+ *     store.tokenBucket({ key: "llm:openai:rpm", tokens: 1, limit: 60, refillRate: Duration.seconds(1), allowOverflow: true })
  *   )
  * )
  *
