@@ -22,7 +22,7 @@
  *
  * @since 0.1.0
  */
-import { RateLimiter } from "@effect/experimental"
+import type { RateLimiter } from "@effect/experimental"
 import type { Redacted } from "effect";
 import { type Duration, ConfigError, Effect, Layer, Option } from "effect"
 import * as Anthropic from "./Anthropic.js"
@@ -35,6 +35,7 @@ import * as OpenAi from "./OpenAi.js"
 import * as OpenAiCompatible from "./OpenAiCompatible.js"
 import * as Pricing from "./Pricing.js"
 import * as RateLimit from "./RateLimit.js"
+import * as RateLimitStore from "./RateLimitStore.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
 import * as Tracing from "./Tracing.js"
@@ -179,7 +180,7 @@ export const compose = (options: {
     }
     const secrets = { secrets: options.secrets ?? [] }
     const logging = { ...secrets, bodies: policies.logBodies, prices: policies.prices }
-    const limit = yield* RateLimit.make(policies.rateLimit)
+    const limit = yield* RateLimit.make({ ...policies.rateLimit, onWait: Usage.recordRateLimitWait })
     const breaker = yield* CircuitBreaker.make({
       ...policies.circuitBreaker,
       onStateChange: (change) =>
@@ -235,7 +236,12 @@ export const fromConfig = (
     const defaultProvider = LlmConfig.defaultProvider(config)
     if (Option.isNone(defaultProvider)) return yield* Effect.fail(noProvider)
     const providers = yield* buildProviders(config, defaultProvider.value)
-    const policies = yield* policiesConfig(Object.keys(providers))
+    const read = yield* policiesConfig(Object.keys(providers))
+    // Limits belong to an API key: store keys carry each key's fingerprint, never the key.
+    const policies = {
+      ...read,
+      rateLimit: { ...read.rateLimit, keyNamespaces: RateLimitStore.keyNamespaces(config) }
+    }
     const secrets = [config.openai?.apiKey, config.anthropic?.apiKey, config.openaiCompatible?.apiKey].filter(
       (key): key is Redacted.Redacted<string> => key !== undefined
     )
@@ -263,8 +269,9 @@ export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimit
 )
 
 /**
- * The `Llm` layer built from the environment, with the rate limiter's state in this process's
- * memory and the logger that `LLM_LOG_FORMAT` / `LLM_LOG_LEVEL` select. Fails with a `ConfigError`
+ * The `Llm` layer built from the environment, with the rate limiter's state where
+ * `LLM_RATE_LIMIT_STORE` says (this process's memory by default, or Redis shared by every instance)
+ * and the logger that `LLM_LOG_FORMAT` / `LLM_LOG_LEVEL` select. Fails with a `ConfigError`
  * naming the variable at fault, or saying that no provider is configured.
  *
  * @example
@@ -277,7 +284,7 @@ export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimit
  * @category Layers
  */
 export const layer: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.merge(
-  Layer.effect(Llm.Llm, make).pipe(Layer.provide(RateLimiter.layerStoreMemory)),
+  Layer.effect(Llm.Llm, make).pipe(Layer.provide(RateLimitStore.layerConfig)),
   Layer.unwrapEffect(
     BlankIsUnset.within(
       Effect.map(Logging.config, (logging) => Logging.layerLogger({ format: logging.format, level: logging.level }))

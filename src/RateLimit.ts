@@ -92,6 +92,8 @@ export interface Options extends Limits {
   readonly defaultOutputTokens?: number
   readonly keyPrefix?: string
   readonly keyNamespaces?: Readonly<Record<string, string>>
+  /** Runs before a call waits for capacity (e.g. `Usage.recordRateLimitWait`). */
+  readonly onWait?: (info: { readonly provider: string; readonly delay: Duration.Duration }) => Effect.Effect<void>
 }
 
 /** A token bucket of one provider: its store key, size and refill interval. */
@@ -294,7 +296,10 @@ const limiter = (
           )
         )
       }
-      return Effect.onInterrupt(Effect.sleep(Duration.millis(delay)), () => unreserve(s, tokens))
+      const sleep = Effect.onInterrupt(Effect.sleep(Duration.millis(delay)), () => unreserve(s, tokens))
+      return options.onWait === undefined
+        ? sleep
+        : Effect.zipRight(options.onWait({ provider: s.name, delay: Duration.millis(delay) }), sleep)
     })
 
   /** Reserves a request and `tokens` in the buckets, then waits for them if needed. */

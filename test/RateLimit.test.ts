@@ -84,6 +84,24 @@ describe("RateLimit: requests per minute", () => {
     }).pipe(Effect.provide(store))
   )
 
+  it.effect("tells onWait how long each waiting call waits, and nothing for calls that go at once", () =>
+    Effect.gen(function* () {
+      const fake = fakeProvider()
+      const waits: Array<readonly [string, number]> = []
+      const llm = yield* limited(
+        { rpm: 2, maxWait: Duration.minutes(2), onWait: (info) => Effect.sync(() => void waits.push([info.provider, Duration.toMillis(info.delay)])) },
+        fake.service
+      )
+      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 4 }, () => llm.complete(request())), { concurrency: "unbounded" }))
+      yield* TestClock.adjust(Duration.minutes(1))
+      yield* Fiber.join(fiber)
+      expect(waits).toEqual([
+        ["openai", 30_000],
+        ["openai", 60_000]
+      ])
+    }).pipe(Effect.provide(store))
+  )
+
   it.effect("fails at once with a local RateLimitError when the wait would exceed maxWait, and gives the slot back", () =>
     Effect.gen(function* () {
       const fake = fakeProvider()
