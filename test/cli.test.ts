@@ -138,6 +138,16 @@ describe("with a key set the CLI asks the configured provider", () => {
     expect(sim.attempts("openai")).toBe(1)
   })
 
+  it("keeps stdout for the answer: log lines, even at LLM_LOG_LEVEL=info, go to stderr", async () => {
+    sim.enqueue("openai", { status: 503 }, { text: "after one retry" })
+    const result = await run(["hi"], { ...openai(), LLM_LOG_LEVEL: "info", LLM_RETRY_BASE_DELAY_MS: "5" })
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe("after one retry\n")
+    expect(result.stderr).toMatch(/level=WARN .*Retrying the openai call after ServerError/)
+    expect(result.stderr).toMatch(/level=INFO .*message="llm call".*attempts=2/)
+    expect(result.stderr).not.toContain("sk-test-cli-secret")
+  })
+
   it("streams from the provider", async () => {
     sim.enqueue("openai", { text: "streamed from the provider" })
     const result = await run(["--stream", "hi"], openai())
@@ -148,12 +158,13 @@ describe("with a key set the CLI asks the configured provider", () => {
   const failures: ReadonlyArray<readonly [string, Simulator.Script, number, string]> = [
     ["a 401", { status: 401 }, 3, "error: AuthenticationError (openai):"],
     ["a 429", { status: 429, headers: { "retry-after": "1" } }, 4, "error: RateLimitError (openai):"],
-    ["a 500", { status: 500 }, 6, "error: ServerError (openai):"]
+    ["a 500", { status: 500 }, 6, "error: ServerError (openai):"],
+    ["a provider that never answers", { hang: true }, 5, "error: TimeoutError (openai):"]
   ]
   for (const [what, script, code, line] of failures) {
     it(`${what} exits ${code} with one error line and no key in it`, async () => {
-      sim.enqueue("openai", script, script, script, script, script)
-      const result = await run(["hi"], openai())
+      sim.enqueue("openai", script)
+      const result = await run(["hi"], { ...openai(), LLM_MAX_RETRIES: "0", LLM_TIMEOUT_MS: "300" })
       expect(result.code).toBe(code)
       expect(result.stdout).toBe("")
       expectOneErrorLine(result, line)
