@@ -55,7 +55,7 @@ writeFileSync(new URL("./results/chaos.json", import.meta.url), JSON.stringify(r
 const row = (name: string, r: Soak.Report) =>
   `| ${name} | ${round(r.successRate * 100, 2)}% | ${JSON.stringify(r.failuresByTag).replaceAll("|", "/")} | ${r.attemptsPerCall} | ${r.p50Ms} | ${r.p99Ms} | ${r.openConnectionsAtEnd} / ${r.openConnectionsAfterIdle} | ${round(r.heapBeforeBytes / 2 ** 20, 1)} → ${round(r.heapAfterBytes / 2 ** 20, 1)} MiB (${r.heapGrowthPct}%) | ${round(r.wallMs / 1000, 1)} |`
 const md = [
-  `Chaos soak measured ${results.machine.date.slice(0, 10)} on ${results.machine.cpu}, ${results.machine.cores} cores, Node ${results.machine.node}: ${calls} calls (every 4th a stream), concurrency ${concurrency}, 20% faults (${Soak.faults.join(", ")}), seed ${seed}, LLM_TIMEOUT_MS=300, 3 retries with 10-50 ms backoff.`,
+  `Chaos soak measured ${results.machine.date.slice(0, 10)} on ${results.machine.cpu}, ${results.machine.cores} cores, Node ${results.machine.node}: ${calls} calls (every 4th a stream), concurrency ${concurrency}, 20% faults (${Soak.faults.join(", ")}), seed ${seed}, LLM_TIMEOUT_MS=${noFallback.config.LLM_TIMEOUT_MS ?? "?"}, 3 retries with 10-50 ms backoff; the second run adds LLM_FALLBACK to a fault-free simulator (${withFallback.answeredByFallback} calls answered there). Warm-up calls (100 per run) are not counted.`,
   "",
   "| run | success | failures by tag | attempts per call | p50 (ms) | p99 (ms) | open connections at end / after idle | heap (after GC) | wall (s) |",
   "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |",
