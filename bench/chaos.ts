@@ -18,7 +18,7 @@ const concurrency = env("CHAOS_CONCURRENCY", 50)
 const seed = env("CHAOS_SEED", 7)
 
 const soak = async (withFallback: boolean) => {
-  const primary = await Sim.spawn({ faultRate: 0.2, faults: Soak.faults, seed })
+  const primary = await Sim.spawn({ faultRate: 0.2, faults: Soak.faults, seed, faultsBy: "content" })
   const fallback = withFallback ? await Sim.spawn() : undefined
   try {
     console.log(`soak: ${calls} calls, concurrency ${concurrency}, 20% faults, seed ${seed}, fallback ${withFallback ? "on" : "off"}`)

@@ -38,7 +38,7 @@ import { readFile } from "node:fs/promises"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import * as Path from "node:path"
-import { mulberry32 } from "./internal/random.js"
+import { hash32, mulberry32 } from "./internal/random.js"
 import { type Decision, makeLimiter, type WindowCount } from "./internal/window.js"
 import * as Wire from "./internal/wire.js"
 
@@ -172,6 +172,12 @@ export interface Options {
   readonly faults?: ReadonlyArray<FaultKind>
   /** Seed of the fault generator; the same seed gives the same faults in the same order. */
   readonly seed?: number
+  /**
+   * How faults are drawn: `"arrival"` (the default) from one sequence in the order requests arrive;
+   * `"content"` from the seed, the last user message and how often that message was sent before,
+   * so each distinct call meets the same faults on its attempts however calls interleave.
+   */
+  readonly faultsBy?: "arrival" | "content"
   /** Chat requests accepted per window; more are answered 429 with `retry-after`. */
   readonly rpm?: number
   /** Tokens accepted per window (estimated prompt tokens plus `max_tokens`); more are answered 429. */
@@ -427,10 +433,18 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
     const faults = options.faults !== undefined && options.faults.length > 0 ? options.faults : allFaults
     const limiter = makeLimiter({ rpm: options.rpm, tpm: options.tpm, windowMs: options.windowMs ?? 60_000 })
 
-    const drawFault = (): FaultKind | undefined => {
+    const sentBefore = new Map<string, number>()
+    const drawFault = (requestBody: unknown): FaultKind | undefined => {
       if (faultRate <= 0) return undefined
-      if (random() >= faultRate) return undefined
-      return faults[Math.floor(random() * faults.length)]
+      let next = random
+      if (options.faultsBy === "content") {
+        const text = Wire.lastUserText(requestBody)
+        const attempt = sentBefore.get(text) ?? 0
+        sentBefore.set(text, attempt + 1)
+        next = mulberry32(hash32(`${seed}:${attempt}:${text}`))
+      }
+      if (next() >= faultRate) return undefined
+      return faults[Math.floor(next() * faults.length)]
     }
 
     const limitHeaders = (route: Route, { remainingRequests, remainingTokens, resetMs }: Decision) => {
@@ -488,7 +502,7 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
         }
 
         const script = queues[route].shift() ?? (() => {
-          const fault = drawFault()
+          const fault = drawFault(requestBody)
           return fault === undefined ? {} : faultScript(fault)
         })()
 
@@ -593,6 +607,7 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
         counts.openai = 0
         counts.anthropic = 0
         random = mulberry32(seed)
+        sentBefore.clear()
         limiter.reset()
       },
       close: () => Promise.resolve()

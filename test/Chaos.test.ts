@@ -16,7 +16,7 @@ const soak = (options: { readonly fallback: boolean; readonly config?: Record<st
   const state: { report?: Soak.Report } = {}
   const sims: Array<Sim.Remote> = []
   beforeAll(async () => {
-    const primary = await Sim.spawn({ faultRate: 0.2, faults: Soak.faults, seed })
+    const primary = await Sim.spawn({ faultRate: 0.2, faults: Soak.faults, seed, faultsBy: "content" })
     sims.push(primary)
     const fallback = options.fallback ? await Sim.spawn() : undefined
     if (fallback !== undefined) sims.push(fallback)

@@ -53,6 +53,26 @@ describe("random faults are deterministic for a seed", () => {
     expect(await outcomes(sim, 12)).toEqual(first)
   })
 
+  it("faults drawn by content follow each message's own attempts, whatever the order of arrival", async () => {
+    const options = { faultRate: 0.5, faults: ["500", "503"] as const, seed: 5, faultsBy: "content" as const }
+    const status = (sim: Simulator.Simulator, content: string) =>
+      fetch(sim.url + "/v1/chat/completions", {
+        method: "POST",
+        body: JSON.stringify({ messages: [{ role: "user", content }] })
+      }).then((r) => r.text().then(() => r.status))
+    const messages = Array.from({ length: 8 }, (_, i) => `call ${i}`)
+    // Three attempts of each message: in order on one simulator, in reverse on the other.
+    const forward = await start(options)
+    const inOrder: Record<string, Array<number>> = {}
+    for (const m of messages) for (let a = 0; a < 3; a++) (inOrder[m] ??= []).push(await status(forward, m))
+    const backward = await start(options)
+    const reversed: Record<string, Array<number>> = {}
+    for (let a = 0; a < 3; a++) for (const m of [...messages].reverse()) (reversed[m] ??= []).push(await status(backward, m))
+    expect(reversed).toEqual(inOrder)
+    expect(Object.values(inOrder).flat()).toContain(200)
+    expect(Object.values(inOrder).flat().some((s) => s !== 200)).toBe(true)
+  })
+
   it("a fault rate of 0 injects nothing", async () => {
     const sim = await start({ faultRate: 0, seed: 3 })
     expect(new Set(await outcomes(sim, 10))).toEqual(new Set([200]))
