@@ -4,14 +4,14 @@
  * that is down.
  *
  * - **closed**: calls go through. `failureThreshold` (default 5) consecutive retryable failures
- *   open the circuit. Non-retryable errors (a bad request, a bad key) say nothing about the
- *   provider's health and do not count; neither do local rate limit rejections. A success resets
- *   the count.
+ *   open the circuit. Non-retryable errors (a bad request, a bad key) and a provider's 429 show
+ *   that it is up: they do not count, and like a success they reset the count. Local rate limit
+ *   rejections say nothing about the provider and change nothing.
  * - **open**: calls fail at once with `CircuitOpenError`, whose `retryAfter` is the remaining
  *   cooldown (default 30 s).
  * - **half-open**: after the cooldown exactly one call goes through as a probe while other callers
- *   keep failing fast. The probe's success (or a non-retryable answer, which shows the provider is
- *   up) closes the circuit; its retryable failure opens it again for another cooldown.
+ *   keep failing fast. The probe's success (or a non-retryable answer or a 429, which show the
+ *   provider is up) closes the circuit; its retryable failure opens it again for another cooldown.
  *
  * State is kept per provider (the request's `provider`). Every change is logged (warn when it
  * opens, info otherwise) and passed to `onStateChange`; `state(provider)` reads it. A stream
@@ -210,7 +210,9 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
         if (isProbe) circuit.probing = false
         return Effect.void
       }
-      if (!failure.retryable) {
+      // A provider that answers, even with a refusal or a 429, is up: throttling is the limiter's
+      // business, and opening the circuit on it would turn a slowdown into an outage.
+      if (!failure.retryable || failure._tag === "RateLimitError") {
         if (isProbe) return moveTo(circuit, "closed", 0)
         if (circuit.state === "closed") circuit.failures = 0
         return Effect.void

@@ -56,6 +56,23 @@ describe("CircuitBreaker: closed to open", () => {
     })
   )
 
+  it.effect("a provider's 429s do not trip it: the provider is up and throttling", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([
+        ...failures(6, "RateLimitError"),
+        ...failures(4),
+        ...failures(1, "RateLimitError"),
+        ...failures(4)
+      ])
+      const breaker = yield* CircuitBreaker.make()
+      for (let i = 0; i < 15; i++) yield* Effect.exit(breaker(mock).complete(request))
+      // Six 429s count for nothing; the 429 between two runs of four 5xx is an answer, so the
+      // failures are never 5 in a row.
+      expect(yield* breaker.state("openai")).toBe("closed")
+      expect((yield* mock.calls).length).toBe(15)
+    })
+  )
+
   it.effect("local rate limit rejections do not trip it", () =>
     Effect.gen(function* () {
       const breaker = yield* CircuitBreaker.make({ failureThreshold: 2 })
