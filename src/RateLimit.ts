@@ -425,8 +425,12 @@ const limiter = (
     stream: (request) => {
       const s = limiterFor(request.provider ?? "default")
       const tokens = estimate(s, request)
+      // Per chunk, not per event: `Stream.tap` would run an Effect per event and split every chunk.
       const events = service.stream(request).pipe(
-        Stream.tap((event) => (event._tag === "Finish" ? settle(s, tokens, event.usage) : Effect.void)),
+        Stream.mapChunksEffect((chunk) => {
+          for (const event of chunk) if (event._tag === "Finish") return Effect.as(settle(s, tokens, event.usage), chunk)
+          return Effect.succeed(chunk)
+        }),
         Stream.tapError(s.onError)
       )
       // The slot is held until the stream ends: it is released by the stream's scope.
