@@ -23,7 +23,22 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Config, type ConfigError, Duration, Effect, Layer, Option, Stream } from "effect"
+import {
+  Chunk,
+  Clock,
+  Config,
+  type ConfigError,
+  Context,
+  DefaultServices,
+  Duration,
+  Effect,
+  type Exit,
+  Fiber,
+  type FiberId,
+  Layer,
+  Option,
+  Stream
+} from "effect"
 import * as Llm from "./Llm.js"
 import { type LlmError, TimeoutError } from "./LlmError.js"
 import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
@@ -63,6 +78,91 @@ const timeoutError = (request: LlmRequest, phase: "attempt" | "first-token" | "i
             ? `The ${providerOf(request)} stream sent nothing for ${Duration.format(limit)}`
             : `The call to ${providerOf(request)} did not finish within its ${Duration.format(limit)} deadline`
   })
+
+// The process's own clock, whose timers can be host timers. Any other clock (e.g. `TestClock`) is
+// asked to sleep, so that its time drives the limit.
+const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+// Longer host timers fire at once; like Effect's own clock, treat them as never firing.
+const maxTimerMillis = 2 ** 31 - 1
+
+/** Starts a timer that calls `fire` when it expires; returns its cancel. */
+type StartTimer = (fire: () => void) => () => void
+
+const hostTimer =
+  (millis: number): StartTimer =>
+  (fire) => {
+    if (millis > maxTimerMillis) return () => {}
+    const handle = setTimeout(fire, millis)
+    return () => clearTimeout(handle)
+  }
+
+const fiberTimer =
+  (sleeper: Fiber.RuntimeFiber<void>, by: FiberId.FiberId): StartTimer =>
+  (fire) => {
+    const observer = (exit: Exit.Exit<void>) => {
+      if (exit._tag === "Success") fire()
+    }
+    sleeper.addObserver(observer)
+    return () => {
+      sleeper.removeObserver(observer)
+      sleeper.unsafeInterruptAsFork(by)
+    }
+  }
+
+/**
+ * Waits for `child` until the timer fires, then interrupts it, waits for it to end and fails with
+ * `onTimeout()`. Interrupting the waiting fiber interrupts the child and waits for it.
+ */
+const awaitWithin = <A, E>(
+  child: Fiber.RuntimeFiber<A, E>,
+  by: FiberId.FiberId,
+  startTimer: StartTimer,
+  onTimeout: () => E
+): Effect.Effect<A, E> =>
+  Effect.async<A, E>((resume) => {
+    let timedOut: ((exit: Exit.Exit<A, E>) => void) | undefined
+    const cancel = startTimer(() => {
+      child.removeObserver(done)
+      timedOut = () => resume(Effect.fail(onTimeout()))
+      child.addObserver(timedOut)
+      child.unsafeInterruptAsFork(by)
+    })
+    const done = (exit: Exit.Exit<A, E>) => {
+      cancel()
+      resume(exit)
+    }
+    child.addObserver(done)
+    return Effect.suspend(() => {
+      cancel()
+      child.removeObserver(done)
+      if (timedOut !== undefined) child.removeObserver(timedOut)
+      return Fiber.interrupt(child)
+    })
+  })
+
+/**
+ * `Effect.timeoutFail` for one attempt at the cost of one fiber: the attempt runs in a child fiber
+ * and the waiting fiber holds the timer (a host timer on the live clock, else a sleeping fiber on
+ * the fiber's clock). A timed-out attempt is interrupted and awaited before the failure.
+ */
+const limitTo = <A, E>(self: Effect.Effect<A, E>, limit: Duration.Duration, onTimeout: () => E): Effect.Effect<A, E> =>
+  Effect.clockWith((clock) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.withFiberRuntime<A, E>((parent) => {
+        const by = parent.id()
+        const attempt = Effect.fork(restore(self))
+        if (clock === liveClock) {
+          const startTimer = hostTimer(Duration.toMillis(limit))
+          return Effect.flatMap(attempt, (child) => restore(awaitWithin(child, by, startTimer, onTimeout)))
+        }
+        return Effect.flatMap(attempt, (child) =>
+          Effect.flatMap(Effect.forkDaemon(Effect.interruptible(clock.sleep(limit))), (sleeper) =>
+            restore(awaitWithin(child, by, fiberTimer(sleeper, by), onTimeout))
+          )
+        )
+      })
+    )
+  )
 
 /** Limits each pull of a stream: the first non-empty chunk within `first`, later ones within `idle`. */
 const limitPulls = (
@@ -113,10 +213,7 @@ export const make =
     return {
       complete: (request) => {
         const limit = request.timeout ?? timeout
-        return Effect.timeoutFail(service.complete(request), {
-          duration: limit,
-          onTimeout: () => timeoutError(request, "attempt", limit)
-        })
+        return limitTo(service.complete(request), limit, () => timeoutError(request, "attempt", limit))
       },
       stream: (request) =>
         limitPulls(service.stream(request), request, request.timeout ?? firstToken, request.timeout ?? idle)
@@ -142,11 +239,7 @@ export const deadline =
   (service: Llm.Service): Llm.Service => {
     const limit = Duration.decode(options.deadline)
     return {
-      complete: (request) =>
-        Effect.timeoutFail(service.complete(request), {
-          duration: limit,
-          onTimeout: () => timeoutError(request, "deadline", limit)
-        }),
+      complete: (request) => limitTo(service.complete(request), limit, () => timeoutError(request, "deadline", limit)),
       stream: (request) =>
         Stream.interruptWhen(
           service.stream(request),

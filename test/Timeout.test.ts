@@ -82,6 +82,55 @@ describe("Timeout: per attempt", () => {
   )
 })
 
+describe("Timeout: interrupting a limited call", () => {
+  const interruptible = (onInterrupt: () => void): Llm.Service => ({
+    complete: () => Effect.onInterrupt(Effect.never, () => Effect.sync(onInterrupt)),
+    stream: () => Stream.never
+  })
+
+  it.effect("interrupting the caller interrupts the attempt and waits for it", () =>
+    Effect.gen(function* () {
+      let interrupted = false
+      const service = Timeout.make({ timeout: Duration.seconds(10) })(interruptible(() => (interrupted = true)))
+      const fiber = yield* Effect.fork(service.complete(request))
+      yield* TestClock.adjust(Duration.seconds(1))
+      const exit = yield* Fiber.interrupt(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(interrupted).toBe(true)
+    })
+  )
+
+  it.live("on the live clock, a late attempt is interrupted and fails with phase attempt", () =>
+    Effect.gen(function* () {
+      let interrupted = false
+      const service = Timeout.make({ timeout: Duration.millis(20) })(interruptible(() => (interrupted = true)))
+      const exit = yield* Effect.exit(service.complete(request))
+      expect(exit).toMatchObject({ cause: { error: { _tag: "TimeoutError", phase: "attempt", retryable: true } } })
+      expect(interrupted).toBe(true)
+    })
+  )
+
+  it.live("on the live clock, an answer in time goes through and interrupting the caller interrupts the attempt", () =>
+    Effect.gen(function* () {
+      const limited = Timeout.make({ timeout: Duration.seconds(30) })
+      const answer = yield* limited(LlmMock.echo()).complete(request)
+      expect(answer.content).toBe("echo: hello")
+      let interrupted = false
+      const fiber = yield* Effect.fork(limited(interruptible(() => (interrupted = true))).complete(request))
+      yield* Effect.sleep(Duration.millis(5))
+      expect(Exit.isInterrupted(yield* Fiber.interrupt(fiber))).toBe(true)
+      expect(interrupted).toBe(true)
+    })
+  )
+
+  it.live("on the live clock, a deadline longer than a host timer can hold never fires", () =>
+    Effect.gen(function* () {
+      const bounded = Timeout.deadline({ deadline: Duration.days(30) })(LlmMock.echo())
+      expect((yield* bounded.complete(request)).content).toBe("echo: hello")
+    })
+  )
+})
+
 describe("Timeout: streams", () => {
   const run = (stream: Stream.Stream<unknown, unknown>) => Effect.fork(Stream.runCollect(stream))
 
