@@ -24,7 +24,6 @@
  * @since 0.1.0
  */
 import {
-  Chunk,
   Clock,
   Config,
   type ConfigError,
@@ -36,12 +35,12 @@ import {
   Fiber,
   type FiberId,
   Layer,
-  Option,
-  Stream
+  Option
 } from "effect"
 import * as Llm from "./Llm.js"
-import { type LlmError, TimeoutError } from "./LlmError.js"
-import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
+import { TimeoutError } from "./LlmError.js"
+import type { LlmRequest } from "./LlmRequest.js"
+import * as StreamWatchdog from "./internal/streamWatchdog.js"
 
 /**
  * Per-attempt limits. `timeout` (default 30 s) bounds a `complete` call; `firstToken` and `idle`
@@ -164,34 +163,6 @@ const limitTo = <A, E>(self: Effect.Effect<A, E>, limit: Duration.Duration, onTi
     )
   )
 
-/** Limits each pull of a stream: the first non-empty chunk within `first`, later ones within `idle`. */
-const limitPulls = (
-  stream: Stream.Stream<LlmStreamEvent, LlmError>,
-  request: LlmRequest,
-  first: Duration.Duration,
-  idle: Duration.Duration
-): Stream.Stream<LlmStreamEvent, LlmError> =>
-  Stream.fromPull(
-    Effect.map(Stream.toPull(stream), (pull) => {
-      let started = false
-      const firstPull = Effect.timeoutFail(pull, {
-        duration: first,
-        onTimeout: () => Option.some<LlmError>(timeoutError(request, "first-token", first))
-      })
-      const idlePull = Effect.timeoutFail(pull, {
-        duration: idle,
-        onTimeout: () => Option.some<LlmError>(timeoutError(request, "idle", idle))
-      })
-      return Effect.suspend(() =>
-        started
-          ? idlePull
-          : Effect.tap(firstPull, (chunk) => {
-              if (Chunk.isNonEmpty(chunk)) started = true
-            })
-      )
-    })
-  )
-
 /**
  * Wraps a service with per-attempt limits.
  *
@@ -215,8 +186,15 @@ export const make =
         const limit = request.timeout ?? timeout
         return limitTo(service.complete(request), limit, () => timeoutError(request, "attempt", limit))
       },
-      stream: (request) =>
-        limitPulls(service.stream(request), request, request.timeout ?? firstToken, request.timeout ?? idle)
+      stream: (request) => {
+        const first = request.timeout ?? firstToken
+        const next = request.timeout ?? idle
+        return StreamWatchdog.limitWaits(service.stream(request), {
+          first: Duration.toMillis(first),
+          idle: Duration.toMillis(next),
+          onTimeout: (started) => (started ? timeoutError(request, "idle", next) : timeoutError(request, "first-token", first))
+        })
+      }
     }
   }
 
@@ -241,10 +219,10 @@ export const deadline =
     return {
       complete: (request) => limitTo(service.complete(request), limit, () => timeoutError(request, "deadline", limit)),
       stream: (request) =>
-        Stream.interruptWhen(
-          service.stream(request),
-          Effect.zipRight(Effect.sleep(limit), Effect.fail(timeoutError(request, "deadline", limit)))
-        )
+        StreamWatchdog.limitTotal(service.stream(request), {
+          total: Duration.toMillis(limit),
+          onTimeout: () => timeoutError(request, "deadline", limit)
+        })
     }
   }
 
