@@ -26,7 +26,7 @@
  * @since 0.1.0
  */
 import type { Config, ConfigError, Redacted } from "effect"
-import { Effect, Layer, type Scope, Stream, Tracer } from "effect"
+import { Context, Effect, Layer, Scope, Stream, Tracer } from "effect"
 import * as CallContext from "./internal/callContext.js"
 import * as Redaction from "./internal/redaction.js"
 import * as Llm from "./Llm.js"
@@ -158,14 +158,18 @@ const traced = (
       Stream.unwrapScoped(
         enter.scoped((n) => {
           const { attributes, name } = span(request, n)
-          return Effect.map(Effect.makeSpanScoped(name, spanOptions(attributes)), (active) =>
-            service.stream(request).pipe(
-              Stream.mapChunks((events) => {
-                for (const event of events) if (event._tag === "Finish") setAll(active, responseAttributes(event))
-                return events
-              }),
-              Stream.mapError((error) => fail(active, error)),
-              Stream.provideService(Tracer.ParentSpan, active)
+          return Effect.flatMap(Effect.makeSpanScoped(name, spanOptions(attributes)), (active) =>
+            Effect.map(Effect.context<never>(), (context) =>
+              service.stream(request).pipe(
+                Stream.mapChunks((events) => {
+                  for (const event of events) if (event._tag === "Finish") setAll(active, responseAttributes(event))
+                  return events
+                }),
+                Stream.mapError((error) => fail(active, error)),
+                // The caller's context plus the span, built once: `Stream.provideService` would add a
+                // flatMap that costs on every chunk. The stream's own scope is not passed down.
+                Stream.provideContext(Context.add(Context.omit(Scope.Scope)(context), Tracer.ParentSpan, active))
+              )
             )
           )
         })
