@@ -151,19 +151,26 @@ export const make =
         return Effect.catchAll(attempt, retryFrom(attempt))
       },
       stream: (request) =>
-        Stream.unwrap(
-          Effect.map(Schedule.driver(policy), (driver) => {
-            const attempt: Stream.Stream<LlmStreamEvent, LlmError> = recoverBeforeFirstEvent(service.stream(request), (error) =>
-              Stream.unwrap(
-                Effect.as(
-                  Effect.catchAll(driver.next(error), () => Effect.fail(error)),
-                  Stream.suspend(() => attempt)
-                )
-              )
+        Stream.suspend(() => {
+          // As for `complete`: the schedule's state is built only after a first failure.
+          let driver: Schedule.ScheduleDriver<unknown, LlmError> | undefined
+          const delay = (error: LlmError) =>
+            Effect.catchAll(
+              Effect.suspend(() =>
+                driver === undefined
+                  ? Effect.flatMap(Schedule.driver(policy), (created) => {
+                      driver = created
+                      return created.next(error)
+                    })
+                  : driver.next(error)
+              ),
+              () => Effect.fail(error)
             )
-            return attempt
-          })
-        )
+          const attempt: Stream.Stream<LlmStreamEvent, LlmError> = recoverBeforeFirstEvent(service.stream(request), (error) =>
+            Stream.unwrap(Effect.as(delay(error), Stream.suspend(() => attempt)))
+          )
+          return attempt
+        })
     }
   }
 
