@@ -246,16 +246,19 @@ const main = async () => {
 }
 
 /**
- * Case 4: RPM 600 in the library and the same rate enforced by the simulator, per minute or
+ * Case 4: a provider limit of 600 a minute enforced by the simulator, per minute or
  * quantized per second as some providers do, 20 callers asking as fast as they are let through
  * for `RATE_SECONDS`. A failed call waits 10 ms so a rejecting limiter does not spin.
  */
 const rateLimit = async (enforced: { readonly windowMs: number; readonly perWindow: number }) => {
-  const rpm = 600
+  // The provider's limit is 600 a minute; the library is set a little under it (595) and spaces
+  // requests evenly (burst 1), since a full-minute burst is exactly what a quantizing provider rejects.
+  const limit = 600
+  const rpm = 595
   const { perWindow, windowMs } = enforced
   console.log(`case 4: RPM ${rpm} for ${RATE_SECONDS} s, simulator enforcing ${perWindow} per ${windowMs} ms window`)
   const sim = await Sim.spawn({ rpm: perWindow, windowMs })
-  const live = Live.make({ ...Live.allPolicies(`${sim.url}/v1`), LLM_RATE_LIMIT_RPM: String(rpm), LLM_MAX_CONCURRENCY: "1000" })
+  const live = Live.make({ ...Live.allPolicies(`${sim.url}/v1`), LLM_RATE_LIMIT_RPM: String(rpm), LLM_RATE_LIMIT_BURST: "1", LLM_MAX_CONCURRENCY: "1000" })
   const llm = await live.runtime.runPromise(Llm.Llm)
   const request: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "tick" }], maxTokens: 8 }
   const completions: Array<number> = []
@@ -293,11 +296,11 @@ const rateLimit = async (enforced: { readonly windowMs: number; readonly perWind
     completed: completions.length,
     burstFirstSecond: burst,
     steadyStatePerMinute: round(steadyPerMinute, 1),
-    steadyStateErrorPct: round(((steadyPerMinute - rpm) / rpm) * 100, 2),
+    steadyStateErrorPct: round(((steadyPerMinute - limit) / limit) * 100, 2),
     simulatorAccepted: accepted,
     simulator429s: rejected,
     failuresByTag: failures,
-    goal: "steady state within 2% of RPM, zero 429s"
+    goal: "steady state within 2% of the provider's limit, zero 429s"
   }
   console.log(JSON.stringify(result, null, 1))
   return result
@@ -345,7 +348,7 @@ const markdown = (results: Record<string, unknown>): string => {
   const rates = results.rateLimit as ReadonlyArray<Record<string, unknown>> | undefined
   if (rates !== undefined) {
     lines.push(
-      `**4. Rate limiter at RPM 600 for ${String(rates[0]?.seconds)} s, 20 callers, against a simulator enforcing the same rate (goal: steady state within 2%, zero 429s)**`,
+      `**4. Rate limiter at RPM 595 with burst 1 for ${String(rates[0]?.seconds)} s, 20 callers, against a simulator enforcing 600 a minute (goal: steady state within 2% of 600, zero 429s)**`,
       "",
       "| simulator limit | completed | in the first second | steady state per minute (from 2 s) | error vs limit | simulator 429s | failed calls |",
       "| --- | ---: | ---: | ---: | ---: | ---: | --- |"

@@ -4,7 +4,8 @@
  *
  * Limits are kept per provider (the request's `provider`) as token buckets of
  * `@effect/experimental`'s `RateLimiter`: a full minute's budget may be spent at once, then it
- * refills evenly (`rpm: 60` admits 60 calls at once, then one a second). The buckets live in a
+ * refills evenly (`rpm: 60` admits 60 calls at once, then one a second; `burst` sets how many
+ * go at once). The buckets live in a
  * `RateLimiter.RateLimiterStore` the caller provides: `RateLimiter.layerStoreMemory` for one
  * process, or the Redis store (`@effect/experimental/RateLimiter/Redis`) to share limits between
  * processes, without changing any caller. The limiter calls the store's token-bucket operation
@@ -61,6 +62,12 @@ import * as TokenEstimate from "./internal/tokenEstimate.js"
  */
 export interface Limits {
   readonly rpm?: number
+  /**
+   * Requests admitted at once: the size of the rpm bucket (default `rpm`, a whole minute's worth).
+   * Providers that enforce a per-minute limit over shorter windows (OpenAI quantizes 600 rpm to 10
+   * a second) answer a full-minute burst with 429s; `burst: 1` spaces every request evenly.
+   */
+  readonly burst?: number
   readonly tpm?: number
   readonly maxConcurrency?: number
 }
@@ -205,17 +212,23 @@ const limiter = (
     return namespace === undefined ? `${prefix}${name}:${kind}` : `${prefix}${name}:${namespace}:${kind}`
   }
 
-  const bucketOf = (name: string, kind: "rpm" | "tpm", limit: number | undefined): Bucket | undefined => {
-    if (limit === undefined) return undefined
-    const refillRate = Duration.unsafeDivide(minute, limit)
-    return { key: keyOf(name, kind), limit, refillRate, refillMs: Duration.toMillis(refillRate) }
+  /** A bucket refilled with `perMinute` tokens a minute, holding at most `size` (default `perMinute`). */
+  const bucketOf = (
+    name: string,
+    kind: "rpm" | "tpm",
+    perMinute: number | undefined,
+    size?: number
+  ): Bucket | undefined => {
+    if (perMinute === undefined) return undefined
+    const refillRate = Duration.unsafeDivide(minute, perMinute)
+    return { key: keyOf(name, kind), limit: size ?? perMinute, refillRate, refillMs: Duration.toMillis(refillRate) }
   }
 
   const limiterFor = (name: string): ProviderLimiter => {
     let state = providers.get(name)
     if (state === undefined) {
       const own = options.providers?.[name]
-      const rpm = bucketOf(name, "rpm", own?.rpm ?? options.rpm)
+      const rpm = bucketOf(name, "rpm", own?.rpm ?? options.rpm, own?.burst ?? options.burst)
       const maxConcurrency = own?.maxConcurrency ?? options.maxConcurrency
       const semaphore = maxConcurrency === undefined ? undefined : Effect.unsafeMakeSemaphore(maxConcurrency)
       const created: ProviderLimiter = {
@@ -474,19 +487,21 @@ const limitsConfig = (provider?: string): Config.Config<Limits> =>
   Config.map(
     Config.all({
       rpm: positiveInteger(variable("LLM_RATE_LIMIT_RPM", provider)),
+      burst: positiveInteger(variable("LLM_RATE_LIMIT_BURST", provider)),
       tpm: positiveInteger(variable("LLM_RATE_LIMIT_TPM", provider)),
       maxConcurrency: positiveInteger(variable("LLM_MAX_CONCURRENCY", provider))
     }),
     (limits): Limits => ({
       ...(Option.isSome(limits.rpm) ? { rpm: limits.rpm.value } : {}),
+      ...(Option.isSome(limits.burst) ? { burst: limits.burst.value } : {}),
       ...(Option.isSome(limits.tpm) ? { tpm: limits.tpm.value } : {}),
       ...(Option.isSome(limits.maxConcurrency) ? { maxConcurrency: limits.maxConcurrency.value } : {})
     })
   )
 
 /**
- * Limiter options from the environment: `LLM_RATE_LIMIT_RPM`, `LLM_RATE_LIMIT_TPM` and
- * `LLM_MAX_CONCURRENCY` for every provider (each off when unset), the same with the provider's name
+ * Limiter options from the environment: `LLM_RATE_LIMIT_RPM`, `LLM_RATE_LIMIT_BURST`,
+ * `LLM_RATE_LIMIT_TPM` and `LLM_MAX_CONCURRENCY` for every provider (each off when unset), the same with the provider's name
  * appended for each of `providers` (e.g. `LLM_RATE_LIMIT_RPM_OPENAI`, which wins over the shared
  * one), and `LLM_RATE_LIMIT_MAX_WAIT_MS` (30000).
  *

@@ -84,6 +84,17 @@ describe("RateLimit: requests per minute", () => {
     }).pipe(Effect.provide(store))
   )
 
+  it.effect("with burst: 1 spaces every request evenly from the first, at the same rate", () =>
+    Effect.gen(function* () {
+      const fake = fakeProvider()
+      const llm = yield* limited({ rpm: 6, burst: 1, maxWait: Duration.minutes(2) }, fake.service)
+      const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 4 }, () => llm.complete(request())), { concurrency: "unbounded" }))
+      yield* TestClock.adjust(Duration.minutes(1))
+      yield* Fiber.join(fiber)
+      expect(fake.starts).toEqual([0, 10_000, 20_000, 30_000])
+    }).pipe(Effect.provide(store))
+  )
+
   it.effect("tells onWait how long each waiting call waits, and nothing for calls that go at once", () =>
     Effect.gen(function* () {
       const fake = fakeProvider()
@@ -337,6 +348,7 @@ describe("RateLimit: layers and config", () => {
           ["LLM_RATE_LIMIT_RPM", "100"],
           ["LLM_MAX_CONCURRENCY", "8"],
           ["LLM_RATE_LIMIT_RPM_OPENAI", "500"],
+          ["LLM_RATE_LIMIT_BURST_OPENAI", "8"],
           ["LLM_RATE_LIMIT_TPM_MY_GROQ", "6000"],
           ["LLM_RATE_LIMIT_MAX_WAIT_MS", "5000"]
         ])
@@ -344,7 +356,7 @@ describe("RateLimit: layers and config", () => {
       expect(options.rpm).toBe(100)
       expect(options.tpm).toBeUndefined()
       expect(options.maxConcurrency).toBe(8)
-      expect(options.providers).toEqual({ openai: { rpm: 500 }, "my-groq": { tpm: 6000 } })
+      expect(options.providers).toEqual({ openai: { rpm: 500, burst: 8 }, "my-groq": { tpm: 6000 } })
       expect(Duration.toMillis(Duration.decode(options.maxWait!))).toBe(5000)
     })
   )
