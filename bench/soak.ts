@@ -86,7 +86,9 @@ export const config = (options: Pick<Options, "primary" | "fallback" | "config">
   LLM_MAX_RETRIES: "3",
   LLM_RETRY_BASE_DELAY_MS: "10",
   LLM_RETRY_MAX_DELAY_MS: "50",
-  LLM_CIRCUIT_FAILURE_THRESHOLD: "10",
+  // At least the calls in flight: one stall of the provider fails every in-flight attempt at once,
+  // and those failures in a row say less about its health than the count suggests.
+  LLM_CIRCUIT_FAILURE_THRESHOLD: "50",
   LLM_CIRCUIT_COOLDOWN_MS: "200",
   ...(options.fallback === undefined
     ? {}
