@@ -151,10 +151,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
         return SdkCall.stream(
           caller,
           (signal) => client.messages.create(body, { signal }),
-          () => {
-            const state = AnthropicWire.streamState(providerName, model)
-            return { onEvent: state.onEvent, finish: state.finish, emitted: state.emitted }
-          }
+          () => AnthropicWire.streamState(providerName, model)
         )
       }
     }

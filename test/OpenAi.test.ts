@@ -175,11 +175,11 @@ describe("wire mapping", () => {
 
   it("a stream with a finish reason but no usage finishes with zero usage", () => {
     const state = OpenAiWire.streamState("openai", "gpt-4o-mini")
-    expect(state.onChunk({ id: "c", choices: [{ delta: { content: "hi" }, finish_reason: null }] })).toStrictEqual({
+    expect(state.onEvent({ id: "c", choices: [{ delta: { content: "hi" }, finish_reason: null }] })).toStrictEqual({
       _tag: "TextDelta",
       text: "hi"
     })
-    expect(state.onChunk({ id: "c", choices: [{ delta: {}, finish_reason: "stop" }] })).toBeUndefined()
+    expect(state.onEvent({ id: "c", choices: [{ delta: {}, finish_reason: "stop" }] })).toBeUndefined()
     expect(state.finish()).toStrictEqual(
       Either.right({
         _tag: "Finish",

@@ -9,6 +9,7 @@ import { Either, Predicate } from "effect"
 import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
 import * as ProviderErrors from "./providerErrors.js"
+import type * as SdkCall from "./sdkCall.js"
 
 /**
  * The Messages body. `temperature` and `top_p` are still accepted by the API (the SDK's types no
@@ -169,18 +170,12 @@ export const response = (
 }
 
 /**
- * Per-stream state: turns events into `TextDelta`s and, at the end, the one `Finish`.
+ * Per-stream state: turns events into `TextDelta`s and, at the end, the one `Finish` (a
+ * `ConnectionError` when the stream ended before `message_stop`).
  *
  * @internal
  */
-export interface StreamState {
-  /** The text delta an event carries, if any; records id, model, stop reason and usage. */
-  readonly onEvent: (event: unknown) => LlmRequest.TextDelta | undefined
-  /** The `Finish` event, or a `ConnectionError` when the stream ended before `message_stop`. */
-  readonly finish: () => Either.Either<LlmRequest.Finish, LlmError>
-  /** Characters of text delivered so far. */
-  readonly emitted: () => number
-}
+export type StreamState = SdkCall.StreamState<unknown>
 
 /**
  * A fresh {@link StreamState}. Usage starts from `message_start` and `message_delta` values

@@ -83,10 +83,7 @@ export const make = (settings: Settings): Llm.Service => {
       return SdkCall.stream(
         caller,
         (signal) => client.chat.completions.create(body, { signal }),
-        () => {
-          const state = OpenAiWire.streamState(provider, model)
-          return { onEvent: state.onChunk, finish: state.finish, emitted: state.emitted }
-        }
+        () => OpenAiWire.streamState(provider, model)
       )
     }
   }

@@ -10,6 +10,7 @@ import type OpenAI from "openai"
 import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
 import * as ProviderErrors from "./providerErrors.js"
+import type * as SdkCall from "./sdkCall.js"
 
 /**
  * Which body field carries `maxTokens`: OpenAI's own API wants `max_completion_tokens` (its reasoning
@@ -152,18 +153,12 @@ export const response = (
 }
 
 /**
- * Per-stream state: turns chunks into `TextDelta`s and, at the end, the one `Finish`.
+ * Per-stream state: turns chunks into `TextDelta`s and, at the end, the one `Finish` (a
+ * `ConnectionError` when the stream ended without a finish reason).
  *
  * @internal
  */
-export interface StreamState {
-  /** The text delta a chunk carries, if any; records id, model, finish reason and usage. */
-  readonly onChunk: (chunk: unknown) => LlmRequest.TextDelta | undefined
-  /** The `Finish` event, or a `ConnectionError` when the stream ended without a finish reason. */
-  readonly finish: () => Either.Either<LlmRequest.Finish, LlmError>
-  /** Characters of text delivered so far. */
-  readonly emitted: () => number
-}
+export type StreamState = SdkCall.StreamState<unknown>
 
 /**
  * A fresh {@link StreamState}. Usage is taken from whichever chunk carries it (a last chunk with
@@ -178,7 +173,7 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
   let reported: LlmRequest.Usage | undefined
   let emitted = 0
   return {
-    onChunk: (chunk) => {
+    onEvent: (chunk) => {
       if (!Predicate.isRecord(chunk)) return undefined
       if (id === "" && typeof chunk.id === "string") id = chunk.id
       if (model === "" && typeof chunk.model === "string") model = chunk.model
