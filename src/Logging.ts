@@ -7,7 +7,8 @@
  *
  * The call line (message `llm call`) has `provider`, `model`, `operation` (`complete` or
  * `stream`), `outcome` (`success`, `failure`, `interrupted`), `latency_ms`, `attempts`,
- * `input_tokens`, `output_tokens`, `total_tokens`, `cost_usd`, `request_id`, `finish_reason`, for a
+ * `input_tokens`, `output_tokens`, `total_tokens`, `cost_usd`, `response_id` (or, for a failure, the
+ * provider's `request_id`), `finish_reason`, for a
  * stream `first_chunk_ms`, on failure `error_tag`, `error_message` and `retryable`, and each entry
  * of the request's `metadata` as `metadata.<key>`. Tokens and cost are the sums over all attempts
  * when `Usage.wrap` measures them inside; otherwise they are the answer's own. With
@@ -136,8 +137,9 @@ const makeFields = (options: Options) => {
       latency_ms: done.latencyMs
     }
     if (done.firstChunkMs !== undefined) fields.first_chunk_ms = done.firstChunkMs
-    const requestId = answer?.id ?? error?.requestId
-    if (requestId !== undefined) fields.request_id = requestId
+    // The answer's id on success; the provider's request id (x-request-id / request-id) on failure.
+    if (answer !== undefined) fields.response_id = answer.id
+    if (error?.requestId !== undefined) fields.request_id = error.requestId
     if (answer !== undefined) fields.finish_reason = answer.finishReason
     if (error !== undefined) {
       fields.error_tag = error._tag

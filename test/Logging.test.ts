@@ -69,7 +69,7 @@ describe("Logging.wrap: one info line per call", () => {
         input_tokens: 1_000,
         output_tokens: 200,
         total_tokens: 1_200,
-        request_id: "chatcmpl-7",
+        response_id: "chatcmpl-7",
         finish_reason: "stop",
         "metadata.agent": "moderator",
         "metadata.debate": "d-17"
