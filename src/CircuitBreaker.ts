@@ -13,6 +13,14 @@
  *   keep failing fast. The probe's success (or a non-retryable answer or a 429, which show the
  *   provider is up) closes the circuit; its retryable failure opens it again for another cooldown.
  *
+ * With `failureRatio` set, the circuit opens instead on the share of failures over a sliding time
+ * `window` (default 10 s): once at least `minimumCalls` (default 20) outcomes were recorded in it,
+ * a share of retryable failures at or above `failureRatio` opens it. Successes, 429s and
+ * non-retryable errors count as healthy outcomes; local rejections and interruptions are not
+ * recorded; `failureThreshold` is not used. This suits many calls in flight at once, where one
+ * stall fails them all together. The window is a ring of buckets (1 s for windows of 10 s and more),
+ * so old outcomes leave it a bucket at a time; it starts empty whenever the circuit closes.
+ *
  * State is kept per provider (the request's `provider`). Every change is logged (warn when it
  * opens, info otherwise) and passed to `onStateChange`; `state(provider)` reads it. A stream
  * counts as one call that ends when the stream does.
@@ -64,7 +72,9 @@ export interface StateChange {
 }
 
 /**
- * Breaker options. Defaults: `failureThreshold` 5, `cooldown` 30 s.
+ * Breaker options. Defaults: `failureThreshold` 5, `cooldown` 30 s. Setting `failureRatio` (0..1)
+ * switches from consecutive failures to a failure ratio over `window` (10 s), decided once
+ * `minimumCalls` (20) outcomes are in it.
  *
  * @example
  * import { Duration, Effect } from "effect"
@@ -82,6 +92,9 @@ export interface StateChange {
 export interface Options {
   readonly failureThreshold?: number
   readonly cooldown?: Duration.DurationInput
+  readonly failureRatio?: number
+  readonly minimumCalls?: number
+  readonly window?: Duration.DurationInput
   readonly onStateChange?: (change: StateChange) => Effect.Effect<void>
 }
 
@@ -109,6 +122,54 @@ interface Circuit {
   failures: number
   openedAt: number
   probing: boolean
+  /** Outcomes over the sliding window; only in failure-ratio mode. */
+  readonly window: Window | undefined
+}
+
+/**
+ * Outcome counts in a ring of time buckets. `head` is the number (time / bucket size) of the newest
+ * bucket; slot `n % size` holds bucket `n`, and the totals are the sums over the ring.
+ */
+interface Window {
+  readonly successes: Float64Array
+  readonly failures: Float64Array
+  head: number
+  totalSuccesses: number
+  totalFailures: number
+}
+
+const emptyWindow = (size: number): Window => ({
+  successes: new Float64Array(size),
+  failures: new Float64Array(size),
+  head: 0,
+  totalSuccesses: 0,
+  totalFailures: 0
+})
+
+const clearWindow = (window: Window): void => {
+  window.successes.fill(0)
+  window.failures.fill(0)
+  window.totalSuccesses = 0
+  window.totalFailures = 0
+}
+
+/** Moves the window to bucket `bucket`, dropping the buckets that left it. Amortised O(1). */
+const advance = (window: Window, bucket: number): void => {
+  const size = window.successes.length
+  const gap = bucket - window.head
+  if (gap <= 0) return
+  if (gap >= size) {
+    clearWindow(window)
+  } else {
+    for (let n = window.head + 1; n <= bucket; n++) {
+      const slot = n % size
+      window.totalSuccesses -= window.successes[slot]!
+      window.totalFailures -= window.failures[slot]!
+      window.successes[slot] = 0
+      window.failures[slot] = 0
+    }
+  }
+  window.head = bucket
 }
 
 /** How a call was admitted: as an ordinary call or as the half-open probe. */
@@ -132,11 +193,18 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
     const cooldown = Duration.decode(options.cooldown ?? Duration.seconds(30))
     const cooldownMs = Duration.toMillis(cooldown)
     const circuits = new Map<string, Circuit>()
+    const ratio = options.failureRatio
+    const minimumCalls = Math.max(1, options.minimumCalls ?? 20)
+    const windowMs = Math.max(1, Duration.toMillis(Duration.decode(options.window ?? Duration.seconds(10))))
+    // 1 s buckets for windows of 10 s and more (at most 1000 of them); a tenth of shorter windows.
+    const bucketMs = Math.max(Math.min(1000, Math.ceil(windowMs / 10)), Math.ceil(windowMs / 1000))
+    const buckets = Math.ceil(windowMs / bucketMs)
 
     const circuitFor = (provider: string): Circuit => {
       let circuit = circuits.get(provider)
       if (circuit === undefined) {
-        circuit = { provider, state: "closed", failures: 0, openedAt: 0, probing: false }
+        const window = ratio === undefined ? undefined : emptyWindow(buckets)
+        circuit = { provider, state: "closed", failures: 0, openedAt: 0, probing: false, window }
         circuits.set(provider, circuit)
       }
       return circuit
@@ -148,7 +216,10 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
       circuit.state = to
       circuit.probing = false
       if (to === "open") circuit.openedAt = now
-      if (to !== "open") circuit.failures = 0
+      if (to !== "open") {
+        circuit.failures = 0
+        if (circuit.window !== undefined) clearWindow(circuit.window)
+      }
       const message =
         to === "open"
           ? `Circuit for ${circuit.provider} opened: calls fail fast for ${Duration.format(cooldown)}`
@@ -196,13 +267,40 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
 
     const open = (circuit: Circuit) => Effect.clockWith((clock) => moveTo(circuit, "open", clock.unsafeCurrentTimeMillis()))
 
-    // Settled synchronously; the clock is read only when the circuit opens.
+    /** Failure-ratio mode: counts one outcome of a closed circuit, and opens it at the ratio. */
+    const recordInWindow = (circuit: Circuit, window: Window, failed: boolean): Effect.Effect<void> =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        advance(window, Math.floor(now / bucketMs))
+        // A clock that stepped back records into the newest bucket.
+        const slot = window.head % buckets
+        if (failed) {
+          window.failures[slot]! += 1
+          window.totalFailures += 1
+          const total = window.totalFailures + window.totalSuccesses
+          if (total >= minimumCalls && window.totalFailures / total >= ratio!) return moveTo(circuit, "open", now)
+        } else {
+          window.successes[slot]! += 1
+          window.totalSuccesses += 1
+        }
+        return Effect.void
+      })
+
+    /** A healthy outcome (success, 429, non-retryable answer) of a call that was not the probe. */
+    const healthy = (circuit: Circuit): Effect.Effect<void> => {
+      if (circuit.state !== "closed") return Effect.void
+      if (circuit.window !== undefined) return recordInWindow(circuit, circuit.window, false)
+      circuit.failures = 0
+      return Effect.void
+    }
+
+    // Settled synchronously; the clock is read only when the circuit opens, or in failure-ratio
+    // mode when an outcome is recorded.
     const record = (circuit: Circuit, admission: Admission, exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> => {
       const isProbe = admission === "probe" && circuit.state === "half-open"
       if (Exit.isSuccess(exit)) {
         if (isProbe) return moveTo(circuit, "closed", 0)
-        if (circuit.state === "closed") circuit.failures = 0
-        return Effect.void
+        return healthy(circuit)
       }
       const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
       if (failure === undefined || LocalRejection.isLocal(failure)) {
@@ -214,10 +312,10 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
       // business, and opening the circuit on it would turn a slowdown into an outage.
       if (!failure.retryable || failure._tag === "RateLimitError") {
         if (isProbe) return moveTo(circuit, "closed", 0)
-        if (circuit.state === "closed") circuit.failures = 0
-        return Effect.void
+        return healthy(circuit)
       }
       if (isProbe) return open(circuit)
+      if (circuit.window !== undefined) return circuit.state === "closed" ? recordInWindow(circuit, circuit.window, true) : Effect.void
       if (circuit.state === "closed" && ++circuit.failures >= threshold) return open(circuit)
       return Effect.void
     }
@@ -269,8 +367,10 @@ export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Ll
   Layer.effect(Llm.Llm, Effect.zipWith(make(options), Llm.Llm, (breaker, service) => breaker(service)))
 
 /**
- * Breaker options from the environment: `LLM_CIRCUIT_FAILURE_THRESHOLD` (5) and
- * `LLM_CIRCUIT_COOLDOWN_MS` (30000).
+ * Breaker options from the environment: `LLM_CIRCUIT_FAILURE_THRESHOLD` (5),
+ * `LLM_CIRCUIT_COOLDOWN_MS` (30000), and for the failure-ratio mode `LLM_CIRCUIT_FAILURE_RATIO`
+ * (0..1, unset by default), `LLM_CIRCUIT_MINIMUM_CALLS` (20) and `LLM_CIRCUIT_WINDOW_MS` (10000),
+ * the last two passed on only when a ratio is set.
  *
  * @example
  * import { Effect } from "effect"
@@ -289,8 +389,29 @@ export const config: Config.Config<Options> = Config.all({
     Config.validate({ message: "LLM_CIRCUIT_COOLDOWN_MS must be a positive number of milliseconds", validation: (n) => n > 0 }),
     Config.withDefault(30_000),
     Config.map(Duration.millis)
+  ),
+  failureRatio: Config.option(
+    Config.number("LLM_CIRCUIT_FAILURE_RATIO").pipe(
+      Config.validate({ message: "LLM_CIRCUIT_FAILURE_RATIO must be between 0 and 1, e.g. 0.5", validation: (n) => n >= 0 && n <= 1 })
+    )
+  ),
+  minimumCalls: Config.integer("LLM_CIRCUIT_MINIMUM_CALLS").pipe(
+    Config.validate({ message: "LLM_CIRCUIT_MINIMUM_CALLS must be 1 or more", validation: (n) => n >= 1 }),
+    Config.withDefault(20)
+  ),
+  window: Config.integer("LLM_CIRCUIT_WINDOW_MS").pipe(
+    Config.validate({ message: "LLM_CIRCUIT_WINDOW_MS must be a positive number of milliseconds", validation: (n) => n > 0 }),
+    Config.withDefault(10_000),
+    Config.map(Duration.millis)
   )
-})
+}).pipe(
+  Config.map(({ cooldown, failureRatio, failureThreshold, minimumCalls, window }): Options =>
+    Option.match(failureRatio, {
+      onNone: () => ({ failureThreshold, cooldown }),
+      onSome: (ratio) => ({ failureThreshold, cooldown, failureRatio: ratio, minimumCalls, window })
+    })
+  )
+)
 
 /**
  * {@link layer} with options read from {@link config}.

@@ -190,6 +190,144 @@ describe("CircuitBreaker: streams", () => {
   )
 })
 
+describe("CircuitBreaker: failure ratio over a sliding window", () => {
+  const replies = (n: number) => Array.from({ length: n }, () => LlmMock.reply("ok"))
+
+  it.effect("decides nothing on fewer than minimumCalls outcomes, and failureThreshold no longer applies", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make(failures(10))
+      const breaker = yield* CircuitBreaker.make({ failureThreshold: 3, failureRatio: 0.5, minimumCalls: 10 })
+      const llm = breaker(mock)
+      for (let i = 0; i < 9; i++) yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("closed")
+      yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("open")
+      expect(errorOf(yield* Effect.exit(llm.complete(request)))?._tag).toBe("CircuitOpenError")
+      expect((yield* mock.calls).length).toBe(10)
+    })
+  )
+
+  it.effect("opens when the share of failures reaches the ratio, not below it", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([...replies(7), ...failures(7)])
+      const breaker = yield* CircuitBreaker.make({ failureRatio: 0.5, minimumCalls: 10 })
+      const llm = breaker(mock)
+      for (let i = 0; i < 7; i++) yield* llm.complete(request)
+      // 1/8 .. 6/13 failed: at least minimumCalls from the 10th call on, but below the ratio.
+      for (let i = 0; i < 6; i++) {
+        yield* Effect.exit(llm.complete(request))
+        expect(yield* breaker.state("openai")).toBe("closed")
+      }
+      yield* Effect.exit(llm.complete(request)) // 7/14
+      expect(yield* breaker.state("openai")).toBe("open")
+    })
+  )
+
+  it.effect("old outcomes leave the window as time passes", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([...replies(6), ...failures(5)])
+      const breaker = yield* CircuitBreaker.make({ failureRatio: 0.5, minimumCalls: 5, window: Duration.seconds(10) })
+      const llm = breaker(mock)
+      for (let i = 0; i < 6; i++) yield* llm.complete(request)
+      yield* TestClock.adjust(Duration.seconds(5))
+      for (let i = 0; i < 4; i++) yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("closed") // 4/10
+      yield* TestClock.adjust(Duration.seconds(5))
+      // The six successes of t=0 have left; the four failures of t=5s are still in the window.
+      yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("open") // 5/5
+    })
+  )
+
+  it.effect("failures older than the window do not count at all", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make(failures(6))
+      const breaker = yield* CircuitBreaker.make({ failureRatio: 0.5, minimumCalls: 5, window: Duration.seconds(10) })
+      const llm = breaker(mock)
+      for (let i = 0; i < 4; i++) yield* Effect.exit(llm.complete(request))
+      yield* TestClock.adjust(Duration.seconds(10))
+      yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("closed") // 1 call in the window
+      yield* TestClock.adjust(Duration.minutes(5))
+      yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("closed")
+    })
+  )
+
+  it.effect("429s and non-retryable errors count as healthy outcomes, not failures", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([
+        ...failures(5, "RateLimitError"),
+        ...failures(3, "InvalidRequestError"),
+        ...failures(2, "AuthenticationError"),
+        ...failures(10)
+      ])
+      const breaker = yield* CircuitBreaker.make({ failureRatio: 0.5, minimumCalls: 10 })
+      const llm = breaker(mock)
+      for (let i = 0; i < 19; i++) yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("closed") // 9/19
+      yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("open") // 10/20
+    })
+  )
+
+  it.effect("local rate limit rejections and interruptions are not recorded", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([LlmMock.fail("ServerError"), LlmMock.hang(), LlmMock.fail("ServerError")])
+      const breaker = yield* CircuitBreaker.make({ failureRatio: 1, minimumCalls: 2 })
+      const limit = yield* RateLimit.make({ rpm: 1, maxWait: Duration.millis(1) })
+      const limited = breaker(limit(mock))
+      const direct = breaker(mock)
+      yield* Effect.exit(limited.complete(request))
+      for (let i = 0; i < 3; i++) {
+        expect(errorOf(yield* Effect.exit(limited.complete(request)))?._tag).toBe("RateLimitError")
+      }
+      const hanging = yield* Effect.fork(direct.complete(request))
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* Fiber.interrupt(hanging)
+      expect(yield* breaker.state("openai")).toBe("closed") // 1 call recorded
+      yield* Effect.exit(direct.complete(request))
+      // Had the rejections or the interruption counted as healthy outcomes, 2/2 would not be reached.
+      expect(yield* breaker.state("openai")).toBe("open")
+    }).pipe(Effect.provide(RateLimiter.layerStoreMemory))
+  )
+
+  it.effect("counts a failed stream as a failure", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([...replies(1), ...failures(1)])
+      const breaker = yield* CircuitBreaker.make({ failureRatio: 0.5, minimumCalls: 2 })
+      const llm = breaker(mock)
+      yield* Stream.runDrain(llm.stream(request))
+      expect(yield* breaker.state("openai")).toBe("closed")
+      yield* Effect.exit(Stream.runDrain(llm.stream(request)))
+      expect(yield* breaker.state("openai")).toBe("open")
+    })
+  )
+
+  it.effect("the window starts empty when the circuit closes again", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([...failures(4), LlmMock.reply("probe ok"), ...failures(4)])
+      const breaker = yield* CircuitBreaker.make({
+        failureRatio: 0.5,
+        minimumCalls: 4,
+        window: Duration.minutes(5),
+        cooldown: Duration.seconds(30)
+      })
+      const llm = breaker(mock)
+      for (let i = 0; i < 4; i++) yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("open")
+      yield* TestClock.adjust(Duration.seconds(30))
+      expect((yield* llm.complete(request)).content).toBe("probe ok")
+      expect(yield* breaker.state("openai")).toBe("closed")
+      // The four failures before the circuit opened are still within 5 minutes, but no longer count.
+      for (let i = 0; i < 3; i++) yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("closed")
+      yield* Effect.exit(llm.complete(request))
+      expect(yield* breaker.state("openai")).toBe("open")
+    })
+  )
+})
+
 describe("CircuitBreaker: layers and config", () => {
   it.effect("config reads the threshold and cooldown", () =>
     Effect.gen(function* () {
@@ -200,6 +338,58 @@ describe("CircuitBreaker: layers and config", () => {
       expect(options.failureThreshold).toBe(3)
       expect(Duration.toMillis(Duration.decode(options.cooldown!))).toBe(5000)
     })
+  )
+
+  it.effect("config leaves the failure ratio out unless LLM_CIRCUIT_FAILURE_RATIO is set", () =>
+    Effect.gen(function* () {
+      const options = yield* Effect.withConfigProvider(CircuitBreaker.config, ConfigProvider.fromMap(new Map()))
+      expect(options).toEqual({ failureThreshold: 5, cooldown: Duration.millis(30_000) })
+    })
+  )
+
+  it.effect("config reads the failure ratio with minimumCalls 20 and a 10 s window by default", () =>
+    Effect.gen(function* () {
+      const options = yield* Effect.withConfigProvider(
+        CircuitBreaker.config,
+        ConfigProvider.fromMap(new Map([["LLM_CIRCUIT_FAILURE_RATIO", "0.5"]]))
+      )
+      expect(options.failureRatio).toBe(0.5)
+      expect(options.minimumCalls).toBe(20)
+      expect(Duration.toMillis(Duration.decode(options.window!))).toBe(10_000)
+      const explicit = yield* Effect.withConfigProvider(
+        CircuitBreaker.config,
+        ConfigProvider.fromMap(
+          new Map([["LLM_CIRCUIT_FAILURE_RATIO", "0.25"], ["LLM_CIRCUIT_MINIMUM_CALLS", "50"], ["LLM_CIRCUIT_WINDOW_MS", "60000"]])
+        )
+      )
+      expect(explicit.failureRatio).toBe(0.25)
+      expect(explicit.minimumCalls).toBe(50)
+      expect(Duration.toMillis(Duration.decode(explicit.window!))).toBe(60_000)
+    })
+  )
+
+  it.effect("a failure ratio outside 0..1 is a ConfigError naming the variable", () =>
+    Effect.gen(function* () {
+      for (const value of ["1.5", "-0.1", "half"]) {
+        const error = yield* Effect.flip(
+          Effect.withConfigProvider(CircuitBreaker.config, ConfigProvider.fromMap(new Map([["LLM_CIRCUIT_FAILURE_RATIO", value]])))
+        )
+        expect(error._op).toBe("InvalidData")
+        expect(String(error)).toContain("LLM_CIRCUIT_FAILURE_RATIO")
+      }
+    })
+  )
+
+  it.effect("layerConfig with LLM_CIRCUIT_FAILURE_RATIO opens on the ratio", () =>
+    Effect.gen(function* () {
+      const exits = yield* Effect.all(Array.from({ length: 4 }, () => Effect.exit(Llm.complete(request))))
+      expect(exits.map((e) => errorOf(e)?._tag)).toEqual([undefined, "ServerError", "ServerError", "CircuitOpenError"])
+    }).pipe(
+      Effect.provide(CircuitBreaker.layerConfig.pipe(Layer.provide(LlmMock.layer([LlmMock.reply("ok"), ...failures(3)])))),
+      Effect.withConfigProvider(
+        ConfigProvider.fromMap(new Map([["LLM_CIRCUIT_FAILURE_RATIO", "0.6"], ["LLM_CIRCUIT_MINIMUM_CALLS", "3"]]))
+      )
+    )
   )
 
   it.effect("layerConfig guards the Llm service in context", () =>
