@@ -20,11 +20,11 @@
  * @since 0.1.0
  */
 import AnthropicSdk from "@anthropic-ai/sdk"
-import { Config, type ConfigError, Effect, Either, Layer, Redacted } from "effect"
+import { type ConfigError, Effect, Either, Layer, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as SdkCall from "./internal/sdkCall.js"
-import * as Llm from "./Llm.js"
+import type * as Llm from "./Llm.js"
 
 /**
  * How to reach Anthropic. `baseURL` defaults to `https://api.anthropic.com`, `model` to
@@ -173,13 +173,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
-  Layer.effect(
-    Llm.Llm,
-    Effect.map(make(options), (service) =>
-      Llm.router({ providers: { [providerName]: service }, defaultProvider: providerName })
-    )
-  )
+export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(providerName, make(options))
 
 /**
  * The Anthropic provider configured from the environment: `ANTHROPIC_API_KEY` (required, read as
@@ -197,13 +191,5 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
  * @category Layers
  */
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      apiKey: ProviderConfig.requiredSecret("ANTHROPIC_API_KEY"),
-      baseURL: ProviderConfig.optionalString("ANTHROPIC_BASE_URL"),
-      model: ProviderConfig.optionalString("LLM_DEFAULT_MODEL")
-    }),
-    ({ apiKey, baseURL, model }) =>
-      layer({ apiKey, ...ProviderConfig.field("baseURL", baseURL), ...ProviderConfig.field("model", model) })
-  )
+  Effect.map(ProviderConfig.keyed("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"), layer)
 )

@@ -15,10 +15,10 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer, Redacted } from "effect"
+import { type ConfigError, Effect, Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
-import * as Llm from "./Llm.js"
+import type * as Llm from "./Llm.js"
 
 /**
  * How to reach OpenAI. `baseURL` defaults to `https://api.openai.com/v1`, `model` to
@@ -117,13 +117,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
-  Layer.effect(
-    Llm.Llm,
-    Effect.map(make(options), (service) =>
-      Llm.router({ providers: { [providerName]: service }, defaultProvider: providerName })
-    )
-  )
+export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(providerName, make(options))
 
 /**
  * The OpenAI provider configured from the environment: `OPENAI_API_KEY` (required, read as
@@ -141,13 +135,5 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
  * @category Layers
  */
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      apiKey: ProviderConfig.requiredSecret("OPENAI_API_KEY"),
-      baseURL: ProviderConfig.optionalString("OPENAI_BASE_URL"),
-      model: ProviderConfig.optionalString("LLM_DEFAULT_MODEL")
-    }),
-    ({ apiKey, baseURL, model }) =>
-      layer({ apiKey, ...ProviderConfig.field("baseURL", baseURL), ...ProviderConfig.field("model", model) })
-  )
+  Effect.map(ProviderConfig.keyed("OPENAI_API_KEY", "OPENAI_BASE_URL"), layer)
 )

@@ -15,7 +15,7 @@
 import { Config, type ConfigError, Effect, Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
-import * as Llm from "./Llm.js"
+import type * as Llm from "./Llm.js"
 
 /**
  * How to reach the endpoint. `name` is the provider name requests and errors report; `baseURL`
@@ -94,13 +94,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<Llm.Llm> =>
-  Layer.effect(
-    Llm.Llm,
-    Effect.map(make(options), (service) =>
-      Llm.router({ providers: { [options.name]: service }, defaultProvider: options.name })
-    )
-  )
+export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(options.name, make(options))
 
 /**
  * The endpoint configured from the environment: `OPENAI_COMPATIBLE_NAME` and

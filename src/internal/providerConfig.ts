@@ -4,7 +4,8 @@
  *
  * @internal
  */
-import { Config, Option, Redacted } from "effect"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
+import * as Llm from "../Llm.js"
 
 /**
  * An optional, non-blank string variable.
@@ -40,3 +41,33 @@ export const optionalSecret = (name: string) =>
  */
 export const field = <K extends string, A>(key: K, option: Option.Option<A>): { [P in K]?: A } =>
   Option.isSome(option) ? ({ [key]: option.value } as { [P in K]?: A }) : {}
+
+/**
+ * A keyed provider's options from the environment: `keyVariable` (required, `Redacted`),
+ * `baseUrlVariable` and `LLM_DEFAULT_MODEL` (optional).
+ *
+ * @internal
+ */
+export const keyed = (
+  keyVariable: string,
+  baseUrlVariable: string
+): Config.Config<{ readonly apiKey: Redacted.Redacted<string>; readonly baseURL?: string; readonly model?: string }> =>
+  Config.map(
+    Config.all({
+      apiKey: requiredSecret(keyVariable),
+      baseURL: optionalString(baseUrlVariable),
+      model: optionalString("LLM_DEFAULT_MODEL")
+    }),
+    ({ apiKey, baseURL, model }) => ({ apiKey, ...field("baseURL", baseURL), ...field("model", model) })
+  )
+
+/**
+ * One provider as the `Llm` layer: requests are validated and answered by it alone.
+ *
+ * @internal
+ */
+export const layer = (name: string, service: Effect.Effect<Llm.Service>): Layer.Layer<Llm.Llm> =>
+  Layer.effect(
+    Llm.Llm,
+    Effect.map(service, (provider) => Llm.router({ providers: { [name]: provider }, defaultProvider: name }))
+  )
