@@ -263,6 +263,30 @@ export const LlmError = Schema.Union(
 )
 
 /**
+ * Every error class by its tag, e.g. to build an error from a tag.
+ *
+ * @example
+ * import { LlmError } from "@clearside/llm"
+ * const error = new LlmError.classes.OverloadedError({ provider: "anthropic", message: "Overloaded" })
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export const classes = {
+  RateLimitError,
+  QuotaExceededError,
+  TimeoutError,
+  InvalidRequestError,
+  AuthenticationError,
+  NotFoundError,
+  ServerError,
+  OverloadedError,
+  ConnectionError,
+  CircuitOpenError,
+  ResponseParseError
+} as const satisfies { readonly [Tag in LlmError["_tag"]]: unknown }
+
+/**
  * Every tag of the union, e.g. to label metrics.
  *
  * @example
@@ -272,19 +296,7 @@ export const LlmError = Schema.Union(
  * @since 0.1.0
  * @category Errors
  */
-export const tags: ReadonlyArray<LlmError["_tag"]> = [
-  "RateLimitError",
-  "QuotaExceededError",
-  "TimeoutError",
-  "InvalidRequestError",
-  "AuthenticationError",
-  "NotFoundError",
-  "ServerError",
-  "OverloadedError",
-  "ConnectionError",
-  "CircuitOpenError",
-  "ResponseParseError"
-]
+export const tags = Object.keys(classes) as ReadonlyArray<LlmError["_tag"]>
 
 /**
  * Whether a value is one of the `LlmError` members.

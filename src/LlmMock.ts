@@ -37,39 +37,12 @@
  */
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import * as Llm from "./Llm.js"
-import {
-  AuthenticationError,
-  CircuitOpenError,
-  ConnectionError,
-  InvalidRequestError,
-  type LlmError,
-  NotFoundError,
-  OverloadedError,
-  QuotaExceededError,
-  RateLimitError,
-  ResponseParseError,
-  ServerError,
-  TimeoutError
-} from "./LlmError.js"
+import { classes as errorClasses, InvalidRequestError, type LlmError } from "./LlmError.js"
 import type * as LlmRequest from "./LlmRequest.js"
 
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
-
-const errorClasses = {
-  RateLimitError,
-  QuotaExceededError,
-  TimeoutError,
-  InvalidRequestError,
-  AuthenticationError,
-  NotFoundError,
-  ServerError,
-  OverloadedError,
-  ConnectionError,
-  CircuitOpenError,
-  ResponseParseError
-} as const
 
 const defaultMessages: Record<LlmError["_tag"], string> = {
   RateLimitError: "Rate limit reached",
