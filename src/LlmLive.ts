@@ -38,10 +38,10 @@ import * as RateLimit from "./RateLimit.js"
 import * as RateLimitStore from "./RateLimitStore.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
-import * as Tracing from "./Tracing.js"
 import * as Usage from "./Usage.js"
 import * as BlankIsUnset from "./internal/blankIsUnset.js"
 import * as Dispatch from "./internal/dispatch.js"
+import * as Instrument from "./internal/instrument.js"
 
 /**
  * The names of the providers the environment configures, in the order `openai`, `anthropic`, the
@@ -178,8 +178,12 @@ export const compose = (options: {
         )
       }
     }
-    const secrets = { secrets: options.secrets ?? [] }
-    const logging = { ...secrets, bodies: policies.logBodies, prices: policies.prices }
+    // The span and the log line of each call, and of each attempt, are taken in one pass.
+    const instruments = {
+      trace: true,
+      log: { bodies: policies.logBodies, prices: policies.prices },
+      secrets: options.secrets ?? []
+    }
     const limit = yield* RateLimit.make({ ...policies.rateLimit, onWait: Usage.recordRateLimitWait })
     const breaker = yield* CircuitBreaker.make({
       ...policies.circuitBreaker,
@@ -193,10 +197,10 @@ export const compose = (options: {
     for (const name of names) {
       const provider = options.providers[name]!
       guarded[name] = retry(
-        Tracing.wrapAttempt(
-          Logging.wrapAttempt(breaker(limit(Usage.wrap(timeout(provider), { prices: policies.prices }))), logging),
-          secrets
-        )
+        Instrument.make(breaker(limit(Usage.wrap(timeout(provider), { prices: policies.prices }))), {
+          level: "attempt",
+          ...instruments
+        })
       )
     }
     const routed = Fallback.make({ chain: policies.fallback })(Dispatch.make(guarded))
@@ -204,7 +208,7 @@ export const compose = (options: {
       onNone: () => routed,
       onSome: (deadline) => Timeout.deadline({ deadline })(routed)
     })
-    return Llm.validated(Tracing.wrap(Logging.wrap(bounded, logging), secrets), {
+    return Llm.validated(Instrument.make(bounded, { level: "call", ...instruments }), {
       providers: names,
       defaultProvider: options.defaultProvider
     })

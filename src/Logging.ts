@@ -34,30 +34,11 @@
  *
  * @since 0.1.0
  */
-import {
-  Cause,
-  Config,
-  ConfigError,
-  Effect,
-  Either,
-  type Exit,
-  FiberRef,
-  HashMap,
-  Layer,
-  Logger,
-  LogLevel,
-  Option,
-  type Redacted,
-  type Scope,
-  Stream
-} from "effect"
-import * as CallContext from "./internal/callContext.js"
+import { Config, ConfigError, Effect, Either, Layer, Logger, LogLevel, Option, type Redacted } from "effect"
+import * as Instrument from "./internal/instrument.js"
 import * as Redaction from "./internal/redaction.js"
-import * as Accumulator from "./internal/usageAccumulator.js"
 import * as Llm from "./Llm.js"
-import type { LlmError } from "./LlmError.js"
-import type * as LlmRequest from "./LlmRequest.js"
-import * as Pricing from "./Pricing.js"
+import type * as Pricing from "./Pricing.js"
 
 /**
  * Options of {@link wrap} and {@link wrapAttempt}.
@@ -93,193 +74,6 @@ export interface Options {
  */
 export type Format = "pretty" | "json" | "logfmt"
 
-type Operation = "complete" | "stream"
-
-const truncate = (text: string, max: number) =>
-  text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`
-
-const millis = (from: bigint, to: bigint) => Math.round(Number(to - from) / 1e3) / 1e3
-
-const failureOf = (exit: Exit.Exit<unknown, LlmError>): LlmError | undefined =>
-  exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
-
-const outcomeOf = (exit: Exit.Exit<unknown, LlmError>, finished: boolean) =>
-  exit._tag === "Success"
-    ? finished
-      ? "success"
-      : "interrupted"
-    : Cause.isInterruptedOnly(exit.cause)
-      ? "interrupted"
-      : "failure"
-
-interface Finished {
-  readonly request: LlmRequest.LlmRequest
-  readonly operation: Operation
-  readonly exit: Exit.Exit<unknown, LlmError>
-  readonly answer: LlmRequest.LlmResponse | LlmRequest.Finish | undefined
-  readonly text: string | undefined
-  readonly latencyMs: number
-  readonly firstChunkMs: number | undefined
-}
-
-const makeFields = (options: Options) => {
-  const scrub = Redaction.make(options.secrets)
-  const bodies = options.bodies === true
-  const maxBodyChars = options.maxBodyChars ?? 2_000
-  return (done: Finished): Record<string, unknown> => {
-    const { answer, request } = done
-    const error = failureOf(done.exit)
-    const fields: Record<string, unknown> = {
-      provider: request.provider ?? answer?.provider ?? error?.provider ?? "unknown",
-      model: answer?.model ?? request.model ?? "unknown",
-      operation: done.operation,
-      outcome: outcomeOf(done.exit, answer !== undefined),
-      latency_ms: done.latencyMs
-    }
-    if (done.firstChunkMs !== undefined) fields.first_chunk_ms = done.firstChunkMs
-    // The answer's id on success; the provider's request id (x-request-id / request-id) on failure.
-    if (answer !== undefined) fields.response_id = answer.id
-    if (error?.requestId !== undefined) fields.request_id = error.requestId
-    if (answer !== undefined) fields.finish_reason = answer.finishReason
-    if (error !== undefined) {
-      fields.error_tag = error._tag
-      fields.error_message = scrub(error.message)
-      fields.retryable = error.retryable
-    }
-    if (request.metadata !== undefined) {
-      for (const [key, value] of Object.entries(request.metadata)) fields[`metadata.${key}`] = scrub(value)
-    }
-    if (bodies) {
-      fields.request_body = truncate(scrub(JSON.stringify(request.messages)), maxBodyChars)
-      const text = answer !== undefined && "content" in answer ? answer.content : done.text
-      if (text !== undefined && text !== "") fields.response_body = truncate(scrub(text), maxBodyChars)
-    }
-    return fields
-  }
-}
-
-const addUsage = (
-  fields: Record<string, unknown>,
-  totals: Accumulator.Totals,
-  answer: LlmRequest.LlmResponse | LlmRequest.Finish | undefined,
-  prices: Pricing.PriceTable
-) => {
-  if (totals.attempts > 0) {
-    fields.input_tokens = totals.inputTokens
-    fields.output_tokens = totals.outputTokens
-    fields.total_tokens = totals.totalTokens
-    fields.cost_usd = totals.costUsd
-    if (totals.estimated) fields.usage_estimated = true
-  } else if (answer !== undefined) {
-    fields.input_tokens = answer.usage.inputTokens
-    fields.output_tokens = answer.usage.outputTokens
-    fields.total_tokens = answer.usage.totalTokens
-    fields.cost_usd = Pricing.cost(prices, answer.model, answer.usage)
-  }
-}
-
-interface Enter {
-  readonly effect: <A, E, R>(
-    f: (attempt: number, call?: CallContext.CallState) => Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E, R>
-  readonly scoped: <A, E, R>(
-    f: (attempt: number, call?: CallContext.CallState) => Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E, R | Scope.Scope>
-}
-
-type Emit = (
-  fields: Record<string, unknown>,
-  done: Finished,
-  attempt: number,
-  call: CallContext.CallState | undefined
-) => Effect.Effect<void>
-
-// `Effect.annotateLogs` with one batch of changes to the annotations instead of one per field.
-const annotated = (log: Effect.Effect<void>, fields: Record<string, unknown>) =>
-  Effect.locallyWith(log, FiberRef.currentLogAnnotations, (current) =>
-    HashMap.mutate(current, (annotations) => {
-      for (const key in fields) HashMap.set(annotations, key, fields[key])
-    })
-  )
-
-// Whether lines at `level` would be dropped anyway: then nothing is measured or formatted.
-const silent = (level: LogLevel.LogLevel) =>
-  Effect.map(FiberRef.get(FiberRef.currentMinimumLogLevel), (minimum) => LogLevel.greaterThan(minimum, level))
-
-const observe = (service: Llm.Service, options: Options, level: LogLevel.LogLevel, enter: Enter, emit: Emit): Llm.Service => {
-  const fieldsOf = makeFields(options)
-  const scrub = Redaction.make(options.secrets)
-  const scrubbed = (error: LlmError) => Redaction.scrubError(scrub, error)
-  const collectText = options.bodies === true
-  return {
-    complete: (request) =>
-      enter.effect((attempt, call) =>
-        Effect.flatMap(silent(level), (quiet) =>
-          quiet
-            ? Effect.mapError(service.complete(request), scrubbed)
-            : Effect.clockWith((clock) => {
-                const start = clock.unsafeCurrentTimeNanos()
-                return Effect.onExit(Effect.mapError(service.complete(request), scrubbed), (exit) => {
-                  const done: Finished = {
-                    request,
-                    operation: "complete",
-                    exit,
-                    answer: exit._tag === "Success" ? exit.value : undefined,
-                    text: undefined,
-                    latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
-                    firstChunkMs: undefined
-                  }
-                  return emit(fieldsOf(done), done, attempt, call)
-                })
-              })
-        )
-      ),
-    stream: (request) =>
-      Stream.unwrapScoped(
-        enter.scoped((attempt, call) =>
-          Effect.flatMap(silent(level), (quiet) =>
-            quiet
-              ? Effect.succeed(Stream.mapError(service.stream(request), scrubbed))
-              : Effect.clockWith((clock) => {
-                  const start = clock.unsafeCurrentTimeNanos()
-                  let firstChunkAt: bigint | undefined
-                  let finish: LlmRequest.Finish | undefined
-                  let text = ""
-                  return Effect.succeed(
-                    service.stream(request).pipe(
-                      Stream.mapError(scrubbed),
-                      Stream.mapChunks((events) => {
-                        for (const event of events) {
-                          if (event._tag === "Finish") {
-                            finish = event
-                          } else {
-                            if (collectText) text += event.text
-                            firstChunkAt ??= clock.unsafeCurrentTimeNanos()
-                          }
-                        }
-                        return events
-                      }),
-                      Stream.ensuringWith((exit) => {
-                        const done: Finished = {
-                          request,
-                          operation: "stream",
-                          exit,
-                          answer: finish,
-                          text: collectText ? text : undefined,
-                          latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
-                          firstChunkMs: firstChunkAt === undefined ? undefined : millis(start, firstChunkAt)
-                        }
-                        return emit(fieldsOf(done), done, attempt, call)
-                      })
-                    )
-                  )
-                })
-          )
-        )
-      )
-  }
-}
-
 /**
  * Logs one info line per call (message `llm call`). Place it outside the retry policy, so that a
  * call retried three times is still one line, with `attempts` counted by {@link wrapAttempt} (or
@@ -292,24 +86,8 @@ const observe = (service: Llm.Service, options: Options, level: LogLevel.LogLeve
  * @since 0.1.0
  * @category Combinators
  */
-export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service => {
-  const prices = options.prices ?? Pricing.defaults
-  return observe(
-    service,
-    options,
-    LogLevel.Info,
-    {
-      effect: (f) => CallContext.call((call) => f(0, call)),
-      scoped: (f) => CallContext.callScoped((call) => f(0, call))
-    },
-    (fields, done, _attempt, call) => {
-      const totals = call?.totals ?? Accumulator.empty()
-      fields.attempts = Math.max(call?.attempts ?? 0, totals.attempts, 1)
-      addUsage(fields, totals, done.answer, prices)
-      return annotated(Effect.logInfo("llm call"), fields)
-    }
-  )
-}
+export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =>
+  Instrument.make(service, { level: "call", log: options, secrets: options.secrets })
 
 /**
  * Logs one debug line per provider attempt (message `llm attempt`, with `attempt`, 1 for the
@@ -323,16 +101,7 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
  * @category Combinators
  */
 export const wrapAttempt = (service: Llm.Service, options: Options = {}): Llm.Service =>
-  observe(
-    service,
-    { ...options, bodies: false },
-    LogLevel.Debug,
-    { effect: CallContext.attempt, scoped: CallContext.attemptScoped },
-    (fields, _done, attempt) => {
-      fields.attempt = attempt
-      return annotated(Effect.logDebug("llm attempt"), fields)
-    }
-  )
+  Instrument.make(service, { level: "attempt", log: options, secrets: options.secrets })
 
 /**
  * {@link wrap} as a layer over the `Llm` in context.

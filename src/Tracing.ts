@@ -26,11 +26,10 @@
  * @since 0.1.0
  */
 import type { Config, ConfigError, Redacted } from "effect"
-import { Context, Effect, Layer, Scope, Stream, Tracer } from "effect"
-import * as CallContext from "./internal/callContext.js"
+import { Effect, Layer } from "effect"
+import * as Instrument from "./internal/instrument.js"
 import * as Redaction from "./internal/redaction.js"
 import * as Llm from "./Llm.js"
-import type { LlmError } from "./LlmError.js"
 import type * as LlmRequest from "./LlmRequest.js"
 
 /**
@@ -59,8 +58,7 @@ export interface Options {
  * @since 0.1.0
  * @category Attributes
  */
-export const spanName = (request: LlmRequest.LlmRequest): string =>
-  request.model === undefined ? "chat" : `chat ${request.model}`
+export const spanName: (request: LlmRequest.LlmRequest) => string = Instrument.spanName
 
 /**
  * The GenAI attributes known before the call: operation, provider, model and sampling settings.
@@ -73,15 +71,8 @@ export const spanName = (request: LlmRequest.LlmRequest): string =>
  * @since 0.1.0
  * @category Attributes
  */
-export const requestAttributes = (request: LlmRequest.LlmRequest): Record<string, unknown> => {
-  const attributes: Record<string, unknown> = { "gen_ai.operation.name": "chat" }
-  if (request.provider !== undefined) attributes["gen_ai.provider.name"] = request.provider
-  if (request.model !== undefined) attributes["gen_ai.request.model"] = request.model
-  if (request.maxTokens !== undefined) attributes["gen_ai.request.max_tokens"] = request.maxTokens
-  if (request.temperature !== undefined) attributes["gen_ai.request.temperature"] = request.temperature
-  if (request.topP !== undefined) attributes["gen_ai.request.top_p"] = request.topP
-  return attributes
-}
+export const requestAttributes: (request: LlmRequest.LlmRequest) => Record<string, unknown> =
+  Instrument.requestAttributes
 
 /**
  * The GenAI attributes of an answer (a whole response or a stream's `Finish`).
@@ -96,86 +87,8 @@ export const requestAttributes = (request: LlmRequest.LlmRequest): Record<string
  * @since 0.1.0
  * @category Attributes
  */
-export const responseAttributes = (answer: LlmRequest.LlmResponse | LlmRequest.Finish): Record<string, unknown> => {
-  const attributes: Record<string, unknown> = {
-    "gen_ai.provider.name": answer.provider,
-    "gen_ai.response.id": answer.id,
-    "gen_ai.response.model": answer.model,
-    "gen_ai.response.finish_reasons": [answer.finishReason],
-    "gen_ai.usage.input_tokens": answer.usage.inputTokens,
-    "gen_ai.usage.output_tokens": answer.usage.outputTokens
-  }
-  if (answer.usage.cachedInputTokens !== undefined) {
-    attributes["gen_ai.usage.cache_read.input_tokens"] = answer.usage.cachedInputTokens
-  }
-  if (answer.usage.reasoningTokens !== undefined) {
-    attributes["gen_ai.usage.reasoning.output_tokens"] = answer.usage.reasoningTokens
-  }
-  return attributes
-}
-
-const setAll = (span: Tracer.Span, attributes: Record<string, unknown>) => {
-  for (const key in attributes) span.attribute(key, attributes[key])
-}
-
-interface Enter {
-  readonly effect: <A, E, R>(f: (n: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  readonly scoped: <A, E, R>(f: (n: number) => Effect.Effect<A, E, R>) => Effect.Effect<A, E, R | Scope.Scope>
-}
-
-const traced = (
-  service: Llm.Service,
-  options: Options,
-  span: (request: LlmRequest.LlmRequest, attempt: number) => { readonly name: string; readonly attributes: Record<string, unknown> },
-  enter: Enter
-): Llm.Service => {
-  const scrub = Redaction.make(options.secrets)
-  // No stack trace per span: capturing one costs more than the rest of the span.
-  const spanOptions = (attributes: Record<string, unknown>) =>
-    ({ kind: "client", attributes, captureStackTrace: false }) as const
-  const fail = (active: Tracer.Span, error: LlmError) => {
-    active.attribute("error.type", error._tag)
-    return Redaction.scrubError(scrub, error)
-  }
-  return {
-    complete: (request) =>
-      enter.effect((n) => {
-        const { attributes, name } = span(request, n)
-        return Effect.useSpan(name, spanOptions(attributes), (active) =>
-          Effect.withParentSpan(
-            Effect.matchEffect(service.complete(request), {
-              onSuccess: (response) => {
-                setAll(active, responseAttributes(response))
-                return Effect.succeed(response)
-              },
-              onFailure: (error) => Effect.fail(fail(active, error))
-            }),
-            active
-          )
-        )
-      }),
-    stream: (request) =>
-      Stream.unwrapScoped(
-        enter.scoped((n) => {
-          const { attributes, name } = span(request, n)
-          return Effect.flatMap(Effect.makeSpanScoped(name, spanOptions(attributes)), (active) =>
-            Effect.map(Effect.context<never>(), (context) =>
-              service.stream(request).pipe(
-                Stream.mapChunks((events) => {
-                  for (const event of events) if (event._tag === "Finish") setAll(active, responseAttributes(event))
-                  return events
-                }),
-                Stream.mapError((error) => fail(active, error)),
-                // The caller's context plus the span, built once: `Stream.provideService` would add a
-                // flatMap that costs on every chunk. The stream's own scope is not passed down.
-                Stream.provideContext(Context.add(Context.omit(Scope.Scope)(context), Tracer.ParentSpan, active))
-              )
-            )
-          )
-        })
-      )
-  }
-}
+export const responseAttributes: (answer: LlmRequest.LlmResponse | LlmRequest.Finish) => Record<string, unknown> =
+  Instrument.responseAttributes
 
 /**
  * Opens a `chat {model}` span around each call. Place it outside the retry policy, so that the
@@ -189,12 +102,7 @@ const traced = (
  * @category Combinators
  */
 export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =>
-  traced(
-    service,
-    options,
-    (request) => ({ name: spanName(request), attributes: requestAttributes(request) }),
-    { effect: (f) => CallContext.call(() => f(0)), scoped: (f) => CallContext.callScoped(() => f(0)) }
-  )
+  Instrument.make(service, { level: "call", trace: true, secrets: options.secrets })
 
 /**
  * Opens an `llm.attempt` span around each provider attempt, with `llm.attempt.number` (1 for the
@@ -208,15 +116,7 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
  * @category Combinators
  */
 export const wrapAttempt = (service: Llm.Service, options: Options = {}): Llm.Service =>
-  traced(
-    service,
-    options,
-    (request, attempt) => ({
-      name: "llm.attempt",
-      attributes: { ...requestAttributes(request), "llm.attempt.number": attempt }
-    }),
-    { effect: CallContext.attempt, scoped: CallContext.attemptScoped }
-  )
+  Instrument.make(service, { level: "attempt", trace: true, secrets: options.secrets })
 
 /**
  * {@link wrap} as a layer over the `Llm` in context.

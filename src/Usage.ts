@@ -43,7 +43,9 @@
  */
 import {
   Cause,
+  Clock,
   type ConfigError,
+  Context,
   Duration,
   Effect,
   type Exit,
@@ -56,7 +58,7 @@ import {
   Option,
   Stream
 } from "effect"
-import * as CallContext from "./internal/callContext.js"
+import * as Instrument from "./internal/instrument.js"
 import * as Accumulator from "./internal/usageAccumulator.js"
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
@@ -507,7 +509,7 @@ interface Attempt {
 }
 
 // Runs in one synchronous step at the end of an attempt: the metric updates and the attribution.
-const record = (prices: Pricing.PriceTable, attempt: Attempt): Effect.Effect<void> =>
+const record = (prices: Pricing.PriceTable, call: Instrument.CallState | undefined, attempt: Attempt): Effect.Effect<void> =>
   Effect.withFiberRuntime((fiber) => {
     const tags = fiber.getFiberRef(FiberRef.currentMetricLabels)
     const provider = attempt.request.provider ?? attempt.answered?.provider ?? attempt.outcome.provider ?? "unknown"
@@ -527,7 +529,6 @@ const record = (prices: Pricing.PriceTable, attempt: Attempt): Effect.Effect<voi
       if (usage.reasoningTokens !== undefined) instruments.reasoning.unsafeUpdate(usage.reasoningTokens, tags)
     }
     for (const totals of fiber.getFiberRef(Accumulator.sinks)) Accumulator.unsafeAddTo(totals, usage, usd, attempt.estimated)
-    const call = CallContext.unsafeCall(fiber)
     if (call !== undefined) Accumulator.unsafeAddTo(call.totals, usage, usd, attempt.estimated)
     return Effect.void
   })
@@ -553,11 +554,13 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
   const prices = options.prices ?? Pricing.defaults
   return {
     complete: (request) =>
-      Effect.clockWith((clock) => {
+      Effect.withFiberRuntime((fiber) => {
+        const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+        const call = Instrument.unsafeCall(fiber)
         const start = clock.unsafeCurrentTimeNanos()
         return Effect.onExit(service.complete(request), (exit) => {
           const response = exit._tag === "Success" ? exit.value : undefined
-          return record(prices, {
+          return record(prices, call, {
             request,
             operation: "complete",
             outcome: outcomeOf(exit, true),
@@ -571,7 +574,10 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
       }),
     stream: (request) =>
       Stream.unwrap(
-        Effect.clockWith((clock) => {
+        // The call is read when the stream opens: its finalizer may run outside the caller's context.
+        Effect.withFiberRuntime((fiber) => {
+          const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+          const call = Instrument.unsafeCall(fiber)
           const start = clock.unsafeCurrentTimeNanos()
           let firstChunkAt: bigint | undefined
           let chars = 0
@@ -598,7 +604,7 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
                         totalTokens: estimateTokens(promptChars(request)) + estimateTokens(chars)
                       }
                     : undefined
-                return record(prices, {
+                return record(prices, call, {
                   request,
                   operation: "stream",
                   outcome: outcomeOf(exit, finish !== undefined),

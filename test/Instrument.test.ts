@@ -1,0 +1,148 @@
+import { describe, expect, it } from "@effect/vitest"
+import {
+  Context,
+  Duration,
+  Effect,
+  Fiber,
+  FiberRef,
+  FiberRefs,
+  HashMap,
+  Logger,
+  LogLevel,
+  Option,
+  Stream,
+  TestClock,
+  Tracer
+} from "effect"
+import * as Instrument from "../src/internal/instrument.js"
+import * as LlmMock from "../src/LlmMock.js"
+import type * as LlmRequest from "../src/LlmRequest.js"
+import * as Logging from "../src/Logging.js"
+import * as Retry from "../src/Retry.js"
+import * as Tracing from "../src/Tracing.js"
+
+// A tracer that keeps every span Effect's own tracer makes.
+const recording = Effect.map(Effect.tracer, (native) => {
+  const spans: Array<Tracer.Span> = []
+  const tracer = Tracer.make({
+    span: (...args) => {
+      const span = native.span(...args)
+      spans.push(span)
+      return span
+    },
+    context: (f, fiber) => native.context(f, fiber)
+  })
+  return { spans, tracer }
+})
+
+interface Line {
+  readonly message: string
+  readonly fields: Record<string, unknown>
+  /** The span in the fiber's context when the line was logged, as a log exporter sees it. */
+  readonly span: string | undefined
+}
+
+const capture = () => {
+  const lines: Array<Line> = []
+  const logger = Logger.make(({ annotations, context, message }) => {
+    const parent = Context.getOption(FiberRefs.getOrDefault(context, FiberRef.currentContext), Tracer.ParentSpan)
+    lines.push({
+      message: Array.isArray(message) ? message.join(" ") : String(message),
+      fields: Object.fromEntries(HashMap.toEntries(annotations)),
+      span: Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined
+    })
+  })
+  return { lines, logger: Logger.replace(Logger.defaultLogger, logger) }
+}
+
+const ask: LlmRequest.LlmRequest = { provider: "openai", model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] }
+
+const flaky = [
+  LlmMock.fail("ServerError", { status: 500 }),
+  LlmMock.fail("OverloadedError", { status: 529 }),
+  LlmMock.reply("hello", { usage: { inputTokens: 3, outputTokens: 2, totalTokens: 5 } })
+]
+
+const retried = <A, E>(effect: Effect.Effect<A, E>) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust(Duration.minutes(1))
+    return yield* Fiber.join(fiber)
+  })
+
+describe("Instrument: span and log line in one pass", () => {
+  it.effect("logs each line inside its own span, so log records carry the call and attempt spans", () => {
+    const { lines, logger } = capture()
+    return Effect.gen(function* () {
+      const { spans, tracer } = yield* recording
+      const both = { trace: true, log: {} }
+      const llm = Instrument.make(
+        Retry.make({ maxRetries: 3 })(Instrument.make(yield* LlmMock.make(flaky), { level: "attempt", ...both })),
+        { level: "call", ...both }
+      )
+      yield* retried(llm.complete(ask).pipe(Effect.withTracer(tracer)))
+      const call = lines.filter((line) => line.message === "llm call")
+      const attempts = lines.filter((line) => line.message === "llm attempt")
+      expect(call).toHaveLength(1)
+      expect(call[0]!.span).toBe("chat gpt-4o-mini")
+      expect(call[0]!.fields.attempts).toBe(3)
+      expect(attempts.map((line) => [line.fields.attempt, line.span])).toEqual([
+        [1, "llm.attempt"],
+        [2, "llm.attempt"],
+        [3, "llm.attempt"]
+      ])
+      const attemptSpans = spans.filter((span) => span.name === "llm.attempt")
+      expect(attemptSpans.map((span) => span.attributes.get("llm.attempt.number"))).toEqual([1, 2, 3])
+      const callSpan = spans.find((span) => span.name === "chat gpt-4o-mini")
+      for (const span of attemptSpans) expect(Option.getOrUndefined(span.parent)).toBe(callSpan)
+    }).pipe(Effect.provide(logger), Logger.withMinimumLogLevel(LogLevel.Debug))
+  })
+
+  it.effect("numbers attempts once when separate tracing and logging instruments sit around the same attempt", () => {
+    const { lines, logger } = capture()
+    return Effect.gen(function* () {
+      const { spans, tracer } = yield* recording
+      const llm = Logging.wrap(
+        Tracing.wrap(Retry.make({ maxRetries: 3 })(Tracing.wrapAttempt(Logging.wrapAttempt(yield* LlmMock.make(flaky)))))
+      )
+      yield* retried(llm.complete(ask).pipe(Effect.withTracer(tracer)))
+      expect(lines.filter((line) => line.message === "llm attempt").map((line) => line.fields.attempt)).toEqual([1, 2, 3])
+      expect(
+        spans.filter((span) => span.name === "llm.attempt").map((span) => span.attributes.get("llm.attempt.number"))
+      ).toEqual([1, 2, 3])
+      expect(lines.find((line) => line.message === "llm call")?.fields.attempts).toBe(3)
+    }).pipe(Effect.provide(logger), Logger.withMinimumLogLevel(LogLevel.Debug))
+  })
+
+  it.effect("counts the attempts of a call even when the attempt lines are below the log level", () => {
+    const { lines, logger } = capture()
+    return Effect.gen(function* () {
+      const llm = Logging.wrap(Retry.make({ maxRetries: 3 })(Logging.wrapAttempt(yield* LlmMock.make(flaky))))
+      yield* retried(llm.complete(ask))
+      expect(lines.filter((line) => line.message === "llm attempt")).toHaveLength(0)
+      expect(lines.find((line) => line.message === "llm call")?.fields.attempts).toBe(3)
+    }).pipe(Effect.provide(logger))
+  })
+
+  it.effect("numbers the attempts of a retried stream and ends the stream's spans", () => {
+    const { lines, logger } = capture()
+    return Effect.gen(function* () {
+      const { spans, tracer } = yield* recording
+      const both = { trace: true, log: {} }
+      const llm = Instrument.make(
+        Retry.make({ maxRetries: 3 })(
+          Instrument.make(
+            yield* LlmMock.make([LlmMock.fail("ServerError", { status: 500 }), LlmMock.chunks(["a ", "b"])]),
+            { level: "attempt", ...both }
+          )
+        ),
+        { level: "call", ...both }
+      )
+      const events = yield* retried(Stream.runCollect(llm.stream(ask)).pipe(Effect.withTracer(tracer)))
+      expect([...events].map((event) => event._tag)).toEqual(["TextDelta", "TextDelta", "Finish"])
+      expect(lines.filter((line) => line.message === "llm attempt").map((line) => line.fields.attempt)).toEqual([1, 2])
+      expect(lines.find((line) => line.message === "llm call")?.fields).toMatchObject({ attempts: 2, outcome: "success" })
+      expect(spans.map((span) => span.status._tag)).toEqual(["Ended", "Ended", "Ended"])
+    }).pipe(Effect.provide(logger), Logger.withMinimumLogLevel(LogLevel.Debug))
+  })
+})
