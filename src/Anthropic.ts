@@ -20,11 +20,13 @@
  * @since 0.1.0
  */
 import AnthropicSdk from "@anthropic-ai/sdk"
-import { type ConfigError, Effect, Either, Layer, Redacted } from "effect"
+import { type ConfigError, Effect, Layer, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
+import * as NativeLimits from "./internal/nativeLimits.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as SdkCall from "./internal/sdkCall.js"
 import type * as Llm from "./Llm.js"
+import type * as LlmRequest from "./LlmRequest.js"
 
 /**
  * How to reach Anthropic. `baseURL` defaults to `https://api.anthropic.com`, `model` to
@@ -132,29 +134,31 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
     const caller: SdkCall.Caller = { provider: providerName, secret, sdk: sdkErrors }
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens
-    const service: Llm.Service = {
-      complete: (request) => {
-        const model = request.model ?? configuredModel
-        const body = AnthropicWire.requestBody(request, model, maxTokens)
-        return Effect.flatMap(
-          SdkCall.request(caller, (signal) => client.messages.create(body, { signal })),
-          (message) =>
-            Either.match(AnthropicWire.response(message, { provider: providerName, now: 0, secret }, model), {
-              onLeft: Effect.fail,
-              onRight: Effect.succeed
-            })
-        )
-      },
-      stream: (request) => {
-        const model = request.model ?? configuredModel
-        const body = AnthropicWire.streamBody(request, model, maxTokens)
-        return SdkCall.stream(
-          caller,
-          (signal) => client.messages.create(body, { signal }),
-          () => AnthropicWire.streamState(providerName, model)
-        )
-      }
+    const errorContext = { provider: providerName, now: 0, secret }
+    const complete = (request: LlmRequest.LlmRequest, limit?: SdkCall.Limit) => {
+      const model = request.model ?? configuredModel
+      const body = AnthropicWire.requestBody(request, model, maxTokens)
+      return SdkCall.request(
+        caller,
+        (signal) => client.messages.create(body, { signal }),
+        (message) => AnthropicWire.response(message, errorContext, model),
+        limit
+      )
     }
+    const stream = (request: LlmRequest.LlmRequest, limits?: NativeLimits.WaitLimits) => {
+      const model = request.model ?? configuredModel
+      const body = AnthropicWire.streamBody(request, model, maxTokens)
+      return SdkCall.stream(
+        caller,
+        (signal) => client.messages.create(body, { signal }),
+        () => AnthropicWire.streamState(providerName, model),
+        limits
+      )
+    }
+    const service: Llm.Service = NativeLimits.attach(
+      { complete: (request) => complete(request), stream: (request) => stream(request) },
+      { complete: (request, millis, onTimeout) => complete(request, { millis, onTimeout }), stream }
+    )
     return service
   })
 

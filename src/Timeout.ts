@@ -40,6 +40,7 @@ import {
 import * as Llm from "./Llm.js"
 import { TimeoutError } from "./LlmError.js"
 import type { LlmRequest } from "./LlmRequest.js"
+import * as NativeLimits from "./internal/nativeLimits.js"
 import * as StreamWatchdog from "./internal/streamWatchdog.js"
 
 /**
@@ -81,8 +82,6 @@ const timeoutError = (request: LlmRequest, phase: "attempt" | "first-token" | "i
 // The process's own clock, whose timers can be host timers. Any other clock (e.g. `TestClock`) is
 // asked to sleep, so that its time drives the limit.
 const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
-// Longer host timers fire at once; like Effect's own clock, treat them as never firing.
-const maxTimerMillis = 2 ** 31 - 1
 
 /** Starts a timer that calls `fire` when it expires; returns its cancel. */
 type StartTimer = (fire: () => void) => () => void
@@ -90,7 +89,7 @@ type StartTimer = (fire: () => void) => () => void
 const hostTimer =
   (millis: number): StartTimer =>
   (fire) => {
-    if (millis > maxTimerMillis) return () => {}
+    if (millis > NativeLimits.maxTimerMillis) return () => {}
     const handle = setTimeout(fire, millis)
     return () => clearTimeout(handle)
   }
@@ -181,20 +180,33 @@ export const make =
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
     const firstToken = Duration.decode(options.firstToken ?? timeout)
     const idle = Duration.decode(options.idle ?? timeout)
+    // A provider that limits its own requests takes the limits directly: no extra fiber, watchdog or
+    // stream stage per attempt.
+    const native = NativeLimits.get(service)
+    const waitLimits = (request: LlmRequest): NativeLimits.WaitLimits => {
+      const first = request.timeout ?? firstToken
+      const next = request.timeout ?? idle
+      return {
+        first: Duration.toMillis(first),
+        idle: Duration.toMillis(next),
+        onTimeout: (started) => (started ? timeoutError(request, "idle", next) : timeoutError(request, "first-token", first))
+      }
+    }
     return {
       complete: (request) => {
         const limit = request.timeout ?? timeout
-        return limitTo(service.complete(request), limit, () => timeoutError(request, "attempt", limit))
+        const onTimeout = () => timeoutError(request, "attempt", limit)
+        if (native === undefined) return limitTo(service.complete(request), limit, onTimeout)
+        return Effect.withFiberRuntime((fiber) =>
+          Context.get(fiber.currentDefaultServices, Clock.Clock) === liveClock
+            ? native.complete(request, Duration.toMillis(limit), onTimeout)
+            : limitTo(service.complete(request), limit, onTimeout)
+        )
       },
-      stream: (request) => {
-        const first = request.timeout ?? firstToken
-        const next = request.timeout ?? idle
-        return StreamWatchdog.limitWaits(service.stream(request), {
-          first: Duration.toMillis(first),
-          idle: Duration.toMillis(next),
-          onTimeout: (started) => (started ? timeoutError(request, "idle", next) : timeoutError(request, "first-token", first))
-        })
-      }
+      stream: (request) =>
+        native === undefined
+          ? StreamWatchdog.limitWaits(service.stream(request), waitLimits(request))
+          : native.stream(request, waitLimits(request))
     }
   }
 

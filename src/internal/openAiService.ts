@@ -3,10 +3,12 @@
  *
  * @internal
  */
-import { Effect, Either, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import OpenAI from "openai"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
+import type * as LlmRequest from "../LlmRequest.js"
+import * as NativeLimits from "./nativeLimits.js"
 import * as OpenAiWire from "./openAiWire.js"
 import * as SdkCall from "./sdkCall.js"
 
@@ -62,29 +64,31 @@ export const make = (settings: Settings): Llm.Service => {
     message: `Invalid request: ${provider} has no default model; name one in the request or the provider options`
   })
   const modelOf = (request: { readonly model?: string | undefined }) => request.model ?? settings.model
-  return {
-    complete: (request) => {
-      const model = modelOf(request)
-      if (model === undefined) return Effect.fail(noModel)
-      const body = OpenAiWire.requestBody(request, model, settings.maxTokensField)
-      return Effect.flatMap(
-        SdkCall.request(caller, (signal) => client.chat.completions.create(body, { signal })),
-        (completion) =>
-          Either.match(OpenAiWire.response(completion, { provider, now: 0, secret: settings.apiKey }, model), {
-            onLeft: Effect.fail,
-            onRight: Effect.succeed
-          })
-      )
-    },
-    stream: (request) => {
-      const model = modelOf(request)
-      if (model === undefined) return Stream.fail(noModel)
-      const body = OpenAiWire.streamBody(request, model, settings.maxTokensField)
-      return SdkCall.stream(
-        caller,
-        (signal) => client.chat.completions.create(body, { signal }),
-        () => OpenAiWire.streamState(provider, model)
-      )
-    }
+  const errorContext = { provider, now: 0, secret: settings.apiKey }
+  const complete = (request: LlmRequest.LlmRequest, limit?: SdkCall.Limit) => {
+    const model = modelOf(request)
+    if (model === undefined) return Effect.fail(noModel)
+    const body = OpenAiWire.requestBody(request, model, settings.maxTokensField)
+    return SdkCall.request(
+      caller,
+      (signal) => client.chat.completions.create(body, { signal }),
+      (completion) => OpenAiWire.response(completion, errorContext, model),
+      limit
+    )
   }
+  const stream = (request: LlmRequest.LlmRequest, limits?: NativeLimits.WaitLimits) => {
+    const model = modelOf(request)
+    if (model === undefined) return Stream.fail(noModel)
+    const body = OpenAiWire.streamBody(request, model, settings.maxTokensField)
+    return SdkCall.stream(
+      caller,
+      (signal) => client.chat.completions.create(body, { signal }),
+      () => OpenAiWire.streamState(provider, model),
+      limits
+    )
+  }
+  return NativeLimits.attach(
+    { complete: (request) => complete(request), stream: (request) => stream(request) },
+    { complete: (request, millis, onTimeout) => complete(request, { millis, onTimeout }), stream }
+  )
 }
