@@ -136,11 +136,23 @@ const longestPrefix = (table: PriceTable, model: string): Price | undefined => {
  * @since 0.1.0
  * @category Lookup
  */
-export const lookup = (table: PriceTable, model: string): Option.Option<Price> => {
+export const lookup = (table: PriceTable, model: string): Option.Option<Price> => Option.fromNullable(priceOf(table, model))
+
+// Every call prices its model: each table remembers the models it has priced (tables are not
+// changed once built; a bounded number of models is kept).
+const priced = new WeakMap<PriceTable, Map<string, Price | undefined>>()
+const pricedLimit = 1_000
+
+const priceOf = (table: PriceTable, model: string): Price | undefined => {
+  let known = priced.get(table)
+  if (known === undefined) priced.set(table, (known = new Map()))
+  if (known.has(model)) return known.get(model)
   const slash = model.lastIndexOf("/")
   const price =
     longestPrefix(table, model) ?? (slash >= 0 ? longestPrefix(table, model.slice(slash + 1)) : undefined)
-  return Option.fromNullable(price)
+  if (known.size >= pricedLimit) known.clear()
+  known.set(model, price)
+  return price
 }
 
 /**
@@ -174,8 +186,10 @@ export const costAt = (price: Price, usage: LlmRequest.Usage): number => {
  * @since 0.1.0
  * @category Cost
  */
-export const cost = (table: PriceTable, model: string, usage: LlmRequest.Usage): number =>
-  Option.match(lookup(table, model), { onNone: () => 0, onSome: (price) => costAt(price, usage) })
+export const cost = (table: PriceTable, model: string, usage: LlmRequest.Usage): number => {
+  const price = priceOf(table, model)
+  return price === undefined ? 0 : costAt(price, usage)
+}
 
 /**
  * A price table as JSON: `{"model-id": {"input": 1, "cachedInput": 0.5, "output": 2}}`.

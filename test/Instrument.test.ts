@@ -59,7 +59,7 @@ const ask: LlmRequest.LlmRequest = { provider: "openai", model: "gpt-4o-mini", m
 
 const flaky = [
   LlmMock.fail("ServerError", { status: 500 }),
-  LlmMock.fail("OverloadedError", { status: 529 }),
+  LlmMock.fail("OverloadedError"),
   LlmMock.reply("hello", { usage: { inputTokens: 3, outputTokens: 2, totalTokens: 5 } })
 ]
 
