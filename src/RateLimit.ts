@@ -42,12 +42,29 @@
  * @since 0.1.0
  */
 import { RateLimiter } from "@effect/experimental"
-import { type Clock, Config, type ConfigError, type Context, Duration, Effect, Layer, Option, type Scope, Stream } from "effect"
+import {
+  Cause,
+  Channel,
+  Chunk,
+  Clock,
+  Config,
+  type ConfigError,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  type Fiber,
+  FiberRef,
+  Layer,
+  Option,
+  Stream
+} from "effect"
 import * as Llm from "./Llm.js"
 import { type LlmError, RateLimitError } from "./LlmError.js"
-import type { LlmRequest, LlmResponse, Usage } from "./LlmRequest.js"
+import type { LlmRequest, LlmResponse, LlmStreamEvent, Usage } from "./LlmRequest.js"
 import { SharedPauses } from "./RateLimitStore.js"
 import * as LocalRejection from "./internal/localRejection.js"
+import * as MemoryStore from "./internal/memoryRateLimitStore.js"
 import * as TokenEstimate from "./internal/tokenEstimate.js"
 
 /**
@@ -111,6 +128,56 @@ interface Bucket {
   readonly refillMs: number
 }
 
+/**
+ * The calls in flight of one provider: a counting semaphore whose free slot is taken at once,
+ * without running an Effect. A waiter is woken on the fiber scheduler when a slot is given back,
+ * and takes it if it is still free (as `Effect.Semaphore` does).
+ */
+class Slots {
+  taken = 0
+  private readonly waiters = new Set<() => void>()
+  constructor(readonly permits: number) {}
+
+  tryTake(): boolean {
+    if (this.taken >= this.permits) return false
+    this.taken++
+    return true
+  }
+
+  /** Waits for a free slot and takes it; interruptible while it waits. */
+  readonly take: Effect.Effect<void> = Effect.async<void>((resume) => {
+    const attempt = Effect.suspend(() => (this.tryTake() ? Effect.void : this.take))
+    if (this.taken < this.permits) {
+      resume(attempt)
+      return
+    }
+    const observer = () => {
+      if (this.taken >= this.permits) return
+      this.waiters.delete(observer)
+      resume(attempt)
+    }
+    this.waiters.add(observer)
+    return Effect.sync(() => {
+      this.waiters.delete(observer)
+    })
+  })
+
+  private readonly wake = () => {
+    for (const observer of this.waiters) {
+      if (this.taken >= this.permits) return
+      observer()
+    }
+  }
+
+  /** Gives a slot back; `fiber` is the fiber giving it, whose scheduler wakes the waiters. */
+  release(fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
+    this.taken--
+    if (this.waiters.size > 0) {
+      fiber.currentScheduler.scheduleTask(this.wake, fiber.getFiberRef(FiberRef.currentSchedulingPriority), fiber)
+    }
+  }
+}
+
 /** Per-provider state, built once on the provider's first call. */
 interface ProviderLimiter {
   readonly name: string
@@ -118,13 +185,10 @@ interface ProviderLimiter {
   readonly pauseKey: string
   readonly rpm: Bucket | undefined
   readonly tpm: Bucket | undefined
+  readonly slots: Slots | undefined
   readonly maxConcurrency: number
-  readonly semaphore: Effect.Semaphore | undefined
   /** Takes one request from the rpm bucket; the delay before it may start, in ms. Built once. */
   readonly takeRequest: Effect.Effect<number> | undefined
-  readonly release: Effect.Effect<void>
-  readonly onError: (error: LlmError) => Effect.Effect<void>
-  inFlight: number
   pausedUntil: number
 }
 
@@ -142,6 +206,33 @@ const localError = (provider: string, message: string, retryAfterMs?: number) =>
 const formatMs = (ms: number) => Duration.format(Duration.millis(Math.ceil(ms)))
 
 const usedTokens = (usage: Usage) => usage.totalTokens || usage.inputTokens + usage.outputTokens
+
+/** A provider's 429 that pauses it (one with `retryAfter`, not raised here), found in `cause`. */
+const pauseOf = (cause: Cause.Cause<LlmError>): RateLimitError | undefined => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "None") return undefined
+  const error = failure.value
+  return error._tag === "RateLimitError" && error.retryAfter !== undefined && !LocalRejection.isLocal(error) ? error : undefined
+}
+
+/** The time on the clock of `fiber`, as `Clock.currentTimeMillis` would read it there. */
+const nowOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): number =>
+  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+
+const releaseOn = (slots: Slots, fiber: Fiber.RuntimeFiber<unknown, unknown>): Effect.Effect<void> =>
+  Effect.sync(() => {
+    slots.release(fiber)
+  })
+
+/** The usage of the first `Finish` event of a chunk. */
+const finishUsage = (chunk: Chunk.Chunk<LlmStreamEvent>): Usage | undefined => {
+  const events = Chunk.toReadonlyArray(chunk)
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!
+    if (event._tag === "Finish") return event.usage
+  }
+  return undefined
+}
 
 /**
  * A rate-limiting wrapper: apply it to a service. All services it wraps share its per-provider
@@ -183,6 +274,8 @@ export const make = (options: Options = {}): Effect.Effect<Limiter, never, RateL
     return limiter(options, store, pauses, ownClock)
   })
 
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
 const limiter = (
   options: Options,
   store: Context.Tag.Service<RateLimiter.RateLimiterStore>,
@@ -193,6 +286,8 @@ const limiter = (
   const defaultOutputTokens = options.defaultOutputTokens ?? 1024
   const prefix = options.keyPrefix ?? "llm:"
   const providers = new Map<string, ProviderLimiter>()
+  // The in-process store answers at once: its buckets are taken and settled without an Effect.
+  const bucketNow = MemoryStore.tokenBucketOf(store)
 
   // The store's own token-bucket operation, as `RateLimiter.consume` uses it, called directly
   // with the refill rate computed once per provider (a call far below the limits allocates
@@ -230,24 +325,14 @@ const limiter = (
       const own = options.providers?.[name]
       const rpm = bucketOf(name, "rpm", own?.rpm ?? options.rpm, own?.burst ?? options.burst)
       const maxConcurrency = own?.maxConcurrency ?? options.maxConcurrency
-      const semaphore = maxConcurrency === undefined ? undefined : Effect.unsafeMakeSemaphore(maxConcurrency)
       const created: ProviderLimiter = {
         name,
         pauseKey: keyOf(name, "pause"),
         rpm,
         tpm: bucketOf(name, "tpm", own?.tpm ?? options.tpm),
+        slots: maxConcurrency === undefined ? undefined : new Slots(maxConcurrency),
         maxConcurrency: maxConcurrency ?? Infinity,
-        semaphore,
         takeRequest: rpm === undefined ? undefined : take(rpm, 1),
-        release:
-          semaphore === undefined
-            ? Effect.void
-            : Effect.suspend(() => {
-                created.inFlight--
-                return semaphore.release(1)
-              }),
-        onError: (error) => onProviderError(created, error),
-        inFlight: 0,
         pausedUntil: 0
       }
       state = created
@@ -275,6 +360,24 @@ const limiter = (
         return refund > 0 ? Effect.asVoid(take(bucket, -refund)) : Effect.void
       }
     )
+  }
+
+  /** {@link take} on the in-process store, at `now`. */
+  const takeNow = (tokenBucket: MemoryStore.TokenBucket, bucket: Bucket, tokens: number, now: number): number => {
+    const remaining = tokenBucket(bucket.key, tokens, bucket.limit, bucket.refillMs, true, now)
+    return remaining < 0 ? -remaining * bucket.refillMs : 0
+  }
+
+  /** {@link adjust} on the in-process store, at `now`. */
+  const adjustNow = (tokenBucket: MemoryStore.TokenBucket, bucket: Bucket, delta: number, now: number): void => {
+    if (delta === 0) return
+    if (delta > 0) {
+      tokenBucket(bucket.key, delta, bucket.limit, bucket.refillMs, true, now)
+      return
+    }
+    const remaining = tokenBucket(bucket.key, 0, bucket.limit, bucket.refillMs, true, now)
+    const refund = Math.min(-delta, bucket.limit - remaining)
+    if (refund > 0) tokenBucket(bucket.key, -refund, bucket.limit, bucket.refillMs, true, now)
   }
 
   /** Gives back what {@link reserve} took, when the call will not be made. */
@@ -315,24 +418,43 @@ const limiter = (
         : Effect.zipRight(options.onWait({ provider: s.name, delay: Duration.millis(delay) }), sleep)
     })
 
-  /** Reserves a request and `tokens` in the buckets, then waits for them if needed. */
-  const reserve = (s: ProviderLimiter, tokens: number, budgetMs: number): Effect.Effect<void, RateLimitError> => {
+  /**
+   * Reserves a request and `tokens` in the buckets, then waits for them if needed. Undefined when
+   * the call may start at once (decided without an Effect on the in-process store).
+   */
+  const reserve = (
+    s: ProviderLimiter,
+    tokens: number,
+    budgetMs: number,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
+  ): Effect.Effect<void, RateLimitError> | undefined => {
     const tpm = s.tpm
+    if (bucketNow !== undefined || (s.rpm === undefined && tpm === undefined)) {
+      let delay = 0
+      if (s.rpm !== undefined || tpm !== undefined) {
+        const now = nowOf(fiber)
+        if (s.rpm !== undefined) delay = takeNow(bucketNow!, s.rpm, 1, now)
+        if (tpm !== undefined) {
+          const tokenDelay = takeNow(bucketNow!, tpm, tokens, now)
+          if (tokenDelay > delay) delay = tokenDelay
+        }
+      }
+      return delay <= 0 && s.pausedUntil === 0 ? undefined : wait(s, tokens, delay, budgetMs)
+    }
     const rate =
       tpm === undefined
-        ? s.takeRequest
+        ? s.takeRequest!
         : s.takeRequest === undefined
           ? take(tpm, tokens)
           : Effect.zipWith(s.takeRequest, take(tpm, tokens), (a, b) => (a > b ? a : b))
-    if (rate === undefined) return s.pausedUntil === 0 ? Effect.void : wait(s, tokens, 0, budgetMs)
     return Effect.flatMap(rate, (delay) => (delay <= 0 && s.pausedUntil === 0 ? Effect.void : wait(s, tokens, delay, budgetMs)))
   }
 
   /** Takes a slot, waiting at most `maxWait`; true when taken. */
-  const takeSlot = (semaphore: Effect.Semaphore): Effect.Effect<boolean> => {
+  const takeSlot = (slots: Slots): Effect.Effect<boolean> => {
     let held = false
     const taken = Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(semaphore.take(1)), () =>
+      Effect.flatMap(restore(slots.take), () =>
         Effect.sync(() => {
           held = true
         })
@@ -342,11 +464,8 @@ const limiter = (
     return Effect.map(Effect.timeoutOption(taken, Duration.millis(maxWaitMs)), () => held)
   }
 
-  const onProviderError = (s: ProviderLimiter, error: LlmError): Effect.Effect<void> => {
-    if (error._tag !== "RateLimitError" || error.retryAfter === undefined || LocalRejection.isLocal(error)) {
-      return Effect.void
-    }
-    const retryAfterMs = Duration.toMillis(error.retryAfter)
+  const onProviderError = (s: ProviderLimiter, error: RateLimitError): Effect.Effect<void> => {
+    const retryAfterMs = Duration.toMillis(error.retryAfter!)
     return Effect.clockWith((clock) => {
       const until = clock.unsafeCurrentTimeMillis() + retryAfterMs
       if (until <= s.pausedUntil) return Effect.void
@@ -371,83 +490,172 @@ const limiter = (
     localError(s.name, `Local concurrency limit for ${s.name}: no free slot of ${s.maxConcurrency} within ${formatMs(maxWaitMs)}`)
 
   /**
-   * Admits a call: takes a slot (if capped), then a request and its tokens, waiting as needed;
-   * runs `use` and releases the slot when it ends. Decisions are taken when the effect runs.
+   * Waits (interruptibly, through `restore`) for a slot when none is free, then reserves the
+   * call's request and tokens. On success the slot is held; on failure it is not.
    */
-  const admitted = <A>(s: ProviderLimiter, tokens: number, use: Effect.Effect<A, LlmError>): Effect.Effect<A, LlmError> => {
-    if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
-    const semaphore = s.semaphore
-    if (semaphore === undefined) return Effect.zipRight(Effect.suspend(() => reserve(s, tokens, maxWaitMs)), use)
-    return Effect.uninterruptibleMask((restore) => {
-      if (s.inFlight < s.maxConcurrency) {
-        return Effect.flatMap(restore(semaphore.take(1)), () => {
-          s.inFlight++
-          return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, maxWaitMs), use)), s.release)
+  const waitForSlot = (
+    s: ProviderLimiter,
+    slots: Slots,
+    tokens: number,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    restore: Restore
+  ): Effect.Effect<void, RateLimitError> => {
+    const start = nowOf(fiber)
+    return Effect.flatMap(restore(takeSlot(slots)), (taken) => {
+      if (!taken) return Effect.fail(noSlot(s))
+      const waiting = reserve(s, tokens, maxWaitMs - (nowOf(fiber) - start), fiber)
+      if (waiting === undefined) return Effect.void
+      return Effect.onError(restore(waiting), () =>
+        Effect.sync(() => {
+          slots.release(fiber)
         })
-      }
-      return Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeMillis()
-        return Effect.flatMap(restore(takeSlot(semaphore)), (taken) => {
-          if (!taken) return Effect.fail(noSlot(s))
-          s.inFlight++
-          const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
-          return Effect.ensuring(restore(Effect.zipRight(reserve(s, tokens, budget), use)), s.release)
-        })
-      })
+      )
     })
   }
 
-  /** {@link admitted} for streams: the slot is released when the enclosing scope closes. */
-  const admittedScoped = (s: ProviderLimiter, tokens: number): Effect.Effect<void, LlmError, Scope.Scope> => {
-    if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
-    const semaphore = s.semaphore
-    if (semaphore === undefined) return Effect.suspend(() => reserve(s, tokens, maxWaitMs))
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeMillis()
-        const slot = s.inFlight < s.maxConcurrency ? Effect.as(semaphore.take(1), true) : takeSlot(semaphore)
-        return Effect.flatMap(restore(slot), (taken) => {
-          if (!taken) return Effect.fail(noSlot(s))
-          s.inFlight++
-          const budget = maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)
-          return Effect.zipRight(Effect.addFinalizer(() => s.release), restore(reserve(s, tokens, budget)))
-        })
-      })
-    )
-  }
-
-  const settle = (s: ProviderLimiter, charged: number, usage: Usage): Effect.Effect<void> =>
-    s.tpm === undefined ? Effect.void : adjust(s.tpm, usedTokens(usage) - charged)
-
   const estimate = (s: ProviderLimiter, request: LlmRequest) =>
     s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
+
+  /**
+   * Passes a stream's chunks on and settles the tokens against the usage of its `Finish` event
+   * before handing it on (at once on the in-process store).
+   */
+  const settling = (tpm: Bucket, charged: number) => {
+    const reader: Channel.Channel<
+      Chunk.Chunk<LlmStreamEvent>,
+      Chunk.Chunk<LlmStreamEvent>,
+      LlmError,
+      LlmError,
+      unknown,
+      unknown
+    > = Channel.readWithCause({
+      onInput: (chunk: Chunk.Chunk<LlmStreamEvent>) => {
+        const usage = finishUsage(chunk)
+        if (usage !== undefined) {
+          if (bucketNow === undefined) {
+            return Channel.flatMap(Channel.fromEffect(adjust(tpm, usedTokens(usage) - charged)), () =>
+              Channel.flatMap(Channel.write(chunk), next)
+            )
+          }
+          const tokenBucket = bucketNow
+          const used = usedTokens(usage)
+          return Channel.flatMap(
+            Channel.fromEffect(
+              Effect.withFiberRuntime<void>((fiber) => {
+                adjustNow(tokenBucket, tpm, used - charged, nowOf(fiber))
+                return Effect.void
+              })
+            ),
+            () => Channel.flatMap(Channel.write(chunk), next)
+          )
+        }
+        return Channel.flatMap(Channel.write(chunk), next)
+      },
+      onFailure: Channel.failCause,
+      onDone: Channel.succeed
+    })
+    const next = () => reader
+    return reader
+  }
+
+  /**
+   * Runs an admitted call: settles its tokens against the usage it reports, pauses the provider on
+   * its 429, then gives its slot back (`held`), however it ends.
+   */
+  const run = (
+    s: ProviderLimiter,
+    tokens: number,
+    call: Effect.Effect<LlmResponse, LlmError>,
+    held: boolean,
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    restore: Restore
+  ): Effect.Effect<LlmResponse, LlmError> =>
+    Effect.matchCauseEffect(restore(call), {
+      onFailure(cause) {
+        const limited = pauseOf(cause)
+        if (limited === undefined) {
+          if (held) s.slots!.release(fiber)
+          return Effect.failCause(cause)
+        }
+        const failed = Effect.zipRight(restore(onProviderError(s, limited)), Effect.failCause(cause))
+        return held ? Effect.ensuring(failed, releaseOn(s.slots!, fiber)) : failed
+      },
+      onSuccess(response) {
+        const tpm = s.tpm
+        if (tpm === undefined || bucketNow !== undefined) {
+          if (held) s.slots!.release(fiber)
+          if (tpm !== undefined) adjustNow(bucketNow!, tpm, usedTokens(response.usage) - tokens, nowOf(fiber))
+          return Effect.succeed(response)
+        }
+        const settled = Effect.as(restore(adjust(tpm, usedTokens(response.usage) - tokens)), response)
+        return held ? Effect.ensuring(settled, releaseOn(s.slots!, fiber)) : settled
+      }
+    })
 
   return (service) => ({
     complete: (request) => {
       const s = limiterFor(request.provider ?? "default")
       const tokens = estimate(s, request)
+      if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
       const call = service.complete(request)
-      return admitted(
-        s,
-        tokens,
-        s.tpm === undefined
-          ? Effect.tapError(call, s.onError)
-          : Effect.tapBoth(call, { onFailure: s.onError, onSuccess: (response: LlmResponse) => settle(s, tokens, response.usage) })
+      return Effect.uninterruptibleMask((restore) =>
+        Effect.withFiberRuntime<LlmResponse, LlmError>((fiber) => {
+          const slots = s.slots
+          if (slots !== undefined && !slots.tryTake()) {
+            return Effect.flatMap(waitForSlot(s, slots, tokens, fiber, restore), () => run(s, tokens, call, true, fiber, restore))
+          }
+          const waiting = reserve(s, tokens, maxWaitMs, fiber)
+          if (waiting === undefined) return run(s, tokens, call, slots !== undefined, fiber, restore)
+          return Effect.matchCauseEffect(restore(waiting), {
+            onFailure(cause) {
+              if (slots !== undefined) slots.release(fiber)
+              return Effect.failCause(cause)
+            },
+            onSuccess() {
+              return run(s, tokens, call, slots !== undefined, fiber, restore)
+            }
+          })
+        })
       )
     },
     stream: (request) => {
       const s = limiterFor(request.provider ?? "default")
       const tokens = estimate(s, request)
-      // Per chunk, not per event: `Stream.tap` would run an Effect per event and split every chunk.
-      const events = service.stream(request).pipe(
-        Stream.mapChunksEffect((chunk) => {
-          for (const event of chunk) if (event._tag === "Finish") return Effect.as(settle(s, tokens, event.usage), chunk)
-          return Effect.succeed(chunk)
-        }),
-        Stream.tapError(s.onError)
+      if (s.tpm !== undefined && tokens > s.tpm.limit) return Stream.fail(overBudget(s, tokens))
+      const events = Stream.toChannel(service.stream(request))
+      return Stream.fromChannel(
+        Channel.suspend(() => {
+          // Per run of the stream: whether it holds a slot, released when the stream ends.
+          let held = false
+          const admission = Effect.uninterruptibleMask((restore) =>
+            Effect.withFiberRuntime<void, RateLimitError>((fiber) => {
+              const slots = s.slots
+              if (slots !== undefined && !slots.tryTake()) {
+                return Effect.map(waitForSlot(s, slots, tokens, fiber, restore), () => {
+                  held = true
+                })
+              }
+              held = slots !== undefined
+              const waiting = reserve(s, tokens, maxWaitMs, fiber)
+              return waiting === undefined ? Effect.void : restore(waiting)
+            })
+          )
+          const body = s.tpm === undefined ? events : Channel.pipeTo(events, settling(s.tpm, tokens))
+          // The slot is held until the stream ends, however it ends; a provider's 429 pauses the
+          // provider before the error is passed on.
+          return Channel.ensuringWith(Channel.unwrap(Effect.as(admission, body)), (exit) => {
+            const limited = Exit.isFailure(exit) ? pauseOf(exit.cause) : undefined
+            const release = held
+              ? Effect.withFiberRuntime<void>((fiber) => {
+                  held = false
+                  s.slots!.release(fiber)
+                  return Effect.void
+                })
+              : Effect.void
+            return limited === undefined ? release : Effect.ensuring(onProviderError(s, limited), release)
+          })
+        })
       )
-      // The slot is held until the stream ends: it is released by the stream's scope.
-      return Stream.unwrapScoped(Effect.as(admittedScoped(s, tokens), events))
     }
   })
 }

@@ -33,6 +33,7 @@ import { RateLimiter } from "@effect/experimental"
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Metric, Option, Redacted, type Scope } from "effect"
 import type * as LlmConfig from "./LlmConfig.js"
 import * as BlankIsUnset from "./internal/blankIsUnset.js"
+import * as MemoryStore from "./internal/memoryRateLimitStore.js"
 import * as RedisConnection from "./internal/redisRateLimitStore.js"
 
 /**
@@ -292,7 +293,8 @@ export const makeRedis = (
   })
 
 /**
- * The in-process store (`RateLimiter.layerStoreMemory`), with pauses kept in the process.
+ * The in-process store (the buckets of `RateLimiter.layerStoreMemory`, which `RateLimit` also
+ * reads without running an Effect), with pauses kept in the process.
  *
  * @example
  * import { Layer } from "effect"
@@ -304,7 +306,7 @@ export const makeRedis = (
  * @category Layers
  */
 export const layerMemory: Layer.Layer<RateLimiter.RateLimiterStore | SharedPauses> = Layer.merge(
-  RateLimiter.layerStoreMemory,
+  Layer.sync(RateLimiter.RateLimiterStore, MemoryStore.make),
   Layer.succeed(SharedPauses, localPauses)
 )
 
