@@ -38,9 +38,10 @@
  *
  * @since 0.1.0
  */
-import { Cause, Config, type ConfigError, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
+import { Cause, Channel, Config, type ConfigError, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
 import * as Llm from "./Llm.js"
 import { CircuitOpenError, type LlmError } from "./LlmError.js"
+import type { LlmResponse } from "./LlmRequest.js"
 import * as LocalRejection from "./internal/localRejection.js"
 
 /**
@@ -124,6 +125,13 @@ interface Circuit {
   probing: boolean
   /** Outcomes over the sliding window; only in failure-ratio mode. */
   readonly window: Window | undefined
+  /** Records the outcome of a call admitted while closed, built once per circuit. */
+  readonly onCall: {
+    readonly onFailure: (cause: Cause.Cause<LlmError>) => Effect.Effect<never, LlmError>
+    readonly onSuccess: (response: LlmResponse) => Effect.Effect<LlmResponse>
+  }
+  /** Records the end of a stream admitted while closed, built once per circuit. */
+  readonly onCallEnd: (exit: Exit.Exit<unknown, LlmError>) => Effect.Effect<void>
 }
 
 /**
@@ -204,7 +212,27 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
       let circuit = circuits.get(provider)
       if (circuit === undefined) {
         const window = ratio === undefined ? undefined : emptyWindow(buckets)
-        circuit = { provider, state: "closed", failures: 0, openedAt: 0, probing: false, window }
+        const created: Circuit = {
+          provider,
+          state: "closed",
+          failures: 0,
+          openedAt: 0,
+          probing: false,
+          window,
+          onCall: {
+            onFailure: (cause) => Effect.zipRight(record(created, "call", Exit.failCause(cause)), Effect.failCause(cause)),
+            onSuccess: (response) => {
+              // The common case settled at once: a success of a closed circuit counting failures.
+              if (created.state === "closed" && created.window === undefined) {
+                created.failures = 0
+                return Effect.succeed(response)
+              }
+              return Effect.as(healthy(created), response)
+            }
+          },
+          onCallEnd: (exit) => record(created, "call", exit)
+        }
+        circuit = created
         circuits.set(provider, circuit)
       }
       return circuit
@@ -323,16 +351,32 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
     const wrap = (service: Llm.Service): Llm.Service => ({
       complete: (request) => {
         const circuit = circuitFor(request.provider ?? "default")
-        return Effect.flatMap(admit(circuit), (admission) =>
-          Effect.onExit(service.complete(request), (exit) => record(circuit, admission, exit))
+        const call = service.complete(request)
+        // A closed circuit admits at once; its outcome is recorded uninterruptibly, as `onExit` does.
+        return Effect.suspend(() =>
+          circuit.state === "closed"
+            ? Effect.matchCauseEffect(call, circuit.onCall)
+            : Effect.flatMap(admit(circuit), (admission) => Effect.onExit(call, (exit) => record(circuit, admission, exit)))
         )
       },
       stream: (request) => {
         const circuit = circuitFor(request.provider ?? "default")
-        return Stream.unwrap(
-          Effect.map(admit(circuit), (admission) =>
-            Stream.ensuringWith(service.stream(request), (exit) => record(circuit, admission, exit as Exit.Exit<unknown, LlmError>))
-          )
+        const events = Stream.toChannel(service.stream(request))
+        return Stream.fromChannel(
+          Channel.suspend(() => {
+            if (circuit.state === "closed") return Channel.ensuringWith(events, circuit.onCallEnd)
+            // Per run: how the stream was admitted, recorded when it ends (however it ends).
+            let admission: Admission | undefined
+            return Channel.ensuringWith(
+              Channel.unwrap(
+                Effect.map(admit(circuit), (admitted) => {
+                  admission = admitted
+                  return events
+                })
+              ),
+              (exit) => (admission === undefined ? Effect.void : record(circuit, admission, exit))
+            )
+          })
         )
       }
     })
