@@ -144,22 +144,22 @@ const awaitWithin = <A, E>(
  * the fiber's clock). A timed-out attempt is interrupted and awaited before the failure.
  */
 const limitTo = <A, E>(self: Effect.Effect<A, E>, limit: Duration.Duration, onTimeout: () => E): Effect.Effect<A, E> =>
-  Effect.clockWith((clock) =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.withFiberRuntime<A, E>((parent) => {
-        const by = parent.id()
-        const attempt = Effect.fork(restore(self))
-        if (clock === liveClock) {
-          const startTimer = hostTimer(Duration.toMillis(limit))
-          return Effect.flatMap(attempt, (child) => restore(awaitWithin(child, by, startTimer, onTimeout)))
-        }
-        return Effect.flatMap(attempt, (child) =>
-          Effect.flatMap(Effect.forkDaemon(Effect.interruptible(clock.sleep(limit))), (sleeper) =>
-            restore(awaitWithin(child, by, fiberTimer(sleeper, by), onTimeout))
-          )
+  Effect.uninterruptibleMask((restore) =>
+    Effect.withFiberRuntime<A, E>((parent) => {
+      const by = parent.id()
+      // A daemon: the waiting fiber interrupts and awaits it whenever it stops waiting.
+      const attempt = Effect.forkDaemon(restore(self))
+      if (Context.get(parent.currentDefaultServices, Clock.Clock) === liveClock) {
+        const startTimer = hostTimer(Duration.toMillis(limit))
+        return Effect.flatMap(attempt, (child) => restore(awaitWithin(child, by, startTimer, onTimeout)))
+      }
+      const clock = Context.get(parent.currentDefaultServices, Clock.Clock)
+      return Effect.flatMap(attempt, (child) =>
+        Effect.flatMap(Effect.forkDaemon(Effect.interruptible(clock.sleep(limit))), (sleeper) =>
+          restore(awaitWithin(child, by, fiberTimer(sleeper, by), onTimeout))
         )
-      })
-    )
+      )
+    })
   )
 
 /**
