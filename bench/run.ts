@@ -5,7 +5,8 @@
  * moves them alike; medians and ratios go to `bench/results/latest.json` and `latest.md`.
  *
  * Environment: BENCH_ROUNDS (7), BENCH_CALLS (2000), BENCH_STREAM_EVENTS (2000),
- * BENCH_CONCURRENCY (1000), BENCH_RATE_SECONDS (22), BENCH_ONLY (comma list of case names).
+ * BENCH_CONCURRENCY (1000), BENCH_RATE_SECONDS (22), BENCH_ONLY (comma list of case names:
+ * overhead, stream, concurrency, rate, policies).
  */
 import { createOpenAI } from "@ai-sdk/openai"
 import { generateText, streamText } from "ai"
@@ -16,6 +17,7 @@ import OpenAI from "openai"
 import { Llm } from "../src/index.js"
 import type { LlmRequest } from "../src/index.js"
 import * as Live from "./live.js"
+import * as Policies from "./policies.js"
 import * as Sim from "./simulator.js"
 import { machine, median, percentile, round, settledHeap } from "./stats.js"
 
@@ -238,6 +240,12 @@ const main = async () => {
     ]
   }
 
+  if (enabled("policies")) {
+    console.log("case 6: CPU per policy, in process")
+    results.policies = await Policies.measure({ calls: 20_000, streams: 1_000, rounds: ROUNDS })
+    console.log(JSON.stringify(results.policies, null, 1))
+  }
+
   results.totalSeconds = round((performance.now() - started) / 1000, 1)
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true })
   writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify(results, null, 2) + "\n")
@@ -359,6 +367,10 @@ const markdown = (results: Record<string, unknown>): string => {
       )
     }
     lines.push("")
+  }
+  const policies = results.policies as Awaited<ReturnType<typeof Policies.measure>> | undefined
+  if (policies !== undefined) {
+    lines.push("**6. CPU per policy: each wrapper alone around an in-process provider, and the whole stack**", "", ...Policies.markdown(policies), "")
   }
   return lines.join("\n")
 }
