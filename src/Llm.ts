@@ -18,6 +18,7 @@
  */
 import { Context, Effect, Stream } from "effect"
 import * as Dispatch from "./internal/dispatch.js"
+import * as RequestCheck from "./internal/requestCheck.js"
 import type { LlmError } from "./LlmError.js"
 import * as LlmRequest from "./LlmRequest.js"
 
@@ -134,9 +135,24 @@ export const validated = (
         ? Effect.succeed(request.provider === name ? request : { ...request, provider: name })
         : Effect.fail(Dispatch.unknownProvider(name, configured))
     })
+  // The common valid request, routed to a configured provider, is passed on as decoded without
+  // any Effect of its own; anything else goes through the full decode and its error.
+  const resolved = (input: LlmRequest.LlmRequest): LlmRequest.LlmRequest | undefined => {
+    const request = RequestCheck.check(input)
+    if (request === undefined) return undefined
+    const name = request.provider ?? options.defaultProvider
+    if (!known.has(name)) return undefined
+    return request.provider === name ? request : { ...request, provider: name }
+  }
   return {
-    complete: (input) => Effect.flatMap(resolve(input), service.complete),
-    stream: (input) => Stream.unwrap(Effect.map(resolve(input), service.stream))
+    complete: (input) => {
+      const request = resolved(input)
+      return request === undefined ? Effect.flatMap(resolve(input), service.complete) : service.complete(request)
+    },
+    stream: (input) => {
+      const request = resolved(input)
+      return request === undefined ? Stream.unwrap(Effect.map(resolve(input), service.stream)) : service.stream(request)
+    }
   }
 }
 

@@ -21,6 +21,7 @@
  */
 import { Duration, Effect, ParseResult, Schema } from "effect"
 import { InvalidRequestError } from "./LlmError.js"
+import * as RequestCheck from "./internal/requestCheck.js"
 
 const nonEmptyString = (what: string) =>
   Schema.String.pipe(Schema.minLength(1, { message: () => `${what} must be a non-empty string` }))
@@ -333,6 +334,8 @@ const describeIssue = (issue: ParseResult.ArrayFormatterIssue): { field: string;
  * @category Validation
  */
 export const decode = (input: unknown, provider: string): Effect.Effect<LlmRequest, InvalidRequestError> => {
+  const checked = RequestCheck.check(input)
+  if (checked !== undefined) return Effect.succeed(checked)
   const result = decodeRequest(input)
   if (result._tag === "Right") return Effect.succeed(result.right)
   const [first] = ParseResult.ArrayFormatter.formatErrorSync(result.left)

@@ -168,3 +168,55 @@ describe("responses and stream events are Schemas", () => {
     expect(() => decode({ _tag: "Finish", text: "a" })).toThrow()
   })
 })
+
+describe("the quick check of common requests agrees with the schema", () => {
+  const decodeBySchema = Schema.decodeUnknownEither(LlmRequest.LlmRequest, { errors: "first", onExcessProperty: "error" })
+  /** Keys in order, all the way down, so a difference of field order shows. */
+  const shape = (value: unknown): unknown =>
+    Array.isArray(value)
+      ? value.map(shape)
+      : typeof value === "object" && value !== null && !Duration.isDuration(value)
+        ? Object.entries(value).map(([key, inner]) => [key, shape(inner)])
+        : value
+  const base = { provider: "openai", model: "gpt-4o", messages: [{ role: "user", content: "hi" }], maxTokens: 32 }
+  const fields: Record<string, ReadonlyArray<unknown>> = {
+    provider: ["openai", "", 1, undefined, null],
+    model: ["m", "", undefined, ["m"]],
+    messages: [
+      [{ role: "system", content: "s" }, { content: "u", role: "user" }],
+      [],
+      [{ role: "user", content: "" }],
+      [{ role: "user", content: "x", name: "n" }],
+      [{ role: "user" }],
+      [{ role: "robot", content: "x" }],
+      [null],
+      [, { role: "user", content: "x" }],
+      Object.assign([{ role: "user", content: "x" }], { extra: 1 }),
+      [{ role: "user", content: "x", [Symbol.for("s")]: 1 }],
+      "hi",
+      undefined
+    ],
+    temperature: [0, 2, 1.5, -0.1, 2.1, Number.NaN, Infinity, "1", undefined],
+    maxTokens: [1, 0, 1.5, -1, 2 ** 60, "5", undefined],
+    topP: [0, 1, 0.5, 1.1, Number.NaN, undefined],
+    stop: [[], ["a"], ["a", "b", "c", "d"], ["a", "b", "c", "d", "e"], [""], [1], "a", undefined],
+    timeout: [Duration.seconds(1), Duration.zero, Duration.millis(-1), 1000, undefined],
+    metadata: [{}, { a: "b" }, { a: 1 }, Object.create(null), [], { [Symbol.for("s")]: "x" }, undefined, "x"],
+    extra: [1, undefined]
+  }
+  const inputs: Array<unknown> = [base, { messages: base.messages }, null, "x", [], new (class { messages = base.messages })()]
+  for (const [field, values] of Object.entries(fields)) for (const value of values) inputs.push({ ...base, [field]: value })
+  inputs.push({ ...base, [Symbol.for("s")]: 1 })
+
+  it("decodes every input as the schema does, field order and all", () => {
+    for (const input of inputs) {
+      const expected = decodeBySchema(input)
+      const checked = Effect.runSync(Effect.either(LlmRequest.decode(input, "openai")))
+      expect(checked._tag).toBe(expected._tag)
+      if (expected._tag === "Right" && checked._tag === "Right") {
+        expect(shape(checked.right)).toEqual(shape(expected.right))
+        if (input !== null && typeof input === "object" && "timeout" in input) expect(checked.right.timeout).toBe(expected.right.timeout)
+      }
+    }
+  })
+})
