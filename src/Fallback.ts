@@ -148,27 +148,35 @@ export const make =
       return undefined
     }
 
+    // The targets tried are tracked from the first failure on: a call answered at once by its own
+    // provider costs one `catchAll`.
     return {
       complete: (request) =>
-        Effect.suspend(() => {
+        Effect.catchAll(service.complete(request), (first) => {
           const tried: Array<Target> = []
-          const attempt = (current: LlmRequest, from: number): Effect.Effect<LlmResponse, LlmError> =>
-            Effect.catchAll(service.complete(current), (error) => {
-              const step = next(request, error, tried, from)
-              return step === undefined ? Effect.fail(error) : Effect.zipRight(step.report, attempt(step.request, step.from))
-            })
-          return attempt(request, 0)
+          const fallBack = (error: LlmError, from: number): Effect.Effect<LlmResponse, LlmError> => {
+            const step = next(request, error, tried, from)
+            return step === undefined
+              ? Effect.fail(error)
+              : Effect.zipRight(step.report, Effect.catchAll(service.complete(step.request), (again) => fallBack(again, step.from)))
+          }
+          return fallBack(first, 0)
         }),
-      stream: (request) =>
-        Stream.suspend(() => {
-          const tried: Array<Target> = []
-          const attempt = (current: LlmRequest, from: number): Stream.Stream<LlmStreamEvent, LlmError> =>
-            recoverBeforeFirstEvent(service.stream(current), (error) => {
-              const step = next(request, error, tried, from)
-              return step === undefined ? undefined : Stream.unwrap(Effect.as(step.report, attempt(step.request, step.from)))
-            })
-          return attempt(request, 0)
-        })
+      stream: (request) => {
+        // Per run of the stream: the targets tried, from its first failure on.
+        const fallBack = (tried: Array<Target>, error: LlmError, from: number): Stream.Stream<LlmStreamEvent, LlmError> | undefined => {
+          const step = next(request, error, tried, from)
+          return step === undefined
+            ? undefined
+            : Stream.unwrap(
+                Effect.as(
+                  step.report,
+                  recoverBeforeFirstEvent(service.stream(step.request), (again) => fallBack(tried, again, step.from))
+                )
+              )
+        }
+        return recoverBeforeFirstEvent(service.stream(request), (first) => fallBack([], first, 0))
+      }
     }
   }
 
