@@ -11,6 +11,10 @@
  * Error messages that reach a span (and the caller) have secrets scrubbed: anything shaped like a
  * provider key or bearer token, and the values of the keys passed as `secrets`.
  *
+ * Spans are made only when the program runs with a tracer of its own (`@effect/opentelemetry`,
+ * `Effect.withTracer`): under Effect's built-in default tracer, which exports spans nowhere, none
+ * are made, so an untraced program does not pay for them.
+ *
  * @example
  * import { Effect, Layer } from "effect"
  * import { Llm, LlmMock, Retry, Tracing } from "@clearside/llm"

@@ -146,3 +146,38 @@ describe("Instrument: span and log line in one pass", () => {
     }).pipe(Effect.provide(logger), Logger.withMinimumLogLevel(LogLevel.Debug))
   })
 })
+
+describe("Instrument: spans only for a tracer that exports them", () => {
+  // What the provider sees as its parent span, if any.
+  const parentSeen = Effect.gen(function* () {
+    let seen: string | undefined = "not called"
+    const probe = Instrument.make(
+      {
+        complete: () =>
+          Effect.map(Effect.serviceOption(Tracer.ParentSpan), (parent) => {
+            seen = Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined
+            return { id: "1", provider: "openai", model: "m", content: "", finishReason: "stop" as const, usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 } }
+          }),
+        stream: () => Stream.empty
+      },
+      { level: "call", trace: true }
+    )
+    return { probe, seen: () => seen }
+  })
+
+  it.effect("makes no span under Effect's built-in tracer", () =>
+    Effect.gen(function* () {
+      const { probe, seen } = yield* parentSeen
+      yield* probe.complete(ask)
+      expect(seen()).toBeUndefined()
+    }))
+
+  it.effect("makes the call span under any other tracer", () =>
+    Effect.gen(function* () {
+      const { spans, tracer } = yield* recording
+      const { probe, seen } = yield* parentSeen
+      yield* probe.complete(ask).pipe(Effect.withTracer(tracer))
+      expect(seen()).toBe("chat gpt-4o-mini")
+      expect(spans.map((span) => span.name)).toEqual(["chat gpt-4o-mini"])
+    }))
+})

@@ -15,6 +15,7 @@ import {
   Cause,
   Clock,
   Context,
+  DefaultServices,
   Effect,
   type Exit,
   type Fiber,
@@ -234,6 +235,13 @@ export interface Options {
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
 }
 
+/**
+ * Effect's own default tracer, which keeps spans in memory and exports them nowhere. Under it no
+ * spans are made at all: nobody could read them, and making them costs more than the rest of a call's
+ * bookkeeping. Any other tracer (`@effect/opentelemetry`, a test's recorder) gets every span.
+ */
+const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
 // No stack trace per span: capturing one costs more than the rest of the span.
 const spanOptions = (attributes: Record<string, unknown>) =>
   ({ kind: "client", attributes, captureStackTrace: false }) as const
@@ -321,7 +329,7 @@ export const make = (service: Llm.Service, options: Options): Llm.Service => {
         start
       })
     }
-    if (!trace) return finish(undefined)
+    if (!trace || fiber.currentTracer === builtInTracer) return finish(undefined)
     const request = begun.request
     const attributes = requestAttributes(request)
     if (level === "attempt") attributes["llm.attempt.number"] = begun.attempt
