@@ -53,7 +53,7 @@ import {
   Duration,
   Effect,
   Exit,
-  type Fiber,
+  Fiber,
   FiberRef,
   Layer,
   Option,
@@ -627,6 +627,27 @@ const limiter = (
         Channel.suspend(() => {
           // Per run of the stream: whether it holds a slot, released when the stream ends.
           let held = false
+          const end = (exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> => {
+            const limited = Exit.isFailure(exit) ? pauseOf(exit.cause) : undefined
+            const release = held
+              ? Effect.withFiberRuntime<void>((fiber) => {
+                  held = false
+                  s.slots!.release(fiber)
+                  return Effect.void
+                })
+              : Effect.void
+            return limited === undefined ? release : Effect.ensuring(onProviderError(s, limited), release)
+          }
+          const body = s.tpm === undefined ? events : Channel.pipeTo(events, settling(s.tpm, tokens))
+          // Admitted at once when a slot is free: the slot is taken and its finalizer registered in
+          // one synchronous step of the stream's executor, so nothing can interrupt in between.
+          const current = Fiber.getCurrentFiber()
+          const slotsNow = s.slots
+          if (current._tag === "Some" && (slotsNow === undefined || slotsNow.tryTake())) {
+            held = slotsNow !== undefined
+            const waiting = reserve(s, tokens, maxWaitMs, current.value)
+            return Channel.ensuringWith(waiting === undefined ? body : Channel.unwrap(Effect.as(waiting, body)), end)
+          }
           const admission = Effect.uninterruptibleMask((restore) =>
             Effect.withFiberRuntime<void, RateLimitError>((fiber) => {
               const slots = s.slots
@@ -640,20 +661,9 @@ const limiter = (
               return waiting === undefined ? Effect.void : restore(waiting)
             })
           )
-          const body = s.tpm === undefined ? events : Channel.pipeTo(events, settling(s.tpm, tokens))
           // The slot is held until the stream ends, however it ends; a provider's 429 pauses the
           // provider before the error is passed on.
-          return Channel.ensuringWith(Channel.unwrap(Effect.as(admission, body)), (exit) => {
-            const limited = Exit.isFailure(exit) ? pauseOf(exit.cause) : undefined
-            const release = held
-              ? Effect.withFiberRuntime<void>((fiber) => {
-                  held = false
-                  s.slots!.release(fiber)
-                  return Effect.void
-                })
-              : Effect.void
-            return limited === undefined ? release : Effect.ensuring(onProviderError(s, limited), release)
-          })
+          return Channel.ensuringWith(Channel.unwrap(Effect.as(admission, body)), end)
         })
       )
     }
