@@ -5,11 +5,10 @@
  * as microseconds added to the bare provider, per `complete` call and per 2,001-event stream of 21
  * chunks.
  */
-import { RateLimiter } from "@effect/experimental"
 import { Chunk, Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Stream } from "effect"
 import { performance } from "node:perf_hooks"
 import type { LlmRequest } from "../src/index.js"
-import { CircuitBreaker, Fallback, Llm, LlmLive, Logging, Pricing, RateLimit, Retry, Timeout, Tracing, Usage } from "../src/index.js"
+import { CircuitBreaker, Fallback, Llm, LlmLive, Logging, Pricing, RateLimit, RateLimitStore, Retry, Timeout, Tracing, Usage } from "../src/index.js"
 import { median, round } from "./stats.js"
 
 const usage = { inputTokens: 10, outputTokens: 5, totalTokens: 15 }
@@ -47,7 +46,7 @@ export const measure = async (options: { readonly calls: number; readonly stream
   // Info lines are formatted (logfmt) and dropped, as in the other cases.
   const discard = Logger.map(Logger.logfmtLogger, () => undefined)
   const runtime = ManagedRuntime.make(
-    Layer.mergeAll(RateLimiter.layerStoreMemory, Logger.replace(Logger.defaultLogger, discard), Logger.minimumLogLevel(LogLevel.Info))
+    Layer.mergeAll(RateLimitStore.layerMemory, Logger.replace(Logger.defaultLogger, discard), Logger.minimumLogLevel(LogLevel.Info))
   )
   const prices = Pricing.defaults
   const limit = await runtime.runPromise(RateLimit.make(limits))

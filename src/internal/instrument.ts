@@ -21,6 +21,8 @@ import {
   type Fiber,
   FiberRef,
   HashMap,
+  HashSet,
+  Inspectable,
   LogLevel,
   Option,
   type Redacted,
@@ -198,20 +200,37 @@ const logFields = (options: LogOptions, level: Level, scrub: Redaction.Scrub) =>
   }
 }
 
-// The line's fields become log annotations for this one line. This runs in a finalizer
-// (uninterruptible), so setting and restoring the annotations needs no `locally`.
-const emit = (message: string, logLevel: LogLevel.LogLevel, fields: Record<string, unknown>): Effect.Effect<void> =>
-  Effect.flatMap(FiberRef.get(FiberRef.currentLogAnnotations), (saved) =>
-    Effect.zipRight(
-      FiberRef.set(
-        FiberRef.currentLogAnnotations,
-        HashMap.mutate(saved, (annotations) => {
-          for (const key in fields) HashMap.set(annotations, key, fields[key])
-        })
-      ),
-      Effect.zipRight(Effect.logWithLevel(logLevel, message), FiberRef.set(FiberRef.currentLogAnnotations, saved))
-    )
-  )
+/**
+ * Hands one line to the fiber's loggers, with its fields added to the fiber's log annotations, as
+ * `Effect.logWithLevel` inside `Effect.annotateLogs` would; synchronously, without changing any
+ * fiber ref (the level was checked when the call started).
+ */
+const emit = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  clock: Clock.Clock,
+  logLevel: LogLevel.LogLevel,
+  message: string,
+  fields: Record<string, unknown>
+): void => {
+  const loggers = fiber.getFiberRef(FiberRef.currentLoggers)
+  if (HashSet.size(loggers) === 0) return
+  const context = fiber.getFiberRefs()
+  const options = {
+    fiberId: fiber.id(),
+    logLevel,
+    message,
+    cause: Cause.empty,
+    context,
+    spans: fiber.getFiberRef(FiberRef.currentLogSpan),
+    annotations: HashMap.mutate(fiber.getFiberRef(FiberRef.currentLogAnnotations), (annotations) => {
+      for (const key in fields) HashMap.set(annotations, key, fields[key])
+    }),
+    date: new Date(clock.unsafeCurrentTimeMillis())
+  }
+  Inspectable.withRedactableContext(context, () => {
+    for (const logger of loggers) logger.log(options)
+  })
+}
 
 // ---------------------------------------------------------------------------------------------
 // The instrument
@@ -358,7 +377,10 @@ export const make = (service: Llm.Service, options: Options): Llm.Service => {
       attempt: started.attempt,
       call: started.call
     })
-    return emit(message, logLevel, fields)
+    return Effect.withFiberRuntime((fiber) => {
+      emit(fiber, started.clock, logLevel, message, fields)
+      return Effect.void
+    })
   }
 
   return {
