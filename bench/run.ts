@@ -4,7 +4,7 @@
  * interleaved with its baselines in rounds (the order rotates every round) so a noisy machine
  * moves them alike; medians and ratios go to `bench/results/latest.json` and `latest.md`.
  *
- * Environment: BENCH_ROUNDS (7), BENCH_CALLS (2000), BENCH_STREAM_EVENTS (2000),
+ * Environment: BENCH_ROUNDS (7), BENCH_STREAM_ROUNDS (15), BENCH_CALLS (2000), BENCH_STREAM_EVENTS (2000),
  * BENCH_CONCURRENCY (1000), BENCH_RATE_SECONDS (22), BENCH_ONLY (comma list of case names:
  * overhead, stream, concurrency, rate, policies).
  */
@@ -26,6 +26,9 @@ const env = (name: string, fallback: number) => {
   return Number.isFinite(value) && value > 0 ? value : fallback
 }
 const ROUNDS = env("BENCH_ROUNDS", 7)
+// A stream sample is short (8 streams, about a quarter of a second), so more of them are cheap and
+// steady the median on a noisy machine.
+const STREAM_ROUNDS = env("BENCH_STREAM_ROUNDS", 15)
 const CALLS = env("BENCH_CALLS", 2000)
 const STREAM_EVENTS = env("BENCH_STREAM_EVENTS", 2000)
 const STREAMS_PER_ROUND = env("BENCH_STREAMS_PER_ROUND", 8)
@@ -78,7 +81,7 @@ const summary = (times: Record<string, Array<number>>, baseline: string, perOp: 
 
 const main = async () => {
   const started = performance.now()
-  const results: Record<string, unknown> = { machine: machine(), settings: { ROUNDS, CALLS, STREAM_EVENTS, STREAMS_PER_ROUND, CONCURRENCY, RATE_SECONDS } }
+  const results: Record<string, unknown> = { machine: machine(), settings: { ROUNDS, STREAM_ROUNDS, CALLS, STREAM_EVENTS, STREAMS_PER_ROUND, CONCURRENCY, RATE_SECONDS } }
   const sim = await Sim.spawn()
   const baseURL = `${sim.url}/v1`
   console.log(`simulator pid ${sim.pid} at ${sim.url}`)
@@ -161,11 +164,11 @@ const main = async () => {
     const repeat = (run: () => Promise<void>) => timed(async () => {
       for (let i = 0; i < STREAMS_PER_ROUND; i++) await run()
     })
-    console.log(`case 2+5: ${STREAMS_PER_ROUND} streams of ${STREAM_EVENTS} events x ${ROUNDS} rounds`)
+    console.log(`case 2+5: ${STREAMS_PER_ROUND} streams of ${STREAM_EVENTS} events x ${STREAM_ROUNDS} rounds`)
     for (const warm of [libStream, sdkStream, peerStream]) await warm()
     const times = await interleave(
       { llmLive: () => repeat(libStream), openaiSdk: () => repeat(sdkStream), aiSdk: () => repeat(peerStream) },
-      ROUNDS,
+      STREAM_ROUNDS,
       () => sim.reset()
     )
     results.stream = {
