@@ -6,11 +6,12 @@
  * `@effect/experimental`'s `RateLimiter`: a full minute's budget may be spent at once, then it
  * refills evenly (`rpm: 60` admits 60 calls at once, then one a second; `burst` sets how many
  * go at once). The buckets live in a
- * `RateLimiter.RateLimiterStore` the caller provides: `RateLimiter.layerStoreMemory` for one
- * process, or the Redis store (`@effect/experimental/RateLimiter/Redis`) to share limits between
- * processes, without changing any caller. The limiter calls the store's token-bucket operation
- * directly (as `RateLimiter.consume` does), with each provider's refill rate computed once. Calls
- * in flight are capped with a `Semaphore`.
+ * `RateLimiter.RateLimiterStore` the caller provides: `RateLimitStore.layerMemory` for one
+ * process (read and settled without running an Effect), `RateLimitStore.layerRedis` to share limits
+ * between processes, or any other store, without changing any caller. The limiter calls the
+ * store's token-bucket operation directly (as `RateLimiter.consume` does), with each provider's
+ * refill rate computed once. Calls in flight are capped with a counter of free slots and a queue of
+ * waiters.
  *
  * - A caller without capacity waits for it, up to `maxWait` (default 30 s); when the wait would be
  *   longer it fails at once with a local `RateLimitError` whose `retryAfter` says when capacity
