@@ -296,14 +296,22 @@ export const make = (service: Llm.Service, options: Options): Llm.Service => {
   const collectText = level === "call" && options.log?.bodies === true
   const trace = options.trace === true
 
-  /** Numbers the call or attempt, and opens the span (synchronously, in the caller's fiber). */
-  const begin = (fiber: Fiber.RuntimeFiber<unknown, unknown>, request: LlmRequest.LlmRequest, omitScope: boolean) => {
+  /**
+   * Numbers the call or attempt and opens the span, synchronously in the caller's fiber, then runs
+   * `use` with what was decided.
+   */
+  const begin = <A, E, R>(
+    fiber: Fiber.RuntimeFiber<unknown, unknown>,
+    request: LlmRequest.LlmRequest,
+    omitScope: boolean,
+    use: (started: Started) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> => {
     const callerContext = fiber.currentContext
     let call = callOf(callerContext)
     /** A call this instrument opens, to put in the inner service's context. */
     let opened: CallState | undefined
-    /** Whether this instrument numbered the attempt, and so clears it when the attempt ends. */
-    let numbered = false
+    /** The call whose attempt this instrument numbers, and so clears when the attempt ends. */
+    let numbered: CallState | undefined
     let attempt = 0
     if (level === "call") {
       if (call === undefined) call = opened = { attempts: 0, attempt: 0, totals: Accumulator.empty() }
@@ -313,47 +321,27 @@ export const make = (service: Llm.Service, options: Options): Llm.Service => {
       attempt = call.attempt
     } else {
       attempt = call.attempt = ++call.attempts
-      numbered = true
+      numbered = call
     }
     const logging =
       fieldsOf !== undefined && !LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), logLevel)
-    return { attempt, call, opened, numbered, callerContext, logging, omitScope, request }
-  }
-
-  const withSpan = <A, E, R>(
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    begun: ReturnType<typeof begin>,
-    use: (started: Started) => Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E, R> => {
-    const services = fiber.currentDefaultServices
-    const clock = Context.get(services, Clock.Clock)
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
-    const start = begun.logging ? clock.unsafeCurrentTimeNanos() : 0n
-    const finish = (span: Tracer.Span | undefined) => {
+    const start = logging ? clock.unsafeCurrentTimeNanos() : 0n
+    const withSpan = (span: Tracer.Span | undefined) => {
       let context: Context.Context<never> | undefined
-      if (span !== undefined || begun.opened !== undefined) {
-        context = begun.omitScope ? Context.omit(Scope.Scope)(begun.callerContext) : begun.callerContext
+      if (span !== undefined || opened !== undefined) {
+        context = omitScope ? Context.omit(Scope.Scope)(callerContext) : callerContext
         if (span !== undefined) context = Context.add(context, Tracer.ParentSpan, span)
-        if (begun.opened !== undefined) context = Context.add(context, CurrentCall, begun.opened)
+        if (opened !== undefined) context = Context.add(context, CurrentCall, opened)
       }
-      return use({
-        attempt: begun.attempt,
-        call: begun.call,
-        numbered: begun.numbered ? begun.call : undefined,
-        context,
-        span,
-        logging: begun.logging,
-        clock,
-        timing,
-        start
-      })
+      return use({ attempt, call, numbered, context, span, logging, clock, timing, start })
     }
-    if (!trace || fiber.currentTracer === builtInTracer) return finish(undefined)
-    const request = begun.request
+    if (!trace || fiber.currentTracer === builtInTracer) return withSpan(undefined)
     const attributes = requestAttributes(request)
-    if (level === "attempt") attributes["llm.attempt.number"] = begun.attempt
+    if (level === "attempt") attributes["llm.attempt.number"] = attempt
     const name = level === "call" ? spanName(request) : "llm.attempt"
-    return Effect.flatMap(Effect.makeSpan(name, spanOptions(attributes)), finish)
+    return Effect.flatMap(Effect.makeSpan(name, spanOptions(attributes)), withSpan)
   }
 
   const end = (
@@ -386,7 +374,7 @@ export const make = (service: Llm.Service, options: Options): Llm.Service => {
   return {
     complete: (request) =>
       Effect.withFiberRuntime((fiber) =>
-        withSpan(fiber, begin(fiber, request, false), (started) => {
+        begin(fiber, request, false, (started) => {
           const numbered = started.numbered
           const inner = Effect.mapError(service.complete(request), scrubbed)
           const observed =
@@ -414,7 +402,7 @@ export const make = (service: Llm.Service, options: Options): Llm.Service => {
     stream: (request) =>
       Stream.unwrap(
         Effect.withFiberRuntime((fiber) =>
-          withSpan(fiber, begin(fiber, request, true), (started) => {
+          begin(fiber, request, true, (started) => {
             const inner = Stream.mapError(service.stream(request), scrubbed)
             const run = started.context === undefined ? inner : Stream.provideContext(inner, started.context)
             const numbered = started.numbered
