@@ -20,20 +20,7 @@ import type * as LlmRequest from "../src/LlmRequest.js"
 import * as Logging from "../src/Logging.js"
 import * as Retry from "../src/Retry.js"
 import * as Tracing from "../src/Tracing.js"
-
-// A tracer that keeps every span Effect's own tracer makes.
-const recording = Effect.map(Effect.tracer, (native) => {
-  const spans: Array<Tracer.Span> = []
-  const tracer = Tracer.make({
-    span: (...args) => {
-      const span = native.span(...args)
-      spans.push(span)
-      return span
-    },
-    context: (f, fiber) => native.context(f, fiber)
-  })
-  return { spans, tracer }
-})
+import { recording } from "./recordingTracer.js"
 
 interface Line {
   readonly message: string

@@ -1,24 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Stream, TestClock, Tracer } from "effect"
+import type { Tracer } from "effect";
+import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import * as Llm from "../src/Llm.js"
 import * as LlmMock from "../src/LlmMock.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
 import * as Retry from "../src/Retry.js"
 import * as Tracing from "../src/Tracing.js"
-
-// A tracer that keeps every span Effect's own tracer makes.
-const recording = Effect.map(Effect.tracer, (native) => {
-  const spans: Array<Tracer.Span> = []
-  const tracer = Tracer.make({
-    span: (...args) => {
-      const span = native.span(...args)
-      spans.push(span)
-      return span
-    },
-    context: (f, fiber) => native.context(f, fiber)
-  })
-  return { spans, tracer }
-})
+import { recording } from "./recordingTracer.js"
 
 const named = (spans: ReadonlyArray<Tracer.Span>, name: string) => spans.filter((span) => span.name === name)
 
