@@ -149,11 +149,11 @@ const limitTo = <A, E>(self: Effect.Effect<A, E>, limit: Duration.Duration, onTi
       const by = parent.id()
       // A daemon: the waiting fiber interrupts and awaits it whenever it stops waiting.
       const attempt = Effect.forkDaemon(restore(self))
-      if (Context.get(parent.currentDefaultServices, Clock.Clock) === liveClock) {
+      const clock = Context.get(parent.currentDefaultServices, Clock.Clock)
+      if (clock === liveClock) {
         const startTimer = hostTimer(Duration.toMillis(limit))
         return Effect.flatMap(attempt, (child) => restore(awaitWithin(child, by, startTimer, onTimeout)))
       }
-      const clock = Context.get(parent.currentDefaultServices, Clock.Clock)
       return Effect.flatMap(attempt, (child) =>
         Effect.flatMap(Effect.forkDaemon(Effect.interruptible(clock.sleep(limit))), (sleeper) =>
           restore(awaitWithin(child, by, fiberTimer(sleeper, by), onTimeout))
