@@ -24,10 +24,12 @@
  *
  * @since 0.1.0
  */
-import { Config, ConfigError, Effect, Either, Layer, Stream } from "effect"
+import type { Stream } from "effect"
+import { Config, ConfigError, Effect, Either, Layer } from "effect"
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
 import type { LlmRequest, LlmResponse, LlmStreamEvent } from "./LlmRequest.js"
+import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import { recoverBeforeFirstEvent } from "./internal/streamFirstEvent.js"
 
 /**
@@ -168,7 +170,7 @@ export const make =
           const step = next(request, error, tried, from)
           return step === undefined
             ? undefined
-            : Stream.unwrap(
+            : StreamUnwrap.unwrap(
                 Effect.as(
                   step.report,
                   recoverBeforeFirstEvent(service.stream(step.request), (again) => fallBack(tried, again, step.from))

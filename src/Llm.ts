@@ -16,7 +16,9 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Stream } from "effect"
+import type { Stream } from "effect"
+import { Context, Effect } from "effect"
+import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import * as Dispatch from "./internal/dispatch.js"
 import * as RequestCheck from "./internal/requestCheck.js"
 import type { LlmError } from "./LlmError.js"
@@ -101,7 +103,7 @@ export const complete = (
 export const stream = (
   request: LlmRequest.LlmRequest
 ): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError, Llm> =>
-  Stream.unwrap(Effect.map(Llm, (llm) => llm.stream(request)))
+  StreamUnwrap.unwrap(Effect.map(Llm, (llm) => llm.stream(request)))
 
 /**
  * Validates every request before `service` sees it: a bad request fails with an
@@ -151,7 +153,7 @@ export const validated = (
     },
     stream: (input) => {
       const request = resolved(input)
-      return request === undefined ? Stream.unwrap(Effect.map(resolve(input), service.stream)) : service.stream(request)
+      return request === undefined ? StreamUnwrap.unwrap(Effect.map(resolve(input), service.stream)) : service.stream(request)
     }
   }
 }

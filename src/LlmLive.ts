@@ -23,7 +23,7 @@
  * @since 0.1.0
  */
 import type { RateLimiter } from "@effect/experimental"
-import type { Redacted } from "effect";
+import type { Redacted } from "effect"
 import { type Duration, ConfigError, Effect, Layer, Option } from "effect"
 import * as Anthropic from "./Anthropic.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"

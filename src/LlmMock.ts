@@ -38,6 +38,7 @@
 import { Context, Duration, Effect, Layer, Stream } from "effect"
 import * as Llm from "./Llm.js"
 import { classes as errorClasses, InvalidRequestError, type LlmError } from "./LlmError.js"
+import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import type * as LlmRequest from "./LlmRequest.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -513,7 +514,7 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
     )
 
   const stream = (request: LlmRequest.LlmRequest): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
-    Stream.unwrap(
+    StreamUnwrap.unwrap(
       Effect.map(take("stream", request), ({ provider, step }): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> => {
         const timing: Timing = step.options
         const start = pause(latencyOf(timing))

@@ -24,6 +24,7 @@ import { Config, type ConfigError, Duration, Effect, Layer, Schedule, Stream } f
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
 import type { LlmStreamEvent } from "./LlmRequest.js"
+import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import * as LocalRejection from "./internal/localRejection.js"
 import { recoverBeforeFirstEvent } from "./internal/streamFirstEvent.js"
 
@@ -167,7 +168,7 @@ export const make =
               () => Effect.fail(error)
             )
           const attempt: Stream.Stream<LlmStreamEvent, LlmError> = recoverBeforeFirstEvent(service.stream(request), (error) =>
-            Stream.unwrap(Effect.as(delay(error), Stream.suspend(() => attempt)))
+            StreamUnwrap.unwrap(Effect.as(delay(error), Stream.suspend(() => attempt)))
           )
           return attempt
         })

@@ -58,6 +58,7 @@ import {
   Option,
   Stream
 } from "effect"
+import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import * as Instrument from "./internal/instrument.js"
 import * as Accumulator from "./internal/usageAccumulator.js"
 import * as Llm from "./Llm.js"
@@ -573,7 +574,7 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
         })
       }),
     stream: (request) =>
-      Stream.unwrap(
+      StreamUnwrap.unwrap(
         // The call is read when the stream opens: its finalizer may run outside the caller's context.
         Effect.withFiberRuntime((fiber) => {
           const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)

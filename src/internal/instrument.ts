@@ -34,6 +34,7 @@ import type * as Llm from "../Llm.js"
 import type { LlmError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
 import * as Pricing from "../Pricing.js"
+import * as StreamUnwrap from "./streamUnwrap.js"
 import * as Redaction from "./redaction.js"
 import * as Accumulator from "./usageAccumulator.js"
 
@@ -400,7 +401,7 @@ export const make = (service: Llm.Service, options: Options): Llm.Service => {
         })
       ),
     stream: (request) =>
-      Stream.unwrap(
+      StreamUnwrap.unwrap(
         Effect.withFiberRuntime((fiber) =>
           begin(fiber, request, true, (started) => {
             const inner = Stream.mapError(service.stream(request), scrubbed)
