@@ -150,7 +150,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
       const body = AnthropicWire.streamBody(request, model, maxTokens)
       return SdkCall.stream(
         caller,
-        (signal) => client.messages.create(body, { signal }),
+        (signal) => client.messages.create(body, { signal }).asResponse(),
         () => AnthropicWire.streamState(providerName, model),
         limits
       )

@@ -221,6 +221,19 @@ describe("wire mapping", () => {
     expect(state.emitted()).toBe(2)
   })
 
+  it("stream events are read as the SDK reads them: pings and unnamed events skipped, error events thrown", () => {
+    const state = AnthropicWire.streamState("anthropic", "claude")
+    expect(state.decode({ event: "message_stop", data: '{"type":"message_stop"}' })).toStrictEqual({ type: "message_stop" })
+    expect(state.decode({ event: "ping", data: '{"type":"ping"}' })).toBeUndefined()
+    expect(state.decode({ event: undefined, data: '{"type":"message_stop"}' })).toBeUndefined()
+    expect(state.decode({ event: "content_block_stop", data: "" })).toBeUndefined()
+    const body = { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }
+    expect(() => state.decode({ event: "error", data: JSON.stringify(body) })).toThrow(expect.objectContaining({ body }))
+    expect(() => state.decode({ event: "error", data: "upstream gone" })).toThrow(expect.objectContaining({ body: "upstream gone" }))
+    expect(() => state.decode({ event: "error", data: "null" })).toThrow(expect.objectContaining({ body: "null" }))
+    expect(() => state.decode({ event: "message_start", data: "{cut" })).toThrow(SyntaxError)
+  })
+
   it("a body that is an error object maps like an error event", () => {
     const result = AnthropicWire.response(
       { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },

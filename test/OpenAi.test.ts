@@ -173,6 +173,18 @@ describe("wire mapping", () => {
     expect(OpenAiWire.usage(null)).toBeUndefined()
   })
 
+  it("stream events are read as the SDK reads them: nothing after [DONE], Assistants events skipped, error chunks thrown", () => {
+    const state = OpenAiWire.streamState("openai", "gpt-4o-mini")
+    expect(state.decode({ event: undefined, data: '{"id":"c","choices":[]}' })).toStrictEqual({ id: "c", choices: [] })
+    expect(state.decode({ event: "thread.run.created", data: "{}" })).toBeUndefined()
+    expect(() => state.decode({ event: undefined, data: '{"error":{"type":"server_error"}}' })).toThrow(
+      expect.objectContaining({ body: { type: "server_error" } })
+    )
+    expect(() => state.decode({ event: undefined, data: "{not json" })).toThrow(SyntaxError)
+    expect(state.decode({ event: undefined, data: "[DONE]" })).toBeUndefined()
+    expect(state.decode({ event: undefined, data: '{"id":"late"}' })).toBeUndefined()
+  })
+
   it("a stream with a finish reason but no usage finishes with zero usage", () => {
     const state = OpenAiWire.streamState("openai", "gpt-4o-mini")
     expect(state.onEvent({ id: "c", choices: [{ delta: { content: "hi" }, finish_reason: null }] })).toStrictEqual({

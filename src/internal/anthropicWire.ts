@@ -10,6 +10,7 @@ import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.
 import type * as LlmRequest from "../LlmRequest.js"
 import * as ProviderErrors from "./providerErrors.js"
 import type * as SdkCall from "./sdkCall.js"
+import * as ServerSentEvents from "./serverSentEvents.js"
 
 /**
  * The Messages body. `temperature` and `top_p` are still accepted by the API (the SDK's types no
@@ -169,6 +170,14 @@ export const response = (
   })
 }
 
+const errorEventBody = (data: string): unknown => {
+  try {
+    return (JSON.parse(data) as unknown) ?? data
+  } catch {
+    return data
+  }
+}
+
 /**
  * Per-stream state: turns events into `TextDelta`s and, at the end, the one `Finish` (a
  * `ConnectionError` when the stream ended before `message_stop`).
@@ -198,6 +207,13 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
     return { _tag: "TextDelta", text: value }
   }
   return {
+    // As the SDK reads them: pings and unnamed events skipped, an `error` event is the provider's
+    // error (its data as JSON, or as text when it is not).
+    decode: (message) => {
+      if (message.event === undefined || message.event === "ping") return undefined
+      if (message.event === "error") throw new ServerSentEvents.ErrorEvent(errorEventBody(message.data))
+      return message.data === "" ? undefined : (JSON.parse(message.data) as unknown)
+    },
     onEvent: (event) => {
       if (!Predicate.isRecord(event)) return undefined
       switch (event.type) {

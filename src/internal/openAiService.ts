@@ -82,7 +82,7 @@ export const make = (settings: Settings): Llm.Service => {
     const body = OpenAiWire.streamBody(request, model, settings.maxTokensField)
     return SdkCall.stream(
       caller,
-      (signal) => client.chat.completions.create(body, { signal }),
+      (signal) => client.chat.completions.create(body, { signal }).asResponse(),
       () => OpenAiWire.streamState(provider, model),
       limits
     )

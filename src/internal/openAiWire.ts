@@ -11,6 +11,7 @@ import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.
 import type * as LlmRequest from "../LlmRequest.js"
 import * as ProviderErrors from "./providerErrors.js"
 import type * as SdkCall from "./sdkCall.js"
+import * as ServerSentEvents from "./serverSentEvents.js"
 
 /**
  * Which body field carries `maxTokens`: OpenAI's own API wants `max_completion_tokens` (its reasoning
@@ -172,7 +173,21 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
   let reason: LlmRequest.FinishReason | undefined
   let reported: LlmRequest.Usage | undefined
   let emitted = 0
+  let done = false
   return {
+    // As the SDK reads them: nothing after `[DONE]`, Assistants events skipped, and a chunk with an
+    // `error` is the provider's error.
+    decode: (message) => {
+      if (done) return undefined
+      if (message.data.startsWith("[DONE]")) {
+        done = true
+        return undefined
+      }
+      if (message.event?.startsWith("thread.") === true) return undefined
+      const chunk: unknown = JSON.parse(message.data)
+      if (Predicate.isRecord(chunk) && Predicate.isTruthy(chunk.error)) throw new ServerSentEvents.ErrorEvent(chunk.error)
+      return chunk
+    },
     onEvent: (chunk) => {
       if (!Predicate.isRecord(chunk)) return undefined
       if (id === "" && typeof chunk.id === "string") id = chunk.id

@@ -12,6 +12,7 @@ import type * as LlmRequest from "../LlmRequest.js"
 import type * as NativeLimits from "./nativeLimits.js"
 import { maxTimerMillis } from "./nativeLimits.js"
 import * as ProviderErrors from "./providerErrors.js"
+import * as ServerSentEvents from "./serverSentEvents.js"
 
 /**
  * Who is calling, for error messages, and which key to keep out of them.
@@ -24,12 +25,15 @@ export interface Caller {
   readonly sdk: ProviderErrors.SdkErrors
 }
 
-const failWith = (caller: Caller, cause: unknown, textEmitted: number) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    Effect.fail(
-      ProviderErrors.fromCause(cause, { provider: caller.provider, secret: caller.secret, now, textEmitted }, caller.sdk)
+const failWith = (caller: Caller, cause: unknown, textEmitted: number, headers?: Headers) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const context = { provider: caller.provider, secret: caller.secret, now, textEmitted }
+    return Effect.fail(
+      cause instanceof ServerSentEvents.ErrorEvent
+        ? ProviderErrors.fromErrorEvent(cause.body, headers, context)
+        : ProviderErrors.fromCause(cause, context, caller.sdk)
     )
-  )
+  })
 
 const started = <A>(run: (signal: AbortSignal) => Promise<A>, signal: AbortSignal): Promise<A> => {
   try {
@@ -102,6 +106,12 @@ export const request = <A, B>(
  * @internal
  */
 export interface StreamState<Event> {
+  /**
+   * The provider's event in one server-sent event, or `undefined` for one to skip. Throws a
+   * `SyntaxError` for data that is not JSON and an `ErrorEvent` for an error the provider reports
+   * in the stream.
+   */
+  readonly decode: (message: ServerSentEvents.Message) => Event | undefined
   readonly onEvent: (event: Event) => LlmRequest.TextDelta | undefined
   readonly finish: () => Either.Either<LlmRequest.Finish, LlmError>
   readonly emitted: () => number
@@ -115,15 +125,16 @@ const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
 type Pull = Effect.Effect<Chunk.Chunk<LlmRequest.LlmStreamEvent>, Option.Option<LlmError>>
 
 /**
- * A streamed call: opens the SDK stream, emits the `TextDelta`s the state machine derives from its
- * events and then the one `Finish`. The request's `AbortController` is aborted when the stream ends
- * before the SDK's stream does, so a consumer that stops early or is interrupted releases the
+ * A streamed call: sends the request through the SDK (which turns an error status into its own
+ * error), then reads the response's body, emitting the `TextDelta`s the state machine derives from
+ * its events and then the one `Finish`. The request's `AbortController` is aborted when the stream
+ * ends before the body does, so a consumer that stops early or is interrupted releases the
  * connection.
  *
- * A plain loop opens the request and reads the SDK's iterator into a buffer, and each pull takes
- * everything buffered as one chunk. The consumer is woken a macrotask after the first new event, so
- * all the events of one network read (decoded by the SDK in microtasks) arrive together and every
- * combinator downstream pays once per read rather than once per event.
+ * A plain loop opens the request and reads the body, decoding each network read whole
+ * ({@link ServerSentEvents}) into a buffer, and each pull takes everything buffered as one chunk.
+ * The consumer is woken a macrotask after a read that added events, so every combinator downstream
+ * pays once per read rather than once per event.
  *
  * With `limits`, each wait of the consumer for a chunk (the first one includes opening the request)
  * is limited: `first` until a chunk has been delivered, `idle` after. On the live clock one host
@@ -135,7 +146,7 @@ type Pull = Effect.Effect<Chunk.Chunk<LlmRequest.LlmStreamEvent>, Option.Option<
  */
 export const stream = <Event>(
   caller: Caller,
-  open: (signal: AbortSignal) => Promise<AsyncIterable<Event>>,
+  open: (signal: AbortSignal) => Promise<Response>,
   makeState: () => StreamState<Event>,
   limits?: NativeLimits.WaitLimits
 ): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
@@ -169,22 +180,33 @@ export const stream = <Event>(
       wakeScheduled = true
       setImmediate(wakeNow)
     }
+    let headers: Headers | undefined
     const read = async () => {
       try {
-        const iterable = await open(controller.signal)
-        const iterator = iterable[Symbol.asyncIterator]()
+        const response = await open(controller.signal)
+        headers = response.headers
+        if (response.body === null) throw new Error("the response has no body")
+        const reader = response.body.getReader()
+        const decoder = ServerSentEvents.decoder((message) => {
+          const event = state.decode(message)
+          if (event === undefined) return
+          const delta = state.onEvent(event)
+          if (delta !== undefined) buffer.push(delta)
+        })
         for (;;) {
-          const next = await iterator.next()
-          if (next.done === true || controller.signal.aborted) break
-          const delta = state.onEvent(next.value)
-          if (delta === undefined) continue
-          buffer.push(delta)
+          const next = await reader.read()
+          if (next.done || controller.signal.aborted) break
+          decoder.push(next.value)
+          if (buffer.length === 0) continue
           wake()
           if (buffer.length >= highWaterMark) await new Promise<void>((resolve) => (paused = resolve))
         }
       } catch (cause) {
-        failed = true
-        failure = cause
+        // Aborting is how this stream stops a request; whoever aborted has its own outcome.
+        if (!controller.signal.aborted) {
+          failed = true
+          failure = cause
+        }
       }
       ended = true
       wake()
@@ -269,7 +291,7 @@ export const stream = <Event>(
         since = -1
         if (finished) return Effect.fail(Option.none())
         finished = true
-        if (failed) return Effect.mapError(failWith(caller, failure, state.emitted()), Option.some)
+        if (failed) return Effect.mapError(failWith(caller, failure, state.emitted(), headers), Option.some)
         const finish = state.finish()
         return finish._tag === "Right"
           ? Effect.succeed(Chunk.of<LlmRequest.LlmStreamEvent>(finish.right))

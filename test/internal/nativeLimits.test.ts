@@ -20,18 +20,23 @@ const limits: NativeLimits.WaitLimits = {
 }
 const chunk = (text: string) => ({ id: "c1", model: "m", choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })
 
-/** An SDK stream that yields `first` at once and then waits for `next` (which may never come). */
+const sse = (value: unknown) => new TextEncoder().encode(`data: ${JSON.stringify(value)}\n\n`)
+
+/** A streamed response whose body sends `first` at once and then waits for `next` (which may never come). */
 const sdkStream = (next: Promise<unknown>, aborted: { value: boolean }) =>
   SdkCall.stream(
     caller,
     (signal) => {
       signal.addEventListener("abort", () => (aborted.value = true))
-      return Promise.resolve({
-        async *[Symbol.asyncIterator]() {
-          yield chunk("first")
-          yield await next
+      let sent = 0
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          if (sent++ === 0) return controller.enqueue(sse(chunk("first")))
+          controller.enqueue(sse(await next))
+          controller.close()
         }
       })
+      return Promise.resolve(new Response(body))
     },
     () => OpenAiWire.streamState("openai", "m"),
     limits
@@ -102,7 +107,7 @@ describe("SDK calls enforce the limits Timeout hands them", () => {
 
   it.effect("on TestClock, a stream that never opens fails with phase first-token at the first-token limit", () =>
     Effect.gen(function* () {
-      const stream = SdkCall.stream(caller, () => new Promise<AsyncIterable<unknown>>(() => {}), () => OpenAiWire.streamState("openai", "m"), limits)
+      const stream = SdkCall.stream(caller, () => new Promise<Response>(() => {}), () => OpenAiWire.streamState("openai", "m"), limits)
       const fiber = yield* Effect.fork(Stream.runCollect(stream))
       yield* TestClock.adjust(Duration.millis(9_999))
       expect(yield* isDone(fiber)).toBe(false)
