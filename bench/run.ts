@@ -4,6 +4,9 @@
  * interleaved with its baselines in rounds (the order rotates every round) so a noisy machine
  * moves them alike; medians and ratios go to `bench/results/latest.json` and `latest.md`.
  *
+ * Case 1 also runs two reference rows: the raw SDK call through `Effect.promise` in one fiber, and
+ * the same with one `Effect.logInfo` line carrying the fields of the library's `llm call` line.
+ *
  * Environment: BENCH_ROUNDS (7), BENCH_STREAM_ROUNDS (15), BENCH_CALLS (2000), BENCH_STREAM_EVENTS (2000),
  * BENCH_CONCURRENCY (1000), BENCH_RATE_SECONDS (22), BENCH_ONLY (comma list of case names:
  * overhead, stream, concurrency, rate, policies).
@@ -79,6 +82,22 @@ const summary = (times: Record<string, Array<number>>, baseline: string, perOp: 
     })
   )
 
+/** Fields shaped like the library's `llm call` line. */
+const lineFields = (answer: OpenAI.ChatCompletion) => ({
+  provider: "openai",
+  model: answer.model,
+  operation: "complete",
+  outcome: "success",
+  latency_ms: 0.8,
+  response_id: answer.id,
+  finish_reason: answer.choices[0]?.finish_reason ?? "stop",
+  attempts: 1,
+  input_tokens: answer.usage?.prompt_tokens ?? 0,
+  output_tokens: answer.usage?.completion_tokens ?? 0,
+  total_tokens: answer.usage?.total_tokens ?? 0,
+  cost_usd: 0
+})
+
 const main = async () => {
   const started = performance.now()
   const results: Record<string, unknown> = { machine: machine(), settings: { ROUNDS, STREAM_ROUNDS, CALLS, STREAM_EVENTS, STREAMS_PER_ROUND, CONCURRENCY, RATE_SECONDS } }
@@ -115,6 +134,17 @@ const main = async () => {
       await response.json()
     }
   }
+  // What the runtime costs before any policy: the SDK call in one fiber through `Effect.promise`,
+  // and the same with one info line through Effect's Logger carrying the fields the library logs.
+  const inEffect = (n: number, logged: boolean) =>
+    live.runtime.runPromise(
+      Effect.gen(function* () {
+        for (let i = 0; i < n; i++) {
+          const answer = yield* Effect.promise(() => sdk.chat.completions.create({ model: MODEL, messages, max_tokens: 32 }))
+          if (logged) yield* Effect.annotateLogs(Effect.logInfo("llm call"), lineFields(answer))
+        }
+      })
+    )
   const peerComplete = async (n: number) => {
     for (let i = 0; i < n; i++) await generateText({ model: peer, prompt, maxOutputTokens: 32, maxRetries: 0 })
   }
@@ -126,12 +156,15 @@ const main = async () => {
   if (enabled("overhead")) {
     console.log(`case 1+5: ${CALLS} sequential complete calls x ${ROUNDS} rounds`)
     for (const warm of [libComplete, sdkComplete, fetchComplete, peerComplete]) await warm(200)
+    await inEffect(200, true)
     const times = await interleave(
       {
         llmLive: () => timed(() => libComplete(CALLS)),
         openaiSdk: () => timed(() => sdkComplete(CALLS)),
         fetch: () => timed(() => fetchComplete(CALLS)),
-        aiSdk: () => timed(() => peerComplete(CALLS))
+        aiSdk: () => timed(() => peerComplete(CALLS)),
+        sdkInEffect: () => timed(() => inEffect(CALLS, false)),
+        sdkInEffectLogged: () => timed(() => inEffect(CALLS, true))
       },
       ROUNDS,
       () => sim.reset()
@@ -330,7 +363,7 @@ const markdown = (results: Record<string, unknown>): string => {
   const table = (title: string, section: Record<string, unknown> | undefined, unit: string) => {
     if (section === undefined) return
     lines.push(`**${title}**`, "", `| client | median wall (ms) | ${unit} | vs openai SDK |`, "| --- | ---: | ---: | ---: |")
-    for (const name of ["llmLive", "openaiSdk", "fetch", "aiSdk"]) {
+    for (const name of ["llmLive", "openaiSdk", "fetch", "aiSdk", "sdkInEffect", "sdkInEffectLogged"]) {
       const row = section[name] as Row | undefined
       if (row !== undefined) lines.push(`| ${name} | ${row.medianMs} | ${row.perOpUs} | ${row.ratioToBaseline} |`)
     }
