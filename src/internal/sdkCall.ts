@@ -117,7 +117,7 @@ export interface StreamState<Event> {
   readonly emitted: () => number
 }
 
-/** Events buffered ahead of a slow consumer before reading from the SDK pauses. */
+/** Events buffered ahead of a slow consumer before reading the body pauses. */
 const highWaterMark = 4096
 
 const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
