@@ -108,22 +108,39 @@ export const stream = (
 /**
  * Validates every request before `service` sees it: a bad request fails with an
  * `InvalidRequestError` naming the field, and so does a `provider` outside `providers`; a request
- * naming no provider is given `defaultProvider`. `router` is this over a dispatch by name; use it on
- * its own to validate once at the outside of a stack of policies.
+ * naming no provider is given `defaultProvider`, and one naming no model is given its provider's
+ * entry in `models`, if any, so that the policies, spans, metrics and log lines inside name the model
+ * even when the call fails. `router` is this over a dispatch by name; use it on its own to validate
+ * once at the outside of a stack of policies.
  *
  * @example
  * import { Llm, LlmMock } from "@clearside/llm"
  *
- * const checked = Llm.validated(LlmMock.echo({ provider: "echo" }), { providers: ["echo"], defaultProvider: "echo" })
+ * const checked = Llm.validated(LlmMock.echo({ provider: "echo" }), {
+ *   providers: ["echo"],
+ *   defaultProvider: "echo",
+ *   models: { echo: "echo-1" }
+ * })
  *
  * @since 0.1.0
  * @category Combinators
  */
 export const validated = (
   service: Service,
-  options: { readonly providers: ReadonlyArray<string>; readonly defaultProvider: string }
+  options: {
+    readonly providers: ReadonlyArray<string>
+    readonly defaultProvider: string
+    /** The model each provider answers with when a request names none. */
+    readonly models?: Readonly<Record<string, string>> | undefined
+  }
 ): Service => {
   const known = new Set(options.providers)
+  const models = options.models ?? {}
+  const routed = (request: LlmRequest.LlmRequest, name: string): LlmRequest.LlmRequest => {
+    const model = request.model ?? (Object.hasOwn(models, name) ? models[name] : undefined)
+    if (request.provider === name && request.model === model) return request
+    return model === undefined ? { ...request, provider: name } : { ...request, provider: name, model }
+  }
   const configured = options.providers.join(", ") || "none"
   // The name reported on a validation error; an untyped caller may send a provider that is not a string.
   const claimed = (input: unknown): string => {
@@ -133,9 +150,7 @@ export const validated = (
   const resolve = (input: LlmRequest.LlmRequest) =>
     Effect.flatMap(LlmRequest.decode(input, claimed(input)), (request) => {
       const name = request.provider ?? options.defaultProvider
-      return known.has(name)
-        ? Effect.succeed(request.provider === name ? request : { ...request, provider: name })
-        : Effect.fail(Dispatch.unknownProvider(name, configured))
+      return known.has(name) ? Effect.succeed(routed(request, name)) : Effect.fail(Dispatch.unknownProvider(name, configured))
     })
   // The common valid request, routed to a configured provider, is passed on as decoded without
   // any Effect of its own; anything else goes through the full decode and its error.
@@ -143,8 +158,7 @@ export const validated = (
     const request = RequestCheck.check(input)
     if (request === undefined) return undefined
     const name = request.provider ?? options.defaultProvider
-    if (!known.has(name)) return undefined
-    return request.provider === name ? request : { ...request, provider: name }
+    return known.has(name) ? routed(request, name) : undefined
   }
   return {
     complete: (input) => {

@@ -124,16 +124,27 @@ export const policiesConfig = (providers: ReadonlyArray<string>) =>
  */
 const buildProviders = (config: LlmConfig.LlmConfig, defaultProvider: string) =>
   Effect.gen(function* () {
-    const modelFor = (name: string) =>
-      name === defaultProvider && config.defaultModel !== undefined ? { model: config.defaultModel } : {}
+    // LLM_DEFAULT_MODEL is the default provider's model; each other provider keeps its own default.
+    const modelFor = (name: string) => (name === defaultProvider ? config.defaultModel : undefined)
     const providers: Record<string, Llm.Service> = {}
-    if (config.openai) providers.openai = yield* OpenAi.make({ ...config.openai, ...modelFor("openai") })
-    if (config.anthropic) providers.anthropic = yield* Anthropic.make({ ...config.anthropic, ...modelFor("anthropic") })
+    const models: Record<string, string> = {}
+    if (config.openai) {
+      const model = modelFor("openai") ?? OpenAi.defaultModel
+      providers.openai = yield* OpenAi.make({ ...config.openai, model })
+      models.openai = model
+    }
+    if (config.anthropic) {
+      const model = modelFor("anthropic") ?? Anthropic.defaultModel
+      providers.anthropic = yield* Anthropic.make({ ...config.anthropic, model })
+      models.anthropic = model
+    }
     if (config.openaiCompatible) {
       const name = config.openaiCompatible.name
-      providers[name] = yield* OpenAiCompatible.make({ ...modelFor(name), ...config.openaiCompatible })
+      const model = config.openaiCompatible.model ?? modelFor(name)
+      providers[name] = yield* OpenAiCompatible.make({ ...config.openaiCompatible, ...(model === undefined ? {} : { model }) })
+      if (model !== undefined) models[name] = model
     }
-    return providers
+    return { providers, models }
   })
 
 const circuitLabel = (state: CircuitBreaker.State): Usage.CircuitState => (state === "half-open" ? "half_open" : state)
@@ -161,6 +172,8 @@ const circuitLabel = (state: CircuitBreaker.State): Usage.CircuitState => (state
  */
 export const compose = (options: {
   readonly providers: Readonly<Record<string, Llm.Service>>
+  /** The model each provider answers with when a request names none, named in spans, metrics and logs. */
+  readonly models?: Readonly<Record<string, string>>
   readonly defaultProvider: string
   readonly policies: Policies
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
@@ -210,7 +223,8 @@ export const compose = (options: {
     })
     return Llm.validated(Instrument.make(bounded, { level: "call", ...instruments }), {
       providers: names,
-      defaultProvider: options.defaultProvider
+      defaultProvider: options.defaultProvider,
+      models: options.models
     })
   })
 
@@ -239,7 +253,7 @@ export const fromConfig = (
   Effect.gen(function* () {
     const defaultProvider = LlmConfig.defaultProvider(config)
     if (Option.isNone(defaultProvider)) return yield* Effect.fail(noProvider)
-    const providers = yield* buildProviders(config, defaultProvider.value)
+    const { models, providers } = yield* buildProviders(config, defaultProvider.value)
     const read = yield* policiesConfig(Object.keys(providers))
     // Limits belong to an API key: store keys carry each key's fingerprint, never the key.
     const policies = {
@@ -249,7 +263,7 @@ export const fromConfig = (
     const secrets = [config.openai?.apiKey, config.anthropic?.apiKey, config.openaiCompatible?.apiKey].filter(
       (key): key is Redacted.Redacted<string> => key !== undefined
     )
-    return yield* compose({ providers, defaultProvider: defaultProvider.value, policies, secrets })
+    return yield* compose({ providers, models, defaultProvider: defaultProvider.value, policies, secrets })
   })
 
 /**

@@ -26,6 +26,20 @@ describe("the accessors use the Llm service in context", () => {
     }))
 })
 
+describe("validated names the model a provider answers with", () => {
+  it.effect("a request naming no model gets its provider's; an explicit one is kept; a provider without one is left alone", () =>
+    Effect.gen(function* () {
+      const provider = yield* LlmMock.make([], { fallback: LlmMock.reply("ok") })
+      const llm = Llm.validated(provider, { providers: ["fast", "careful"], defaultProvider: "fast", models: { fast: "fast-1" } })
+      yield* llm.complete(ask)
+      yield* llm.complete({ ...ask, model: "mine" })
+      yield* llm.complete({ ...ask, provider: "careful" })
+      yield* Stream.runDrain(llm.stream({ ...ask, provider: "fast" }))
+      const seen = (yield* provider.requests).map((request) => [request.provider, request.model])
+      expect(seen).toEqual([["fast", "fast-1"], ["fast", "mine"], ["careful", undefined], ["fast", "fast-1"]])
+    }))
+})
+
 describe("router dispatches by the request's provider", () => {
   const make = Effect.gen(function* () {
     const fast = yield* LlmMock.make([], { fallback: LlmMock.reply("fast answer") })

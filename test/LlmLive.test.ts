@@ -1,6 +1,6 @@
 import { RateLimiter } from "@effect/experimental"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, Layer, Stream } from "effect"
+import { Chunk, ConfigProvider, Effect, HashMap, Layer, Logger, Metric, Stream } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
 import * as LlmLive from "../src/LlmLive.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
@@ -140,5 +140,35 @@ describe("requests are routed by provider name over real HTTP", () => {
       expect(unknown.message).toContain("configured: openai, anthropic, local")
       expect(invalid._tag === "InvalidRequestError" && invalid.field).toBe("temperature")
       expect(sim.requests()).toEqual([])
+    }))
+})
+
+describe("a call that names no model is reported under the model its provider uses", () => {
+  it.scopedLive("a failed call's log line and metrics name the default model, not 'unknown'", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const lines: Array<Record<string, unknown>> = []
+      const capture = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ annotations, message }) => {
+          if (String(message) === "llm call") lines.push(Object.fromEntries(HashMap.toEntries(annotations)))
+        })
+      )
+      const env = simulatorEnv(sim, { LLM_PROVIDER: "anthropic", LLM_DEFAULT_MODEL: "claude-reported-1", LLM_MAX_RETRIES: "0" })
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(env))
+      sim.enqueue("anthropic", { status: 400 })
+      yield* Effect.flip(llm.complete(ask("hello"))).pipe(Effect.provide(capture))
+      yield* llm.complete(ask("hello", { provider: "openai" })).pipe(Effect.provide(capture))
+      expect(lines.map((line) => [line.outcome, line.provider, line.model])).toEqual([
+        ["failure", "anthropic", "claude-reported-1"],
+        ["success", "openai", "gpt-4o-mini"]
+      ])
+      const failures = (yield* Metric.snapshot).filter(
+        (pair) =>
+          pair.metricKey.name === "llm.client.requests" &&
+          pair.metricKey.tags.some((tag) => tag.key === "gen_ai.request.model" && tag.value === "claude-reported-1") &&
+          pair.metricKey.tags.some((tag) => tag.key === "llm.outcome" && tag.value === "failure")
+      )
+      expect(failures.length).toBe(1)
     }))
 })
