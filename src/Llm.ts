@@ -18,9 +18,10 @@
  */
 import type { Stream } from "effect"
 import { Context, Effect } from "effect"
-import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import * as Dispatch from "./internal/dispatch.js"
+import * as NativeLimits from "./internal/nativeLimits.js"
 import * as RequestCheck from "./internal/requestCheck.js"
+import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import type { LlmError } from "./LlmError.js"
 import * as LlmRequest from "./LlmRequest.js"
 
@@ -160,16 +161,26 @@ export const validated = (
     const name = request.provider ?? options.defaultProvider
     return known.has(name) ? routed(request, name) : undefined
   }
-  return {
-    complete: (input) => {
-      const request = resolved(input)
-      return request === undefined ? Effect.flatMap(resolve(input), service.complete) : service.complete(request)
-    },
-    stream: (input) => {
-      const request = resolved(input)
-      return request === undefined ? StreamUnwrap.unwrap(Effect.map(resolve(input), service.stream)) : service.stream(request)
-    }
+  const onValid = <A>(input: LlmRequest.LlmRequest, run: (request: LlmRequest.LlmRequest) => Effect.Effect<A, LlmError>) => {
+    const request = resolved(input)
+    return request === undefined ? Effect.flatMap(resolve(input), run) : run(request)
   }
+  const onValidStream = <A>(input: LlmRequest.LlmRequest, run: (request: LlmRequest.LlmRequest) => Stream.Stream<A, LlmError>) => {
+    const request = resolved(input)
+    return request === undefined ? StreamUnwrap.unwrap(Effect.map(resolve(input), run)) : run(request)
+  }
+  const checked: Service = {
+    complete: (input) => onValid(input, service.complete),
+    stream: (input) => onValidStream(input, service.stream)
+  }
+  // A service that enforces the timeout policy's limits itself still does once validated.
+  const native = NativeLimits.get(service)
+  return native === undefined
+    ? checked
+    : NativeLimits.attach(checked, {
+        complete: (input, millis, onTimeout) => onValid(input, (request) => native.complete(request, millis, onTimeout)),
+        stream: (input, limits) => onValidStream(input, (request) => native.stream(request, limits))
+      })
 }
 
 /**

@@ -6,6 +6,7 @@
 import { Effect, Stream } from "effect"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
+import * as NativeLimits from "./nativeLimits.js"
 
 /**
  * The error for a provider name that is not configured.
@@ -21,7 +22,8 @@ export const unknownProvider = (name: string, configured: string): InvalidReques
 
 /**
  * A service that calls `providers[request.provider]`. The request must carry a provider name; a name
- * that is not configured fails with an `InvalidRequestError`.
+ * that is not configured fails with an `InvalidRequestError`. When every provider enforces limits
+ * itself ({@link NativeLimits}), so does the dispatch.
  *
  * @internal
  */
@@ -31,7 +33,7 @@ export const make = (providers: Readonly<Record<string, Llm.Service>>): Llm.Serv
     const service = name !== undefined && Object.hasOwn(providers, name) ? providers[name] : undefined
     return service ?? unknownProvider(name ?? "none", configured)
   }
-  return {
+  const service: Llm.Service = {
     complete: (request) => {
       const service = lookup(request.provider)
       return service instanceof InvalidRequestError ? Effect.fail(service) : service.complete(request)
@@ -41,4 +43,18 @@ export const make = (providers: Readonly<Record<string, Llm.Service>>): Llm.Serv
       return service instanceof InvalidRequestError ? Stream.fail(service) : service.stream(request)
     }
   }
+  const natives = Object.values(providers).map(NativeLimits.get)
+  if (natives.length === 0 || natives.some((native) => native === undefined)) return service
+  return NativeLimits.attach(service, {
+    complete: (request, millis, onTimeout) => {
+      const service = lookup(request.provider)
+      return service instanceof InvalidRequestError
+        ? Effect.fail(service)
+        : NativeLimits.get(service)!.complete(request, millis, onTimeout)
+    },
+    stream: (request, limits) => {
+      const service = lookup(request.provider)
+      return service instanceof InvalidRequestError ? Stream.fail(service) : NativeLimits.get(service)!.stream(request, limits)
+    }
+  })
 }

@@ -1,12 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Fiber, Option, Stream, TestClock } from "effect"
+import { Chunk, Duration, Effect, Fiber, Option, Redacted, Stream, TestClock } from "effect"
 import OpenAI from "openai"
+import * as Llm from "../../src/Llm.js"
+import * as LlmMock from "../../src/LlmMock.js"
+import * as OpenAi from "../../src/OpenAi.js"
 import { TimeoutError } from "../../src/LlmError.js"
 import * as NativeLimits from "../../src/internal/nativeLimits.js"
 import * as OpenAiWire from "../../src/internal/openAiWire.js"
 import * as SdkCall from "../../src/internal/sdkCall.js"
 import * as Timeout from "../../src/Timeout.js"
-import { collect, eventually, failure, hello, setup } from "../integration/support.js"
+import { collect, eventually, failure, hello, openAiKey, setup } from "../integration/support.js"
 
 const caller: SdkCall.Caller = {
   provider: "openai",
@@ -133,7 +136,10 @@ describe("SDK calls enforce the limits Timeout hands them", () => {
             handed.push(millis)
             return { id: "", provider: "openai", model: "m", content: "native", finishReason: "stop" as const, usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 } }
           }),
-        stream: () => Stream.never
+        stream: (_request, limits) => {
+          handed.push(limits.first)
+          return Stream.empty
+        }
       }
     )
 
@@ -153,6 +159,42 @@ describe("SDK calls enforce the limits Timeout hands them", () => {
       yield* TestClock.adjust(Duration.seconds(3))
       expect(yield* Fiber.await(fiber)).toMatchObject({ cause: { error: { _tag: "TimeoutError", phase: "attempt" } } })
       expect(handed).toEqual([])
+    })
+  )
+
+  it.live("behind Llm.router, as in a provider's layer, Timeout still hands the provider its limits", () =>
+    Effect.gen(function* () {
+      const handed: Array<number> = []
+      const routed = Llm.router({ providers: { openai: carrier(handed) }, defaultProvider: "openai" })
+      const limited = Timeout.make({ timeout: Duration.seconds(3), firstToken: Duration.seconds(2) })(routed)
+      expect((yield* limited.complete(hello)).content).toBe("native")
+      yield* Stream.runDrain(limited.stream(hello))
+      expect(handed).toEqual([3000, 2000])
+      const invalid = yield* Effect.flip(limited.complete({ messages: [] }))
+      expect(invalid).toMatchObject({ _tag: "InvalidRequestError", field: "messages" })
+    })
+  )
+
+  it.live("a router with a provider that does not limit itself is limited by Timeout for every provider", () =>
+    Effect.gen(function* () {
+      const handed: Array<number> = []
+      const routed = Llm.router({ providers: { openai: carrier(handed), echo: LlmMock.echo() }, defaultProvider: "openai" })
+      const error = yield* Effect.flip(Timeout.make({ timeout: Duration.millis(20) })(routed).complete(hello))
+      expect(error).toMatchObject({ _tag: "TimeoutError", phase: "attempt" })
+      expect(handed).toEqual([])
+    })
+  )
+})
+
+describe("a provider's layer keeps its own limits", () => {
+  it.scopedLive("Timeout over OpenAi.layer: a hung request fails with phase attempt and its connection is closed", () =>
+    Effect.gen(function* () {
+      const { sim } = yield* setup("openai")
+      const service = yield* Effect.provide(Llm.Llm, OpenAi.layer({ apiKey: Redacted.make(openAiKey), baseURL: `${sim.url}/v1` }))
+      sim.enqueue("openai", { hang: true })
+      const error = yield* failure(Timeout.make({ timeout: Duration.millis(100) })(service).complete(hello))
+      expect(error).toMatchObject({ _tag: "TimeoutError", phase: "attempt" })
+      expect(yield* eventually(() => sim.openConnections() === 0, 200)).toBe(true)
     })
   )
 })
