@@ -15,8 +15,7 @@ import {
   Metric,
   Option,
   Redacted,
-  Stream,
-  Tracer
+  Stream
 } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
 import type * as Llm from "../src/Llm.js"
@@ -28,6 +27,7 @@ import * as OpenAiCompatible from "../src/OpenAiCompatible.js"
 import * as Retry from "../src/Retry.js"
 import * as Tracing from "../src/Tracing.js"
 import * as Usage from "../src/Usage.js"
+import { recording } from "./recordingTracer.js"
 
 // One key shaped like OpenAI's, one with no recognisable shape (only scrubbed because it is known).
 const openAiKey = "sk-proj-REDACTIONtest0123456789abcdef"
@@ -47,16 +47,7 @@ const observed = Effect.gen(function* () {
       [logLevel.label, JSON.stringify(message), JSON.stringify(Object.fromEntries(HashMap.toEntries(annotations))), Cause.pretty(cause)].join(" ")
     )
   })
-  const native = yield* Effect.tracer
-  const spans: Array<Tracer.Span> = []
-  const tracer = Tracer.make({
-    span: (...args) => {
-      const span = native.span(...args)
-      spans.push(span)
-      return span
-    },
-    context: (f, fiber) => native.context(f, fiber)
-  })
+  const { spans, tracer } = yield* recording
   const run = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     effect.pipe(
       Effect.withTracer(tracer),
