@@ -33,7 +33,7 @@ export const make = (providers: Readonly<Record<string, Llm.Service>>): Llm.Serv
     const service = name !== undefined && Object.hasOwn(providers, name) ? providers[name] : undefined
     return service ?? unknownProvider(name ?? "none", configured)
   }
-  const service: Llm.Service = {
+  const routed: Llm.Service = {
     complete: (request) => {
       const service = lookup(request.provider)
       return service instanceof InvalidRequestError ? Effect.fail(service) : service.complete(request)
@@ -44,8 +44,8 @@ export const make = (providers: Readonly<Record<string, Llm.Service>>): Llm.Serv
     }
   }
   const natives = Object.values(providers).map(NativeLimits.get)
-  if (natives.length === 0 || natives.some((native) => native === undefined)) return service
-  return NativeLimits.attach(service, {
+  if (natives.length === 0 || natives.some((native) => native === undefined)) return routed
+  return NativeLimits.attach(routed, {
     complete: (request, millis, onTimeout) => {
       const service = lookup(request.provider)
       return service instanceof InvalidRequestError
