@@ -216,7 +216,12 @@ export const compose = (options: {
         })
       )
     }
-    const routed = Fallback.make({ chain: policies.fallback })(Dispatch.make(guarded))
+    // A target naming no model asks for its provider's, as a request naming none does.
+    const models = options.models ?? {}
+    const chain = policies.fallback.map((target) =>
+      target.model === undefined && Object.hasOwn(models, target.provider) ? { ...target, model: models[target.provider]! } : target
+    )
+    const routed = Fallback.make({ chain })(Dispatch.make(guarded))
     const bounded = Option.match(policies.deadline, {
       onNone: () => routed,
       onSome: (deadline) => Timeout.deadline({ deadline })(routed)

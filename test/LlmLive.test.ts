@@ -171,4 +171,27 @@ describe("a call that names no model is reported under the model its provider us
       )
       expect(failures.length).toBe(1)
     }))
+
+  it.scopedLive("a fallback target naming no model asks for its provider's, and the call's own provider and model are not asked twice", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const warnings: Array<Record<string, unknown>> = []
+      const capture = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ annotations, message }) => {
+          if (String(message).startsWith("Falling back")) warnings.push(Object.fromEntries(HashMap.toEntries(annotations)))
+        })
+      )
+      const env = simulatorEnv(sim, { LLM_PROVIDER: "openai", LLM_FALLBACK: "openai,anthropic", LLM_MAX_RETRIES: "0" })
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(env))
+      sim.enqueue("openai", { status: 500 })
+      const answer = yield* llm.complete(ask("hello")).pipe(Effect.provide(capture))
+      expect(answer.provider).toBe("anthropic")
+      expect(sim.requests().map((request) => [request.route, modelOf(request)])).toEqual([
+        ["openai", "gpt-4o-mini"],
+        ["anthropic", "claude-sonnet-4-6"]
+      ])
+      expect(warnings.map((line) => [line.to, line.model])).toEqual([["anthropic", "claude-sonnet-4-6"]])
+    }))
 })
+
