@@ -143,17 +143,23 @@ describe("requests are routed by provider name over real HTTP", () => {
     }))
 })
 
+/** A logger keeping the fields of every line whose message passes `keep`, in place of the default one. */
+const captureFields = (keep: (message: string) => boolean) => {
+  const lines: Array<Record<string, unknown>> = []
+  const capture = Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ annotations, message }) => {
+      if (keep(String(message))) lines.push(Object.fromEntries(HashMap.toEntries(annotations)))
+    })
+  )
+  return { capture, lines }
+}
+
 describe("a call that names no model is reported under the model its provider uses", () => {
   it.scopedLive("a failed call's log line and metrics name the default model, not 'unknown'", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const lines: Array<Record<string, unknown>> = []
-      const capture = Logger.replace(
-        Logger.defaultLogger,
-        Logger.make(({ annotations, message }) => {
-          if (String(message) === "llm call") lines.push(Object.fromEntries(HashMap.toEntries(annotations)))
-        })
-      )
+      const { capture, lines } = captureFields((message) => message === "llm call")
       const env = simulatorEnv(sim, { LLM_PROVIDER: "anthropic", LLM_DEFAULT_MODEL: "claude-reported-1", LLM_MAX_RETRIES: "0" })
       const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(env))
       sim.enqueue("anthropic", { status: 400 })
@@ -175,13 +181,7 @@ describe("a call that names no model is reported under the model its provider us
   it.scopedLive("a fallback target naming no model asks for its provider's, and the call's own provider and model are not asked twice", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const warnings: Array<Record<string, unknown>> = []
-      const capture = Logger.replace(
-        Logger.defaultLogger,
-        Logger.make(({ annotations, message }) => {
-          if (String(message).startsWith("Falling back")) warnings.push(Object.fromEntries(HashMap.toEntries(annotations)))
-        })
-      )
+      const { capture, lines: warnings } = captureFields((message) => message.startsWith("Falling back"))
       const env = simulatorEnv(sim, { LLM_PROVIDER: "openai", LLM_FALLBACK: "openai,anthropic", LLM_MAX_RETRIES: "0" })
       const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(env))
       sim.enqueue("openai", { status: 500 })
