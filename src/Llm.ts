@@ -1,7 +1,14 @@
 /**
  * The `Llm` service: the one door through which an agent asks a model for an answer, whole
- * (`complete`) or streamed (`stream`). Providers (`OpenAi`, `Anthropic`, `OpenAiCompatible`,
- * `LlmMock`) are layers that implement it; `LlmLive` builds it from the environment.
+ * (`complete`) or streamed (`stream`).
+ *
+ * Everything is built on one contract. A {@link Provider} is a name, a default model and one
+ * function, {@link Call}, from a validated, routed request to a `Stream` of answer parts
+ * (`TextDelta`s and one last `Finish`). `mode` says which wire request to make (one whole JSON answer,
+ * or a stream of server-sent events); both come back as the same parts. A {@link Policy} (retry,
+ * timeouts, rate limits, circuit breaker, fallback, usage, logging, tracing) turns one `Call` into a
+ * guarded one, so each is written once and holds for `complete` and `stream` alike. `complete` is
+ * the parts collected into an `LlmResponse` by {@link collect}.
  *
  * @example
  * import { Effect } from "effect"
@@ -16,36 +23,101 @@
  *
  * @since 0.1.0
  */
-import type { Stream } from "effect"
-import { Context, Effect } from "effect"
-import * as Dispatch from "./internal/dispatch.js"
-import * as NativeLimits from "./internal/nativeLimits.js"
-import * as RequestCheck from "./internal/requestCheck.js"
+import { Context, Effect, Layer, Stream } from "effect"
 import * as StreamUnwrap from "./internal/streamUnwrap.js"
-import type { LlmError } from "./LlmError.js"
+import { InvalidRequestError, type LlmError, ResponseParseError } from "./LlmError.js"
 import * as LlmRequest from "./LlmRequest.js"
 
 /**
- * What a provider implements. Both functions receive a request already validated by
- * `LlmRequest.decode`, with `provider` set to the name the request was routed to.
+ * Which wire request a call makes: `"whole"` asks for one JSON answer, `"streamed"` for server-sent
+ * events. Both are read into the same parts.
  *
  * @example
- * import { Effect, Stream } from "effect"
+ * import type { Llm } from "@clearside/llm"
+ * const mode: Llm.Mode = "streamed"
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Mode = "whole" | "streamed"
+
+/**
+ * The contract: one exchange with a model, as a stream of parts that ends with one `Finish`. Inside
+ * {@link router} the request is validated and routed: `provider` and `model` are set.
+ *
+ * @example
+ * import { Stream } from "effect"
  * import type { Llm } from "@clearside/llm"
  *
- * const silent: Llm.Service = {
- *   complete: (request) =>
- *     Effect.succeed({
- *       id: "1", provider: request.provider ?? "silent", model: "none", content: "",
- *       finishReason: "stop", usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 }
- *     }),
- *   stream: () => Stream.empty
+ * const silent: Llm.Call = (request) =>
+ *   Stream.make({
+ *     _tag: "Finish", id: "1", provider: request.provider ?? "silent", model: request.model ?? "none",
+ *     finishReason: "stop", usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 }
+ *   })
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Call = (request: LlmRequest.LlmRequest, mode: Mode) => Stream.Stream<LlmRequest.LlmStreamEvent, LlmError>
+
+/**
+ * What a provider is: its name (the `provider` its answers and errors report), the model it answers
+ * with when a request names none, and its {@link Call}. `OpenAi`, `Anthropic`, `OpenAiCompatible`
+ * and `LlmMock` make providers; a provider of your own gets every policy by writing `call`.
+ *
+ * @example
+ * import { Stream } from "effect"
+ * import type { Llm } from "@clearside/llm"
+ *
+ * const local: Llm.Provider = {
+ *   name: "local",
+ *   model: "tiny-1",
+ *   call: (request) =>
+ *     Stream.make(
+ *       { _tag: "TextDelta", text: "hi" },
+ *       { _tag: "Finish", id: "1", provider: "local", model: request.model ?? "tiny-1", finishReason: "stop",
+ *         usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }
+ *     )
  * }
  *
  * @since 0.1.0
  * @category Models
  */
+export interface Provider {
+  readonly name: string
+  readonly model: string
+  readonly call: Call
+}
+
+/**
+ * What every policy is: a function from the next call to a guarded one.
+ *
+ * @example
+ * import { Effect, Stream } from "effect"
+ * import type { Llm } from "@clearside/llm"
+ *
+ * const announced: Llm.Policy = (next) => (request, mode) =>
+ *   Stream.concat(Stream.fromEffect(Effect.log(`asking ${request.provider}`)).pipe(Stream.drain), next(request, mode))
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Policy = (next: Call) => Call
+
+/**
+ * The service: `call` is the contract, `complete` and `stream` are derived from it by
+ * {@link fromCall}.
+ *
+ * @example
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const service: Llm.Service = Llm.fromCall(LlmMock.echo().call)
+ *
+ * @since 0.1.0
+ * @category Models
+ */
 export interface Service {
+  readonly call: Call
   readonly complete: (request: LlmRequest.LlmRequest) => Effect.Effect<LlmRequest.LlmResponse, LlmError>
   readonly stream: (request: LlmRequest.LlmRequest) => Stream.Stream<LlmRequest.LlmStreamEvent, LlmError>
 }
@@ -66,6 +138,105 @@ export interface Service {
  * @category Tags
  */
 export class Llm extends Context.Tag("@clearside/llm/Llm")<Llm, Service>() {}
+
+/**
+ * Collects a call's parts into the whole answer: the text of every `TextDelta`, and the `Finish`.
+ * A stream that ends without a `Finish` fails with a `ResponseParseError`.
+ *
+ * @example
+ * import { Stream } from "effect"
+ * import { Llm } from "@clearside/llm"
+ *
+ * const response = Llm.collect(
+ *   Stream.make(
+ *     { _tag: "TextDelta", text: "hi" },
+ *     { _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "stop",
+ *       usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }
+ *   )
+ * )
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const collect = (
+  parts: Stream.Stream<LlmRequest.LlmStreamEvent, LlmError>
+): Effect.Effect<LlmRequest.LlmResponse, LlmError> =>
+  Effect.suspend(() => {
+    let content = ""
+    let finish: LlmRequest.Finish | undefined
+    return Effect.flatMap(
+      Stream.runForEachChunk(parts, (chunk) => {
+        for (const part of chunk) {
+          if (part._tag === "TextDelta") content += part.text
+          else finish = part
+        }
+        return Effect.void
+      }),
+      () => {
+        if (finish === undefined) {
+          return Effect.fail(
+            new ResponseParseError({ provider: "unknown", message: "The answer ended without a finish", retryable: false })
+          )
+        }
+        const { _tag: _, ...rest } = finish
+        return Effect.succeed({ ...rest, content })
+      }
+    )
+  })
+
+/**
+ * A service from its call: `complete` asks for a whole answer and collects it, `stream` asks for a
+ * stream.
+ *
+ * @example
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const service = Llm.fromCall(LlmMock.echo().call)
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const fromCall = (call: Call): Service => ({
+  call,
+  complete: (request) => collect(call(request, "whole")),
+  stream: (request) => call(request, "streamed")
+})
+
+/**
+ * Applies policies to a call, the first outermost: `compose(call, [a, b])` is `a(b(call))`.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock, Retry, Timeout } from "@clearside/llm"
+ *
+ * const guarded = Effect.gen(function* () {
+ *   const retry = yield* Retry.make({ maxRetries: 2 })
+ *   const timeout = yield* Timeout.make({ attempt: "10 seconds" })
+ *   return Llm.compose(LlmMock.echo().call, [retry, timeout])
+ * })
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const compose = (call: Call, policies: ReadonlyArray<Policy>): Call => policies.reduceRight((next, policy) => policy(next), call)
+
+/**
+ * Wraps the `Llm` service in context with a policy, built when the layer is.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { Llm, LlmMock, Retry } from "@clearside/llm"
+ *
+ * const layer = Llm.layerPolicy(Retry.make({ maxRetries: 3 })).pipe(Layer.provide(LlmMock.layerEcho()))
+ *
+ * @since 0.1.0
+ * @category Layers
+ */
+export const layerPolicy = <E, R>(policy: Effect.Effect<Policy, E, R>): Layer.Layer<Llm, E, Llm | R> =>
+  Layer.effect(
+    Llm,
+    Effect.flatMap(Llm, (llm) => Effect.map(policy, (wrap) => fromCall(wrap(llm.call))))
+  )
 
 /**
  * Asks the model in context for a whole answer.
@@ -106,94 +277,28 @@ export const stream = (
 ): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError, Llm> =>
   StreamUnwrap.unwrap(Effect.map(Llm, (llm) => llm.stream(request)))
 
-/**
- * Validates every request before `service` sees it: a bad request fails with an
- * `InvalidRequestError` naming the field, and so does a `provider` outside `providers`; a request
- * naming no provider is given `defaultProvider`, and one naming no model is given its provider's
- * entry in `models`, if any, so that the policies, spans, metrics and log lines inside name the model
- * even when the call fails. `router` is this over a dispatch by name; use it on its own to validate
- * once at the outside of a stack of policies.
- *
- * @example
- * import { Llm, LlmMock } from "@clearside/llm"
- *
- * const checked = Llm.validated(LlmMock.echo({ provider: "echo" }), {
- *   providers: ["echo"],
- *   defaultProvider: "echo",
- *   models: { echo: "echo-1" }
- * })
- *
- * @since 0.1.0
- * @category Combinators
- */
-export const validated = (
-  service: Service,
-  options: {
-    readonly providers: ReadonlyArray<string>
-    readonly defaultProvider: string
-    /** The model each provider answers with when a request names none. */
-    readonly models?: Readonly<Record<string, string>> | undefined
-  }
-): Service => {
-  const known = new Set(options.providers)
-  const models = options.models ?? {}
-  const routed = (request: LlmRequest.LlmRequest, name: string): LlmRequest.LlmRequest => {
-    const model = request.model ?? (Object.hasOwn(models, name) ? models[name] : undefined)
-    if (request.provider === name && request.model === model) return request
-    return model === undefined ? { ...request, provider: name } : { ...request, provider: name, model }
-  }
-  const configured = options.providers.join(", ") || "none"
-  // The name reported on a validation error; an untyped caller may send a provider that is not a string.
-  const claimed = (input: unknown): string => {
-    const provider: unknown = (input as { readonly provider?: unknown } | null | undefined)?.provider
-    return typeof provider === "string" && provider !== "" ? provider : options.defaultProvider
-  }
-  const resolve = (input: LlmRequest.LlmRequest) =>
-    Effect.flatMap(LlmRequest.decode(input, claimed(input)), (request) => {
-      const name = request.provider ?? options.defaultProvider
-      return known.has(name) ? Effect.succeed(routed(request, name)) : Effect.fail(Dispatch.unknownProvider(name, configured))
-    })
-  // The common valid request, routed to a configured provider, is passed on as decoded without
-  // any Effect of its own; anything else goes through the full decode and its error.
-  const resolved = (input: LlmRequest.LlmRequest): LlmRequest.LlmRequest | undefined => {
-    const request = RequestCheck.check(input)
-    if (request === undefined) return undefined
-    const name = request.provider ?? options.defaultProvider
-    return known.has(name) ? routed(request, name) : undefined
-  }
-  const onValid = <A>(input: LlmRequest.LlmRequest, run: (request: LlmRequest.LlmRequest) => Effect.Effect<A, LlmError>) => {
-    const request = resolved(input)
-    return request === undefined ? Effect.flatMap(resolve(input), run) : run(request)
-  }
-  const onValidStream = <A>(input: LlmRequest.LlmRequest, run: (request: LlmRequest.LlmRequest) => Stream.Stream<A, LlmError>) => {
-    const request = resolved(input)
-    return request === undefined ? StreamUnwrap.unwrap(Effect.map(resolve(input), run)) : run(request)
-  }
-  const checked: Service = {
-    complete: (input) => onValid(input, service.complete),
-    stream: (input) => onValidStream(input, service.stream)
-  }
-  // A service that enforces the timeout policy's limits itself still does once validated.
-  const native = NativeLimits.get(service)
-  return native === undefined
-    ? checked
-    : NativeLimits.attach(checked, {
-        complete: (input, millis, onTimeout) => onValid(input, (request) => native.complete(request, millis, onTimeout)),
-        stream: (input, limits) => onValidStream(input, (request) => native.stream(request, limits))
-      })
-}
+const unknownProvider = (name: string, configured: string): InvalidRequestError =>
+  new InvalidRequestError({
+    provider: name,
+    field: "provider",
+    local: true,
+    message: `Invalid request: provider "${name}" is not configured (configured: ${configured})`
+  })
 
 /**
- * Routes each request to one of several named providers: the request's `provider`, else
- * `defaultProvider`. Every request is validated first, so a bad one fails with an
- * `InvalidRequestError` before any provider is called; an unknown provider name is such an error too.
+ * The service over several providers. Every request is validated first (`LlmRequest.decode`), so a
+ * bad one fails with an `InvalidRequestError` naming the field before anything else runs; then it is
+ * routed: a request naming no provider goes to `defaultProvider` (else the first provider), one
+ * naming no model gets its provider's `model`, and an unknown provider name is an
+ * `InvalidRequestError` too. `policies` wrap the routed call, outermost first (for example a
+ * deadline and fallback across providers); each provider's own policies are part of its `call`.
  *
  * @example
  * import { Layer } from "effect"
  * import { Llm, LlmMock } from "@clearside/llm"
  *
  * const routed = Llm.router({
- *   providers: { fast: LlmMock.echo({ provider: "fast" }), careful: LlmMock.echo({ provider: "careful" }) },
+ *   providers: [LlmMock.echo({ provider: "fast" }), LlmMock.echo({ provider: "careful" })],
  *   defaultProvider: "fast"
  * })
  * const layer = Layer.succeed(Llm.Llm, routed)
@@ -202,10 +307,47 @@ export const validated = (
  * @category Constructors
  */
 export const router = (options: {
-  readonly providers: Readonly<Record<string, Service>>
-  readonly defaultProvider: string
-}): Service =>
-  validated(Dispatch.make(options.providers), {
-    providers: Object.keys(options.providers),
-    defaultProvider: options.defaultProvider
-  })
+  readonly providers: ReadonlyArray<Provider>
+  readonly defaultProvider?: string | undefined
+  readonly policies?: ReadonlyArray<Policy> | undefined
+}): Service => {
+  const byName = new Map(options.providers.map((provider) => [provider.name, provider]))
+  const defaultProvider = options.defaultProvider ?? options.providers[0]?.name ?? "none"
+  const configured = [...byName.keys()].join(", ") || "none"
+  const dispatch: Call = (request, mode) => {
+    const provider = byName.get(request.provider ?? defaultProvider)
+    return provider === undefined
+      ? Stream.fail(unknownProvider(request.provider ?? defaultProvider, configured))
+      : provider.call(request, mode)
+  }
+  const guarded = compose(dispatch, options.policies ?? [])
+  const route = (request: LlmRequest.LlmRequest): LlmRequest.LlmRequest | InvalidRequestError => {
+    const name = request.provider ?? defaultProvider
+    const provider = byName.get(name)
+    if (provider === undefined) return unknownProvider(name, configured)
+    if (request.provider === name && request.model !== undefined) return request
+    return { ...request, provider: name, model: request.model ?? provider.model }
+  }
+  return fromCall((input, mode) =>
+    StreamUnwrap.unwrap(
+      Effect.map(LlmRequest.decode(input, defaultProvider), (request) => {
+        const routed = route(request)
+        return routed instanceof InvalidRequestError ? Stream.fail(routed) : guarded(routed, mode)
+      })
+    )
+  )
+}
+
+/**
+ * The service over one provider: {@link router} with that provider alone.
+ *
+ * @example
+ * import { Layer } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const layer = Layer.succeed(Llm.Llm, Llm.fromProvider(LlmMock.echo({ provider: "echo" })))
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const fromProvider = (provider: Provider): Service => router({ providers: [provider] })

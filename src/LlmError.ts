@@ -24,14 +24,17 @@ const retryableByDefault = (value: boolean) => Schema.optionalWith(Schema.Boolea
 /**
  * Fields every error carries. `requestId` is the provider's request id where it sent one;
  * `headers` keeps the provider's rate-limit headers (`x-ratelimit-*`, `anthropic-ratelimit-*`);
- * `textEmitted` counts the characters a stream had already delivered when it failed.
+ * `textEmitted` counts the characters a stream had already delivered when it failed; `local` is
+ * true when this library decided the failure itself (validation, the rate limiter, an open circuit)
+ * without the provider answering so.
  */
 const common = {
   provider: Schema.String,
   message: Schema.String,
   requestId: Schema.optional(Schema.String),
   headers: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
-  textEmitted: Schema.optional(Schema.Number)
+  textEmitted: Schema.optional(Schema.Number),
+  local: Schema.optionalWith(Schema.Boolean, { default: () => false })
 }
 
 /**
@@ -299,6 +302,23 @@ export const classes = {
 export const tags = Object.keys(classes) as ReadonlyArray<LlmError["_tag"]>
 
 /**
+ * The mark every `LlmError` member carries, on its prototype: a copy made with the member's own
+ * constructor keeps it, and a look-alike plain object does not have it.
+ *
+ * @example
+ * import { LlmError } from "@clearside/llm"
+ * const marked = LlmError.TypeId in new LlmError.ServerError({ provider: "openai", message: "boom", status: 500 }) // true
+ *
+ * @since 0.1.0
+ * @category Symbols
+ */
+export const TypeId: unique symbol = Symbol.for("@clearside/llm/LlmError")
+
+for (const member of Object.values(classes)) {
+  Object.defineProperty(member.prototype, TypeId, { value: TypeId, enumerable: false })
+}
+
+/**
  * Whether a value is one of the `LlmError` members.
  *
  * @example
@@ -308,5 +328,4 @@ export const tags = Object.keys(classes) as ReadonlyArray<LlmError["_tag"]>
  * @since 0.1.0
  * @category Guards
  */
-export const isLlmError = (u: unknown): u is LlmError =>
-  Predicate.hasProperty(u, "_tag") && typeof u._tag === "string" && (tags as ReadonlyArray<string>).includes(u._tag)
+export const isLlmError = (u: unknown): u is LlmError => Predicate.hasProperty(u, TypeId)

@@ -332,7 +332,7 @@ export interface RecorderService {
 }
 
 /**
- * A mock: an `Llm.Service` that is also its own recorder.
+ * A mock: an `Llm.Service` that is also a provider (for `Llm.router`) and its own recorder.
  *
  * @example
  * import { Effect } from "effect"
@@ -347,7 +347,7 @@ export interface RecorderService {
  * @since 0.1.0
  * @category Models
  */
-export interface Mock extends Llm.Service, RecorderService {}
+export interface Mock extends Llm.Service, Llm.Provider, RecorderService {}
 
 /**
  * The tag under which {@link layer} and {@link layerEcho} provide the mock's recorder.
@@ -496,32 +496,29 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
     return typeof cut === "string" ? error(cut, { provider, textEmitted: step.chunks.join("").length }) : cut
   }
 
-  const complete = (request: LlmRequest.LlmRequest): Effect.Effect<LlmRequest.LlmResponse, LlmError> =>
-    Effect.flatMap(take("complete", request), ({ provider, step }) =>
-      Effect.zipRight(
-        pause(latencyOf(step.options)),
-        Effect.suspend((): Effect.Effect<LlmRequest.LlmResponse, LlmError> => {
-          if (step._tag === "Hang") return Effect.never
-          if (step._tag === "Fail") return Effect.fail(failureOf(step, provider))
-          if (step._tag === "Chunks") {
-            const cut = cutOf(step, provider)
-            if (cut !== undefined) return Effect.fail(cut)
-            if (step.options.hang === true) return Effect.never
-          }
-          return Effect.succeed(finish(request, provider, answerOf(step, request)))
-        })
-      )
-    )
-
-  const stream = (request: LlmRequest.LlmRequest): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
+  const call: Llm.Call = (request, mode) =>
     StreamUnwrap.unwrap(
-      Effect.map(take("stream", request), ({ provider, step }): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> => {
+      Effect.map(take(mode === "whole" ? "complete" : "stream", request), ({ provider, step }): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> => {
         const timing: Timing = step.options
         const start = pause(latencyOf(timing))
         if (step._tag === "Hang") return Stream.fromEffect(Effect.zipRight(start, Effect.never))
         if (step._tag === "Fail") return Stream.fromEffect(Effect.zipRight(start, Effect.fail(failureOf(step, provider))))
         const answer = answerOf(step, request)
         const failure = step._tag === "Chunks" ? cutOf(step, provider) : undefined
+        const hangs = step._tag === "Chunks" && step.options.hang === true
+        const finished = (): LlmRequest.Finish => {
+          const { content: _content, ...rest } = finish(request, provider, answer)
+          return { _tag: "Finish", ...rest }
+        }
+        // A whole answer arrives at once after the latency, or not at all.
+        if (mode === "whole") {
+          if (failure !== undefined) return Stream.fromEffect(Effect.zipRight(start, Effect.fail(failure)))
+          if (hangs) return Stream.fromEffect(Effect.zipRight(start, Effect.never))
+          const text = answer.pieces.join("")
+          return Stream.fromIterableEffect(
+            Effect.as(start, text === "" ? [finished()] : [{ _tag: "TextDelta" as const, text }, finished()])
+          )
+        }
         const delay = chunkDelayOf(timing)
         const deltas = Stream.fromIterable(answer.pieces.map((text, index) => ({ text, index }))).pipe(
           Stream.mapEffect(({ index, text }) =>
@@ -531,36 +528,32 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
         const end: Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =
           failure !== undefined
             ? Stream.fail(failure)
-            : step._tag === "Chunks" && step.options.hang === true
+            : hangs
               ? Stream.never
-              : Stream.fromEffect(
-                  Effect.suspend(() => {
-                    const { content: _content, ...rest } = finish(request, provider, answer)
-                    return Effect.as(answer.pieces.length === 0 ? start : Effect.void, {
-                      _tag: "Finish" as const,
-                      ...rest
-                    })
-                  })
-                )
+              : Stream.fromEffect(Effect.suspend(() => Effect.as(answer.pieces.length === 0 ? start : Effect.void, finished())))
         return Stream.concat(deltas, end)
       })
     )
 
-  const inner: Llm.Service = { complete, stream }
   const defaultName = options.provider ?? "mock"
+  const model = options.model ?? "mock-model"
   // Routed under the request's own provider name, so a mock stands in for any provider while
   // still validating every request exactly as `Llm.router` does for real providers.
   const routed = (input: LlmRequest.LlmRequest): Llm.Service => {
-    const name: unknown = (input as { readonly provider?: unknown } | null | undefined)?.provider
-    return Llm.router({
-      providers: { [typeof name === "string" && name !== "" ? name : defaultName]: inner },
-      defaultProvider: defaultName
-    })
+    let name: unknown
+    try {
+      name = (input as { readonly provider?: unknown } | null | undefined)?.provider
+    } catch {
+      name = undefined
+    }
+    return Llm.fromProvider({ name: typeof name === "string" && name !== "" ? name : defaultName, model, call })
   }
+  const service = Llm.fromCall((input, mode) => routed(input).call(input, mode))
 
   return {
-    complete: (input) => routed(input).complete(input),
-    stream: (input) => routed(input).stream(input),
+    ...service,
+    name: defaultName,
+    model,
     requests: Effect.sync(() => received.map((call) => call.request)),
     calls: Effect.sync(() => [...received]),
     remaining: Effect.sync(() => steps.length - used)

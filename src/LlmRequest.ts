@@ -21,7 +21,6 @@
  */
 import { Duration, Effect, ParseResult, Schema } from "effect"
 import { InvalidRequestError } from "./LlmError.js"
-import * as RequestCheck from "./internal/requestCheck.js"
 
 const nonEmptyString = (what: string) =>
   Schema.String.pipe(Schema.minLength(1, { message: () => `${what} must be a non-empty string` }))
@@ -317,10 +316,26 @@ const describeIssue = (issue: ParseResult.ArrayFormatterIssue): { field: string;
   return { field, rule: issue.message }
 }
 
+/** The provider a request names, for its error; reading it may throw on a hostile object. */
+const claimedProvider = (input: unknown, fallback: string): string => {
+  try {
+    const provider: unknown = (input as { readonly provider?: unknown } | null | undefined)?.provider
+    return typeof provider === "string" && provider !== "" ? provider : fallback
+  } catch {
+    return fallback
+  }
+}
+
+const invalid = (provider: string, rule: string, field: string) =>
+  new InvalidRequestError({ provider, message: `Invalid request: ${rule}`, field, local: true })
+
 /**
- * Validates an unknown value as an {@link LlmRequest}. A bad request fails with an
- * `InvalidRequestError` whose `field` names the offending path (e.g. `messages[1].content`) and whose
- * message states the rule. `provider` is the name reported on the error.
+ * Validates an unknown value as an {@link LlmRequest}; the `LlmRequest` schema is the one source of
+ * the rules. A bad request fails with an `InvalidRequestError` whose `field` names the offending path
+ * (e.g. `messages[1].content`) and whose message states the rule, also when reading the value throws
+ * (a throwing getter or a proxy trap). The request's own `provider`, when it names one, is reported
+ * on the error, else `provider`. The result is a fresh copy: later changes to the input do not
+ * reach it.
  *
  * @example
  * import { Effect } from "effect"
@@ -334,15 +349,19 @@ const describeIssue = (issue: ParseResult.ArrayFormatterIssue): { field: string;
  * @category Validation
  */
 export const decode = (input: unknown, provider: string): Effect.Effect<LlmRequest, InvalidRequestError> => {
-  const checked = RequestCheck.check(input)
-  if (checked !== undefined) return Effect.succeed(checked)
-  const result = decodeRequest(input)
+  let result: ReturnType<typeof decodeRequest>
+  try {
+    result = decodeRequest(input)
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause)
+    return Effect.fail(
+      invalid(claimedProvider(input, provider), `the request could not be read (${reason.slice(0, 200)})`, "request")
+    )
+  }
   if (result._tag === "Right") return Effect.succeed(result.right)
   const [first] = ParseResult.ArrayFormatter.formatErrorSync(result.left)
   const { field, rule } = first
     ? describeIssue(first)
     : { field: "request", rule: "request must be an object with messages" }
-  return Effect.fail(
-    new InvalidRequestError({ provider, message: `Invalid request: ${rule}`, field: field === "" ? "request" : field })
-  )
+  return Effect.fail(invalid(claimedProvider(input, provider), rule, field === "" ? "request" : field))
 }
