@@ -221,6 +221,21 @@ export const fromCall = (call: Call): Service => ({
 export const compose = (call: Call, policies: ReadonlyArray<Policy>): Call => policies.reduceRight((next, policy) => policy(next), call)
 
 /**
+ * A service with policies applied to its call, the first outermost.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock, Retry } from "@clearside/llm"
+ *
+ * const retried = Effect.map(Retry.make({ maxRetries: 2 }), (retry) => Llm.withPolicies(LlmMock.echo(), [retry]))
+ *
+ * @since 0.1.0
+ * @category Combinators
+ */
+export const withPolicies = (service: Service, policies: ReadonlyArray<Policy>): Service =>
+  fromCall(compose(service.call, policies))
+
+/**
  * Wraps the `Llm` service in context with a policy, built when the layer is.
  *
  * @example

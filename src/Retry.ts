@@ -2,7 +2,8 @@
  * Retries failed calls to the `Llm` service with exponential backoff, jitter and a cap on each
  * delay.
  *
- * Only errors with `retryable: true` are retried, at most `maxRetries` times after the first
+ * Only errors with `retryable: true` that the provider reported (not `local` ones, such as the rate
+ * limiter's own refusal) are retried, at most `maxRetries` times after the first
  * attempt. When an error carries `retryAfter` (a provider's `Retry-After`), that wait replaces the
  * backoff; when it is longer than `maxRetryAfter` the call fails at once with that error instead
  * of sleeping. A stream is retried only while it has emitted nothing: after its first event a
@@ -25,7 +26,6 @@ import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
 import type { LlmStreamEvent } from "./LlmRequest.js"
 import * as StreamUnwrap from "./internal/streamUnwrap.js"
-import * as LocalRejection from "./internal/localRejection.js"
 import { recoverBeforeFirstEvent } from "./internal/streamFirstEvent.js"
 
 /**
@@ -103,7 +103,7 @@ export const schedule = (options: Options = {}): Schedule.Schedule<unknown, LlmE
     Schedule.intersect(Schedule.recurs(maxRetries)),
     Schedule.intersect(Schedule.identity<LlmError>()),
     Schedule.whileInput((error: LlmError) => {
-      if (!error.retryable || LocalRejection.isLocal(error)) return false
+      if (!error.retryable || error.local) return false
       const retryAfter = retryAfterOf(error)
       return retryAfter === undefined || Duration.lessThanOrEqualTo(retryAfter, maxRetryAfter)
     }),
@@ -124,56 +124,45 @@ export const schedule = (options: Options = {}): Schedule.Schedule<unknown, LlmE
 }
 
 /**
- * Wraps a service so that its calls are retried by the policy.
+ * The retry policy: each failed attempt that may be retried is tried again after the schedule's
+ * delay, while it has emitted nothing (a whole answer's parts arrive at once, so this covers
+ * `complete` too).
  *
  * @example
+ * import { Effect } from "effect"
  * import { Llm, LlmMock, Retry } from "@clearside/llm"
  *
- * const retried: Llm.Service = Retry.make({ maxRetries: 2 })(LlmMock.echo())
+ * const retried = Effect.map(Retry.make({ maxRetries: 2 }), (retry) => Llm.fromCall(retry(LlmMock.echo().call)))
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make =
-  (options: Options = {}) =>
-  (service: Llm.Service): Llm.Service => {
+export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
+  Effect.sync(() => {
     const policy = schedule(options)
-    // The schedule's state is built only after a first failure, so a call that succeeds at once
-    // costs one `catchAll`.
-    const retryFrom = <A>(attempt: Effect.Effect<A, LlmError>) => (first: LlmError) =>
-      Effect.flatMap(Schedule.driver(policy), (driver) => {
-        const again = (error: LlmError): Effect.Effect<A, LlmError> =>
-          Effect.zipRight(Effect.catchAll(driver.next(error), () => Effect.fail(error)), Effect.catchAll(attempt, again))
-        return again(first)
-      })
-    return {
-      complete: (request) => {
-        const attempt = service.complete(request)
-        return Effect.catchAll(attempt, retryFrom(attempt))
-      },
-      stream: (request) =>
-        Stream.suspend(() => {
-          // As for `complete`: the schedule's state is built only after a first failure.
-          let driver: Schedule.ScheduleDriver<unknown, LlmError> | undefined
-          const delay = (error: LlmError) =>
-            Effect.catchAll(
-              Effect.suspend(() =>
-                driver === undefined
-                  ? Effect.flatMap(Schedule.driver(policy), (created) => {
-                      driver = created
-                      return created.next(error)
-                    })
-                  : driver.next(error)
-              ),
-              () => Effect.fail(error)
-            )
-          const attempt: Stream.Stream<LlmStreamEvent, LlmError> = recoverBeforeFirstEvent(service.stream(request), (error) =>
-            StreamUnwrap.unwrap(Effect.as(delay(error), Stream.suspend(() => attempt)))
+    return (next) => (request, mode) =>
+      Stream.suspend(() => {
+        // The schedule's state is built only after a first failure, so a call answered at once
+        // pays for no schedule.
+        let driver: Schedule.ScheduleDriver<unknown, LlmError> | undefined
+        const delay = (error: LlmError) =>
+          Effect.catchAll(
+            Effect.suspend(() =>
+              driver === undefined
+                ? Effect.flatMap(Schedule.driver(policy), (created) => {
+                    driver = created
+                    return created.next(error)
+                  })
+                : driver.next(error)
+            ),
+            () => Effect.fail(error)
           )
-          return attempt
-        })
-    }
-  }
+        const attempt: Stream.Stream<LlmStreamEvent, LlmError> = recoverBeforeFirstEvent(next(request, mode), (error) =>
+          StreamUnwrap.unwrap(Effect.as(delay(error), Stream.suspend(() => attempt)))
+        )
+        return attempt
+      })
+  })
 
 /**
  * Wraps the `Llm` service in context with the retry policy.
@@ -187,8 +176,7 @@ export const make =
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(Llm.Llm, Effect.map(Llm.Llm, make(options)))
+export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> => Llm.layerPolicy(make(options))
 
 /**
  * Retry options from the environment: `LLM_MAX_RETRIES` (3), `LLM_RETRY_BASE_DELAY_MS` (500),
@@ -228,7 +216,6 @@ export const config: Config.Config<Options> = Config.all({
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.effect(
-  Llm.Llm,
-  Effect.flatMap(Config.map(config, make), (wrap) => Effect.map(Llm.Llm, wrap))
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Llm.layerPolicy(
+  Effect.flatMap(config, make)
 )

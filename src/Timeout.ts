@@ -1,14 +1,14 @@
 /**
  * Time limits on calls to the `Llm` service.
  *
- * {@link make} limits each attempt: `complete` must answer within `timeout` (default 30 s, or the
- * request's own `timeout`); a stream must deliver its first event within `firstToken` and each
- * next event within `idle` of the previous one (both default to the attempt timeout). There is no
+ * {@link make} limits each attempt: a whole answer must arrive within `timeout` (default 30 s, or the
+ * request's own `timeout`); a stream must deliver its first part within `firstToken` and each
+ * next part within `idle` of the previous one (both default to the attempt timeout). There is no
  * limit on a stream's total length. A timed-out attempt is interrupted, which aborts its HTTP
  * request, and fails with a retryable `TimeoutError` whose `phase` is `"attempt"`, `"first-token"`
  * or `"idle"`. Put it inside `Retry` so each attempt gets its own limit.
  *
- * {@link deadline} is the optional overall limit across all attempts (`phase: "deadline"`, not
+ * {@link makeDeadline} is the optional overall limit across all attempts (`phase: "deadline"`, not
  * retryable); put it outside `Retry` and `Fallback`.
  *
  * @example
@@ -23,29 +23,14 @@
  *
  * @since 0.1.0
  */
-import {
-  Clock,
-  Config,
-  type ConfigError,
-  Context,
-  DefaultServices,
-  Duration,
-  Effect,
-  type Exit,
-  Fiber,
-  type FiberId,
-  Layer,
-  Option
-} from "effect"
+import { Chunk, Config, type ConfigError, Duration, Effect, Layer, Option, Stream } from "effect"
 import * as Llm from "./Llm.js"
-import { TimeoutError } from "./LlmError.js"
-import type { LlmRequest } from "./LlmRequest.js"
-import * as NativeLimits from "./internal/nativeLimits.js"
-import * as StreamWatchdog from "./internal/streamWatchdog.js"
+import { type LlmError, TimeoutError } from "./LlmError.js"
+import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
 
 /**
- * Per-attempt limits. `timeout` (default 30 s) bounds a `complete` call; `firstToken` and `idle`
- * bound a stream's wait for its first event and between events, and default to `timeout`. A
+ * Per-attempt limits. `timeout` (default 30 s) bounds a whole answer; `firstToken` and `idle`
+ * bound a stream's wait for its first part and between parts, and default to `timeout`. A
  * request's own `timeout` replaces all three for that request.
  *
  * @example
@@ -79,164 +64,97 @@ const timeoutError = (request: LlmRequest, phase: "attempt" | "first-token" | "i
             : `The call to ${providerOf(request)} did not finish within its ${Duration.format(limit)} deadline`
   })
 
-// The process's own clock, whose timers can be host timers. Any other clock (e.g. `TestClock`) is
-// asked to sleep, so that its time drives the limit.
-const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
-
-/** Starts a timer that calls `fire` when it expires; returns its cancel. */
-type StartTimer = (fire: () => void) => () => void
-
-const hostTimer =
-  (millis: number): StartTimer =>
-  (fire) => {
-    if (millis > NativeLimits.maxTimerMillis) return () => {}
-    const handle = setTimeout(fire, millis)
-    return () => clearTimeout(handle)
-  }
-
-const fiberTimer =
-  (sleeper: Fiber.RuntimeFiber<void>, by: FiberId.FiberId): StartTimer =>
-  (fire) => {
-    const observer = (exit: Exit.Exit<void>) => {
-      if (exit._tag === "Success") fire()
-    }
-    sleeper.addObserver(observer)
-    return () => {
-      sleeper.removeObserver(observer)
-      sleeper.unsafeInterruptAsFork(by)
-    }
-  }
-
 /**
- * Waits for `child` until the timer fires, then interrupts it, waits for it to end and fails with
- * `onTimeout()`. Interrupting the waiting fiber interrupts the child and waits for it.
+ * Limits each wait for the next chunk of `parts`: `first` until one has arrived, `next` after. A
+ * wait that runs out interrupts the stream (its finalizers abort the HTTP request) and fails it
+ * with the limit's error. This is `Stream.timeoutFail`, which limits every pull alike, with a
+ * different limit for the first one.
  */
-const awaitWithin = <A, E>(
-  child: Fiber.RuntimeFiber<A, E>,
-  by: FiberId.FiberId,
-  startTimer: StartTimer,
-  onTimeout: () => E
-): Effect.Effect<A, E> =>
-  Effect.async<A, E>((resume) => {
-    let timedOut: ((exit: Exit.Exit<A, E>) => void) | undefined
-    const cancel = startTimer(() => {
-      child.removeObserver(done)
-      timedOut = () => resume(Effect.fail(onTimeout()))
-      child.addObserver(timedOut)
-      child.unsafeInterruptAsFork(by)
-    })
-    const done = (exit: Exit.Exit<A, E>) => {
-      cancel()
-      resume(exit)
-    }
-    child.addObserver(done)
-    return Effect.suspend(() => {
-      cancel()
-      child.removeObserver(done)
-      if (timedOut !== undefined) child.removeObserver(timedOut)
-      return Fiber.interrupt(child)
-    })
-  })
-
-/**
- * `Effect.timeoutFail` for one attempt at the cost of one fiber: the attempt runs in a child fiber
- * and the waiting fiber holds the timer (a host timer on the live clock, else a sleeping fiber on
- * the fiber's clock). A timed-out attempt is interrupted and awaited before the failure.
- */
-const limitTo = <A, E>(self: Effect.Effect<A, E>, limit: Duration.Duration, onTimeout: () => E): Effect.Effect<A, E> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.withFiberRuntime<A, E>((parent) => {
-      const by = parent.id()
-      // A daemon: the waiting fiber interrupts and awaits it whenever it stops waiting.
-      const attempt = Effect.forkDaemon(restore(self))
-      const clock = Context.get(parent.currentDefaultServices, Clock.Clock)
-      if (clock === liveClock) {
-        const startTimer = hostTimer(Duration.toMillis(limit))
-        return Effect.flatMap(attempt, (child) => restore(awaitWithin(child, by, startTimer, onTimeout)))
-      }
-      return Effect.flatMap(attempt, (child) =>
-        Effect.flatMap(Effect.forkDaemon(Effect.interruptible(clock.sleep(limit))), (sleeper) =>
-          restore(awaitWithin(child, by, fiberTimer(sleeper, by), onTimeout))
-        )
+const limitWaits = (
+  parts: Stream.Stream<LlmStreamEvent, LlmError>,
+  first: { readonly limit: Duration.Duration; readonly error: () => LlmError },
+  next: { readonly limit: Duration.Duration; readonly error: () => LlmError }
+): Stream.Stream<LlmStreamEvent, LlmError> =>
+  Stream.unwrapScoped(
+    Effect.map(Stream.toPull(parts), (pull) => {
+      let started = false
+      return Stream.repeatEffectChunkOption(
+        Effect.suspend(() => {
+          const wait = started ? next : first
+          return Effect.tap(
+            Effect.timeoutFail(pull, { duration: wait.limit, onTimeout: () => Option.some(wait.error()) }),
+            (chunk) => {
+              if (Chunk.isNonEmpty(chunk)) started = true
+            }
+          )
+        })
       )
     })
   )
 
 /**
- * Wraps a service with per-attempt limits.
+ * The per-attempt time limits: a whole answer must arrive within `timeout` (the request's own
+ * `timeout` when it sets one); a stream's first part within `firstToken` and each next one within
+ * `idle` of the previous. There is no limit on a stream's total length. A timed-out attempt is
+ * interrupted, which aborts its HTTP request, and fails with a retryable `TimeoutError` whose
+ * `phase` is `"attempt"`, `"first-token"` or `"idle"`. Put it inside `Retry`, so that each attempt
+ * gets its own limit. Time is Effect's `Clock`, so `TestClock` drives it in tests.
  *
  * @example
- * import { Duration } from "effect"
- * import { LlmMock, Timeout } from "@clearside/llm"
+ * import { Duration, Effect } from "effect"
+ * import { Llm, LlmMock, Timeout } from "@clearside/llm"
  *
- * const limited = Timeout.make({ timeout: Duration.seconds(10) })(LlmMock.echo())
+ * const limited = Effect.map(Timeout.make({ timeout: Duration.seconds(10) }), (timeout) => Llm.fromCall(timeout(LlmMock.echo().call)))
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make =
-  (options: Options = {}) =>
-  (service: Llm.Service): Llm.Service => {
+export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
+  Effect.sync(() => {
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
     const firstToken = Duration.decode(options.firstToken ?? timeout)
     const idle = Duration.decode(options.idle ?? timeout)
-    // A provider that limits its own requests takes the limits directly: no extra fiber, watchdog or
-    // stream stage per attempt.
-    const native = NativeLimits.get(service)
-    const waitLimits = (request: LlmRequest): NativeLimits.WaitLimits => {
-      const first = request.timeout ?? firstToken
-      const next = request.timeout ?? idle
-      return {
-        first: Duration.toMillis(first),
-        idle: Duration.toMillis(next),
-        onTimeout: (started) => (started ? timeoutError(request, "idle", next) : timeoutError(request, "first-token", first))
-      }
-    }
-    return {
-      complete: (request) => {
+    return (next) => (request, mode) => {
+      if (mode === "whole") {
         const limit = request.timeout ?? timeout
-        const onTimeout = () => timeoutError(request, "attempt", limit)
-        if (native === undefined) return limitTo(service.complete(request), limit, onTimeout)
-        return Effect.withFiberRuntime((fiber) =>
-          Context.get(fiber.currentDefaultServices, Clock.Clock) === liveClock
-            ? native.complete(request, Duration.toMillis(limit), onTimeout)
-            : limitTo(service.complete(request), limit, onTimeout)
-        )
-      },
-      stream: (request) =>
-        native === undefined
-          ? StreamWatchdog.limitWaits(service.stream(request), waitLimits(request))
-          : native.stream(request, waitLimits(request))
+        const wait = { limit, error: () => timeoutError(request, "attempt", limit) }
+        return limitWaits(next(request, mode), wait, wait)
+      }
+      const first = request.timeout ?? firstToken
+      const between = request.timeout ?? idle
+      return limitWaits(
+        next(request, mode),
+        { limit: first, error: () => timeoutError(request, "first-token", first) },
+        { limit: between, error: () => timeoutError(request, "idle", between) }
+      )
     }
-  }
+  })
 
 /**
- * Wraps a service with an overall deadline: the whole call, with every retry and fallback inside
- * it, must finish within `deadline`, else it is interrupted and fails with a non-retryable
- * `TimeoutError` (`phase: "deadline"`). For a stream the deadline covers the whole stream.
+ * The overall deadline: the whole call, with every retry and fallback inside it and, for a stream,
+ * every part, must finish within `deadline`, else it is interrupted and fails with a non-retryable
+ * `TimeoutError` (`phase: "deadline"`). Put it outside `Retry` and `Fallback`.
  *
  * @example
- * import { Duration } from "effect"
- * import { LlmMock, Retry, Timeout } from "@clearside/llm"
+ * import { Duration, Effect } from "effect"
+ * import { Llm, LlmMock, Timeout } from "@clearside/llm"
  *
- * const bounded = Timeout.deadline({ deadline: Duration.minutes(1) })(Retry.make()(LlmMock.echo()))
+ * const bounded = Effect.map(Timeout.makeDeadline({ deadline: Duration.minutes(1) }), (deadline) =>
+ *   Llm.fromCall(deadline(LlmMock.echo().call))
+ * )
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const deadline =
-  (options: { readonly deadline: Duration.DurationInput }) =>
-  (service: Llm.Service): Llm.Service => {
+export const makeDeadline = (options: { readonly deadline: Duration.DurationInput }): Effect.Effect<Llm.Policy> =>
+  Effect.sync(() => {
     const limit = Duration.decode(options.deadline)
-    return {
-      complete: (request) => limitTo(service.complete(request), limit, () => timeoutError(request, "deadline", limit)),
-      stream: (request) =>
-        StreamWatchdog.limitTotal(service.stream(request), {
-          total: Duration.toMillis(limit),
-          onTimeout: () => timeoutError(request, "deadline", limit)
-        })
-    }
-  }
+    return (next) => (request, mode) =>
+      Stream.interruptWhen(
+        next(request, mode),
+        Effect.zipRight(Effect.sleep(limit), Effect.fail(timeoutError(request, "deadline", limit)))
+      )
+  })
 
 /**
  * Wraps the `Llm` service in context with per-attempt limits.
@@ -250,8 +168,7 @@ export const deadline =
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(Llm.Llm, Effect.map(Llm.Llm, make(options)))
+export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> => Llm.layerPolicy(make(options))
 
 /**
  * Wraps the `Llm` service in context with an overall deadline.
@@ -266,7 +183,7 @@ export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Ll
  * @category Layers
  */
 export const layerDeadline = (options: { readonly deadline: Duration.DurationInput }): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(Llm.Llm, Effect.map(Llm.Llm, deadline(options)))
+  Llm.layerPolicy(makeDeadline(options))
 
 const positiveMillis = (name: string) =>
   Config.integer(name).pipe(
@@ -324,9 +241,8 @@ export const deadlineConfig: Config.Config<Option.Option<Duration.Duration>> = C
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.effect(
-  Llm.Llm,
-  Effect.flatMap(config, (options) => Effect.map(Llm.Llm, make(options)))
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Llm.layerPolicy(
+  Effect.flatMap(config, make)
 )
 
 /**
@@ -341,9 +257,8 @@ export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm>
  * @since 0.1.0
  * @category Layers
  */
-export const layerDeadlineConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.effect(
-  Llm.Llm,
+export const layerDeadlineConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Llm.layerPolicy(
   Effect.flatMap(deadlineConfig, (limit) =>
-    Effect.map(Llm.Llm, (service) => (Option.isSome(limit) ? deadline({ deadline: limit.value })(service) : service))
+    Option.isSome(limit) ? makeDeadline({ deadline: limit.value }) : Effect.succeed<Llm.Policy>((next) => next)
   )
 )

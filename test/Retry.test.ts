@@ -10,10 +10,7 @@ const request = { provider: "openai", messages: [{ role: "user" as const, conten
 const timed = (service: Llm.Service) => {
   const starts: Array<number> = []
   const mark = Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => starts.push(now)))
-  const wrapped: Llm.Service = {
-    complete: (r) => Effect.zipRight(mark, service.complete(r)),
-    stream: (r) => Stream.unwrap(Effect.as(mark, service.stream(r)))
-  }
+  const wrapped = Llm.fromCall((r, mode) => Stream.unwrap(Effect.as(mark, service.call(r, mode))))
   return { starts, service: wrapped }
 }
 
@@ -31,7 +28,7 @@ describe("Retry: which errors are retried", () => {
   it.effect("retries a rate limit twice then succeeds on the third attempt", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("RateLimitError"), LlmMock.fail("RateLimitError"), LlmMock.reply("ok")])
-      const exit = yield* runAll(Retry.make()(mock).complete(request))
+      const exit = yield* runAll(Llm.withPolicies(mock, [yield* Retry.make()]).complete(request))
       expect(Exit.isSuccess(exit) && exit.value.content).toBe("ok")
       expect((yield* mock.calls).length).toBe(3)
     })
@@ -40,7 +37,7 @@ describe("Retry: which errors are retried", () => {
   it.effect("does not retry an invalid request (400): exactly one attempt", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("InvalidRequestError", { status: 400 }), LlmMock.reply("never")])
-      const exit = yield* runAll(Retry.make()(mock).complete(request))
+      const exit = yield* runAll(Llm.withPolicies(mock, [yield* Retry.make()]).complete(request))
       expect(Exit.isFailure(exit)).toBe(true)
       expect(exit).toMatchObject({ cause: { error: { _tag: "InvalidRequestError" } } })
       expect((yield* mock.calls).length).toBe(1)
@@ -50,7 +47,7 @@ describe("Retry: which errors are retried", () => {
   it.effect("does not retry an authentication error (401): exactly one attempt", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("AuthenticationError", { status: 401 }), LlmMock.reply("never")])
-      const exit = yield* runAll(Retry.make()(mock).complete(request))
+      const exit = yield* runAll(Llm.withPolicies(mock, [yield* Retry.make()]).complete(request))
       expect(exit).toMatchObject({ cause: { error: { _tag: "AuthenticationError" } } })
       expect((yield* mock.calls).length).toBe(1)
     })
@@ -65,7 +62,7 @@ describe("Retry: which errors are retried", () => {
         LlmMock.fail("OverloadedError", { message: "the fourth" }),
         LlmMock.reply("too late")
       ])
-      const exit = yield* runAll(Retry.make()(mock).complete(request))
+      const exit = yield* runAll(Llm.withPolicies(mock, [yield* Retry.make()]).complete(request))
       expect(exit).toMatchObject({ cause: { error: { _tag: "OverloadedError", message: "the fourth" } } })
       expect((yield* mock.calls).length).toBe(4)
     })
@@ -74,7 +71,7 @@ describe("Retry: which errors are retried", () => {
   it.effect("honours a smaller maxRetries", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("ServerError"), LlmMock.fail("ServerError"), LlmMock.reply("ok")])
-      const exit = yield* runAll(Retry.make({ maxRetries: 1 })(mock).complete(request))
+      const exit = yield* runAll(Llm.withPolicies(mock, [yield* Retry.make({ maxRetries: 1 })]).complete(request))
       expect(Exit.isFailure(exit)).toBe(true)
       expect((yield* mock.calls).length).toBe(2)
     })
@@ -91,7 +88,7 @@ describe("Retry: delays between attempts", () => {
         LlmMock.reply("ok")
       ])
       const { service, starts } = timed(mock)
-      const exit = yield* runAll(Retry.make({ base: Duration.millis(1000) })(service).complete(request))
+      const exit = yield* runAll(Llm.withPolicies(service, [yield* Retry.make({ base: Duration.millis(1000) })]).complete(request))
       expect(Exit.isSuccess(exit)).toBe(true)
       const [first, second, third] = gaps(starts)
       expect(first).toBeGreaterThanOrEqual(800)
@@ -114,8 +111,8 @@ describe("Retry: delays between attempts", () => {
         LlmMock.reply("ok")
       ])
       const { service, starts } = timed(mock)
-      const policy = Retry.make({ maxRetries: 5, base: Duration.seconds(1), maxDelay: Duration.seconds(3) })
-      const exit = yield* runAll(policy(service).complete(request))
+      const policy = yield* Retry.make({ maxRetries: 5, base: Duration.seconds(1), maxDelay: Duration.seconds(3) })
+      const exit = yield* runAll(Llm.withPolicies(service, [policy]).complete(request))
       expect(Exit.isSuccess(exit)).toBe(true)
       const waits = gaps(starts)
       expect(waits).toHaveLength(5)
@@ -129,7 +126,7 @@ describe("Retry: delays between attempts", () => {
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("RateLimitError", { retryAfter: Duration.seconds(7) }), LlmMock.reply("ok")])
       const { service, starts } = timed(mock)
-      const exit = yield* runAll(Retry.make({ base: Duration.millis(100) })(service).complete(request))
+      const exit = yield* runAll(Llm.withPolicies(service, [yield* Retry.make({ base: Duration.millis(100) })]).complete(request))
       expect(Exit.isSuccess(exit)).toBe(true)
       expect(gaps(starts)).toEqual([7000])
     })
@@ -138,7 +135,7 @@ describe("Retry: delays between attempts", () => {
   it.effect("does not resume before retryAfter has passed", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("RateLimitError", { retryAfter: Duration.seconds(7) }), LlmMock.reply("ok")])
-      const fiber = yield* Effect.fork(Retry.make()(mock).complete(request))
+      const fiber = yield* Effect.fork(Llm.withPolicies(mock, [yield* Retry.make()]).complete(request))
       yield* TestClock.adjust(Duration.millis(6999))
       expect((yield* mock.calls).length).toBe(1)
       yield* TestClock.adjust(Duration.millis(1))
@@ -151,7 +148,7 @@ describe("Retry: delays between attempts", () => {
   it.effect("fails at once with the RateLimitError when retryAfter exceeds maxRetryAfter", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("RateLimitError", { retryAfter: Duration.seconds(90) }), LlmMock.reply("ok")])
-      const fiber = yield* Effect.fork(Retry.make({ maxRetryAfter: Duration.seconds(60) })(mock).complete(request))
+      const fiber = yield* Effect.fork(Llm.withPolicies(mock, [yield* Retry.make({ maxRetryAfter: Duration.seconds(60) })]).complete(request))
       // No clock movement at all: the failure must not involve any wait.
       const exit = yield* Fiber.await(fiber)
       expect(exit).toMatchObject({ cause: { error: { _tag: "RateLimitError" } } })
@@ -169,8 +166,8 @@ describe("Retry: observability", () => {
         LlmMock.fail("RateLimitError", { retryAfter: Duration.seconds(2) }),
         LlmMock.reply("ok")
       ])
-      const policy = Retry.make({ onRetry: (info) => Effect.sync(() => seen.push(info)) })
-      yield* runAll(policy(mock).complete(request))
+      const policy = yield* Retry.make({ onRetry: (info) => Effect.sync(() => seen.push(info)) })
+      yield* runAll(Llm.withPolicies(mock, [policy]).complete(request))
       expect(seen.map((i) => [i.attempt, i.error._tag])).toEqual([
         [1, "OverloadedError"],
         [2, "RateLimitError"]
@@ -187,7 +184,7 @@ describe("Retry: streams", () => {
   it.effect("retries a stream that fails before its first event", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("ConnectionError"), LlmMock.reply("all good")])
-      const exit = yield* collect(Retry.make()(mock).stream(request))
+      const exit = yield* collect(Llm.withPolicies(mock, [yield* Retry.make()]).stream(request))
       expect(Exit.isSuccess(exit) && exit.value.map((e) => (e as { _tag: string })._tag)).toEqual([
         "TextDelta",
         "TextDelta",
@@ -203,7 +200,7 @@ describe("Retry: streams", () => {
         LlmMock.chunks(["Once", " upon"], { error: LlmMock.error("ConnectionError", { provider: "openai" }) }),
         LlmMock.reply("a second answer")
       ])
-      const exit = yield* collect(Retry.make()(mock).stream(request))
+      const exit = yield* collect(Llm.withPolicies(mock, [yield* Retry.make()]).stream(request))
       expect(exit).toMatchObject({ cause: { error: { _tag: "ConnectionError", textEmitted: 9 } } })
       expect((yield* mock.calls).length).toBe(1)
     })
@@ -216,7 +213,7 @@ describe("Retry: streams", () => {
         LlmMock.fail("ServerError"),
         LlmMock.fail("OverloadedError")
       ])
-      const exit = yield* collect(Retry.make({ maxRetries: 2 })(mock).stream(request))
+      const exit = yield* collect(Llm.withPolicies(mock, [yield* Retry.make({ maxRetries: 2 })]).stream(request))
       expect(exit).toMatchObject({ cause: { error: { _tag: "OverloadedError" } } })
       expect((yield* mock.calls).length).toBe(3)
     })
@@ -225,7 +222,7 @@ describe("Retry: streams", () => {
   it.effect("does not retry a stream that fails with a non-retryable error", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("QuotaExceededError"), LlmMock.reply("never")])
-      const exit = yield* collect(Retry.make()(mock).stream(request))
+      const exit = yield* collect(Llm.withPolicies(mock, [yield* Retry.make()]).stream(request))
       expect(exit).toMatchObject({ cause: { error: { _tag: "QuotaExceededError" } } })
       expect((yield* mock.calls).length).toBe(1)
     })

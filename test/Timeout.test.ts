@@ -13,7 +13,7 @@ describe("Timeout: per attempt", () => {
   it.effect("fails with a retryable TimeoutError (phase attempt) at the configured duration", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.hang()])
-      const fiber = yield* Effect.fork(Timeout.make({ timeout: Duration.seconds(10) })(mock).complete(request))
+      const fiber = yield* Effect.fork(Llm.withPolicies(mock, [yield* Timeout.make({ timeout: Duration.seconds(10) })]).complete(request))
       yield* TestClock.adjust(Duration.millis(9999))
       expect(yield* isDone(fiber)).toBe(false)
       yield* TestClock.adjust(Duration.millis(1))
@@ -27,7 +27,7 @@ describe("Timeout: per attempt", () => {
   it.effect("defaults to 30 seconds", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.hang()])
-      const fiber = yield* Effect.fork(Timeout.make()(mock).complete(request))
+      const fiber = yield* Effect.fork(Llm.withPolicies(mock, [yield* Timeout.make()]).complete(request))
       yield* TestClock.adjust(Duration.millis(29_999))
       expect(yield* isDone(fiber)).toBe(false)
       yield* TestClock.adjust(Duration.millis(1))
@@ -38,7 +38,7 @@ describe("Timeout: per attempt", () => {
   it.effect("lets an answer that arrives in time through", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.reply("in time", { latency: Duration.seconds(9) })])
-      const fiber = yield* Effect.fork(Timeout.make({ timeout: Duration.seconds(10) })(mock).complete(request))
+      const fiber = yield* Effect.fork(Llm.withPolicies(mock, [yield* Timeout.make({ timeout: Duration.seconds(10) })]).complete(request))
       yield* TestClock.adjust(Duration.seconds(9))
       expect((yield* Fiber.join(fiber)).content).toBe("in time")
     })
@@ -47,7 +47,7 @@ describe("Timeout: per attempt", () => {
   it.effect("uses the request's own timeout instead of the configured one", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.hang()])
-      const call = Timeout.make({ timeout: Duration.seconds(30) })(mock).complete({ ...request, timeout: Duration.seconds(2) })
+      const call = Llm.withPolicies(mock, [yield* Timeout.make({ timeout: Duration.seconds(30) })]).complete({ ...request, timeout: Duration.seconds(2) })
       const fiber = yield* Effect.fork(call)
       yield* TestClock.adjust(Duration.millis(1999))
       expect(yield* isDone(fiber)).toBe(false)
@@ -59,11 +59,10 @@ describe("Timeout: per attempt", () => {
   it.effect("interrupts the timed-out attempt", () =>
     Effect.gen(function* () {
       let interrupted = false
-      const service: Llm.Service = {
-        complete: () => Effect.onInterrupt(Effect.never, () => Effect.sync(() => (interrupted = true))),
-        stream: () => Stream.never
-      }
-      const fiber = yield* Effect.fork(Timeout.make({ timeout: Duration.seconds(1) })(service).complete(request))
+      const service = Llm.fromCall(() =>
+        Stream.fromEffect(Effect.onInterrupt(Effect.never, () => Effect.sync(() => (interrupted = true))))
+      )
+      const fiber = yield* Effect.fork(Llm.withPolicies(service, [yield* Timeout.make({ timeout: Duration.seconds(1) })]).complete(request))
       yield* TestClock.adjust(Duration.seconds(1))
       yield* Fiber.await(fiber)
       expect(interrupted).toBe(true)
@@ -73,7 +72,7 @@ describe("Timeout: per attempt", () => {
   it.effect("gives each retry its own attempt timeout when placed inside Retry", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.hang(), LlmMock.reply("second attempt")])
-      const service = Retry.make({ base: Duration.seconds(1) })(Timeout.make({ timeout: Duration.seconds(5) })(mock))
+      const service = Llm.withPolicies(Llm.withPolicies(mock, [yield* Timeout.make({ timeout: Duration.seconds(5) })]), [yield* Retry.make({ base: Duration.seconds(1) })])
       const fiber = yield* Effect.fork(service.complete(request))
       yield* TestClock.adjust(Duration.seconds(10))
       expect((yield* Fiber.join(fiber)).content).toBe("second attempt")
@@ -83,15 +82,13 @@ describe("Timeout: per attempt", () => {
 })
 
 describe("Timeout: interrupting a limited call", () => {
-  const interruptible = (onInterrupt: () => void): Llm.Service => ({
-    complete: () => Effect.onInterrupt(Effect.never, () => Effect.sync(onInterrupt)),
-    stream: () => Stream.never
-  })
+  const interruptible = (onInterrupt: () => void): Llm.Service =>
+    Llm.fromCall(() => Stream.fromEffect(Effect.onInterrupt(Effect.never, () => Effect.sync(onInterrupt))))
 
   it.effect("interrupting the caller interrupts the attempt and waits for it", () =>
     Effect.gen(function* () {
       let interrupted = false
-      const service = Timeout.make({ timeout: Duration.seconds(10) })(interruptible(() => (interrupted = true)))
+      const service = Llm.withPolicies(interruptible(() => (interrupted = true)), [yield* Timeout.make({ timeout: Duration.seconds(10) })])
       const fiber = yield* Effect.fork(service.complete(request))
       yield* TestClock.adjust(Duration.seconds(1))
       const exit = yield* Fiber.interrupt(fiber)
@@ -103,7 +100,7 @@ describe("Timeout: interrupting a limited call", () => {
   it.live("on the live clock, a late attempt is interrupted and fails with phase attempt", () =>
     Effect.gen(function* () {
       let interrupted = false
-      const service = Timeout.make({ timeout: Duration.millis(20) })(interruptible(() => (interrupted = true)))
+      const service = Llm.withPolicies(interruptible(() => (interrupted = true)), [yield* Timeout.make({ timeout: Duration.millis(20) })])
       const exit = yield* Effect.exit(service.complete(request))
       expect(exit).toMatchObject({ cause: { error: { _tag: "TimeoutError", phase: "attempt", retryable: true } } })
       expect(interrupted).toBe(true)
@@ -112,7 +109,8 @@ describe("Timeout: interrupting a limited call", () => {
 
   it.live("on the live clock, an answer in time goes through and interrupting the caller interrupts the attempt", () =>
     Effect.gen(function* () {
-      const limited = Timeout.make({ timeout: Duration.seconds(30) })
+      const timeout = yield* Timeout.make({ timeout: Duration.seconds(30) })
+      const limited = (service: Llm.Service) => Llm.withPolicies(service, [timeout])
       const answer = yield* limited(LlmMock.echo()).complete(request)
       expect(answer.content).toBe("echo: hello")
       let interrupted = false
@@ -125,7 +123,7 @@ describe("Timeout: interrupting a limited call", () => {
 
   it.live("on the live clock, a deadline longer than a host timer can hold never fires", () =>
     Effect.gen(function* () {
-      const bounded = Timeout.deadline({ deadline: Duration.days(30) })(LlmMock.echo())
+      const bounded = Llm.withPolicies(LlmMock.echo(), [yield* Timeout.makeDeadline({ deadline: Duration.days(30) })])
       expect((yield* bounded.complete(request)).content).toBe("echo: hello")
     })
   )
@@ -137,8 +135,8 @@ describe("Timeout: streams", () => {
   it.effect("fails with phase first-token when the first event is late", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.reply("slow start", { latency: Duration.seconds(20) })])
-      const policy = Timeout.make({ timeout: Duration.seconds(60), firstToken: Duration.seconds(5) })
-      const fiber = yield* run(policy(mock).stream(request))
+      const policy = yield* Timeout.make({ timeout: Duration.seconds(60), firstToken: Duration.seconds(5) })
+      const fiber = yield* run(Llm.withPolicies(mock, [policy]).stream(request))
       yield* TestClock.adjust(Duration.millis(4999))
       expect(yield* isDone(fiber)).toBe(false)
       yield* TestClock.adjust(Duration.millis(1))
@@ -152,13 +150,13 @@ describe("Timeout: streams", () => {
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.chunks(["a", "b", "c"], { chunkDelay: Duration.seconds(4) })])
       // Fine with 5 s between events; fails once a gap reaches 3 s.
-      const ok = yield* run(Timeout.make({ idle: Duration.seconds(5) })(mock).stream(request))
+      const ok = yield* run(Llm.withPolicies(mock, [yield* Timeout.make({ idle: Duration.seconds(5) })]).stream(request))
       yield* TestClock.adjust(Duration.seconds(20))
       const events = yield* Fiber.join(ok)
       expect(Chunk.size(events)).toBe(4)
 
       const slow = yield* LlmMock.make([LlmMock.chunks(["a", "b", "c"], { chunkDelay: Duration.seconds(4) })])
-      const fiber = yield* run(Timeout.make({ idle: Duration.seconds(3) })(slow).stream(request))
+      const fiber = yield* run(Llm.withPolicies(slow, [yield* Timeout.make({ idle: Duration.seconds(3) })]).stream(request))
       yield* TestClock.adjust(Duration.millis(2999))
       expect(yield* isDone(fiber)).toBe(false)
       yield* TestClock.adjust(Duration.millis(1))
@@ -169,7 +167,7 @@ describe("Timeout: streams", () => {
   it.effect("first-token and idle default to the attempt timeout", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.chunks(["a", "b"], { hang: true })])
-      const fiber = yield* run(Timeout.make({ timeout: Duration.seconds(8) })(mock).stream(request))
+      const fiber = yield* run(Llm.withPolicies(mock, [yield* Timeout.make({ timeout: Duration.seconds(8) })]).stream(request))
       yield* TestClock.adjust(Duration.millis(7999))
       expect(yield* isDone(fiber)).toBe(false)
       yield* TestClock.adjust(Duration.millis(1))
@@ -181,7 +179,7 @@ describe("Timeout: streams", () => {
     Effect.gen(function* () {
       const pieces = Array.from({ length: 20 }, (_, i) => `w${i} `)
       const mock = yield* LlmMock.make([LlmMock.chunks(pieces, { chunkDelay: Duration.seconds(4) })])
-      const fiber = yield* run(Timeout.make({ timeout: Duration.seconds(5) })(mock).stream(request))
+      const fiber = yield* run(Llm.withPolicies(mock, [yield* Timeout.make({ timeout: Duration.seconds(5) })]).stream(request))
       yield* TestClock.adjust(Duration.seconds(100))
       expect(Chunk.size(yield* Fiber.join(fiber))).toBe(21)
     })
@@ -190,8 +188,8 @@ describe("Timeout: streams", () => {
   it.effect("the request's timeout replaces the stream limits", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.reply("late", { latency: Duration.seconds(3) })])
-      const policy = Timeout.make({ firstToken: Duration.seconds(30) })
-      const fiber = yield* run(policy(mock).stream({ ...request, timeout: Duration.seconds(1) }))
+      const policy = yield* Timeout.make({ firstToken: Duration.seconds(30) })
+      const fiber = yield* run(Llm.withPolicies(mock, [policy]).stream({ ...request, timeout: Duration.seconds(1) }))
       yield* TestClock.adjust(Duration.seconds(1))
       expect(yield* Fiber.await(fiber)).toMatchObject({ cause: { error: { phase: "first-token" } } })
     })
@@ -202,7 +200,7 @@ describe("Timeout: overall deadline", () => {
   it.effect("fails with a non-retryable TimeoutError (phase deadline) across all retries", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.fail("ServerError"), LlmMock.fail("ServerError"), LlmMock.reply("late", { latency: Duration.seconds(30) })])
-      const service = Timeout.deadline({ deadline: Duration.seconds(10) })(Retry.make({ base: Duration.seconds(1) })(mock))
+      const service = Llm.withPolicies(Llm.withPolicies(mock, [yield* Retry.make({ base: Duration.seconds(1) })]), [yield* Timeout.makeDeadline({ deadline: Duration.seconds(10) })])
       const fiber = yield* Effect.fork(service.complete(request))
       yield* TestClock.adjust(Duration.seconds(10))
       expect(yield* Fiber.await(fiber)).toMatchObject({
@@ -215,7 +213,7 @@ describe("Timeout: overall deadline", () => {
   it.effect("bounds a whole stream", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.chunks(["a", "b", "c", "d"], { chunkDelay: Duration.seconds(2) })])
-      const fiber = yield* Effect.fork(Stream.runCollect(Timeout.deadline({ deadline: Duration.seconds(5) })(mock).stream(request)))
+      const fiber = yield* Effect.fork(Stream.runCollect(Llm.withPolicies(mock, [yield* Timeout.makeDeadline({ deadline: Duration.seconds(5) })]).stream(request)))
       yield* TestClock.adjust(Duration.seconds(5))
       expect(yield* Fiber.await(fiber)).toMatchObject({ cause: { error: { phase: "deadline" } } })
     })
@@ -224,7 +222,7 @@ describe("Timeout: overall deadline", () => {
   it.effect("lets a call that finishes in time through", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([LlmMock.reply("ok"), LlmMock.reply("streamed ok")])
-      const service = Timeout.deadline({ deadline: Duration.seconds(5) })(mock)
+      const service = Llm.withPolicies(mock, [yield* Timeout.makeDeadline({ deadline: Duration.seconds(5) })])
       expect((yield* service.complete(request)).content).toBe("ok")
       const events = yield* Stream.runCollect(service.stream(request))
       expect(Chunk.size(events)).toBe(3)
