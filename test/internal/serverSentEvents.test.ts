@@ -116,3 +116,21 @@ describe("server-sent events are decoded as the SDKs decode them", () => {
     })
   }
 })
+
+describe("a long line spanning many reads", () => {
+  const mib = 20 * 1024 * 1024
+  const payload = "x".repeat(mib)
+  for (const [name, end] of [["LF", "\n"], ["CRLF", "\r\n"]] as const) {
+    it(`a 20 MiB data line in 16 KiB reads is one message with all of it (${name})`, () => {
+      const bytes = encoder.encode(`event: big${end}data: ${payload}${end}${end}data: after${end}${end}`)
+      const reads: Array<Uint8Array> = []
+      for (let at = 0; at < bytes.length; at += 16 * 1024) reads.push(bytes.subarray(at, at + 16 * 1024))
+      const messages = decode(reads)
+      expect(messages.length).toBe(2)
+      expect(messages[0]!.event).toBe("big")
+      expect(messages[0]!.data.length).toBe(mib)
+      expect(messages[0]!.data === payload).toBe(true)
+      expect(messages[1]).toStrictEqual({ event: undefined, data: "after" })
+    })
+  }
+})
