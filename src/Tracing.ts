@@ -1,53 +1,57 @@
 /**
- * Spans for `Llm` calls with the OpenTelemetry GenAI attributes, through Effect's own tracer: the
- * host runtime decides where they go (e.g. `@effect/opentelemetry`; see `examples/otel.ts`).
+ * Spans for `Llm` calls with the OpenTelemetry GenAI attributes, through the application's own
+ * tracer (`Effect.makeSpan`): the host runtime decides where they go (e.g. `@effect/opentelemetry`;
+ * see `examples/otel.ts`).
  *
- * {@link wrap} opens one span per call, named `chat {model}` (`chat` when the request names no
- * model), with the request's `gen_ai.request.*` attributes and, when the answer arrives, its
- * `gen_ai.response.*` and `gen_ai.usage.*` attributes; a failure sets `error.type` to the error's
- * tag. {@link wrapAttempt} opens a child span `llm.attempt` per provider attempt, numbered by
- * `llm.attempt.number`. Put `wrap` outside the retry policy and `wrapAttempt` inside it.
+ * {@link make} with `level: "call"` opens one span per call, named `chat {model}` (`chat` when the
+ * request names no model), with the request's `gen_ai.request.*` attributes and, when the
+ * `Finish` arrives, its `gen_ai.response.*` and `gen_ai.usage.*` attributes; a failure sets
+ * `error.type` to the error's tag. With `level: "attempt"` it opens a child span `llm.attempt` per
+ * provider attempt, numbered by `llm.attempt.number`. Put the call level outside the retry policy
+ * and the attempt level inside it. A span covers the whole stream of parts, so `complete` and
+ * `stream` are traced alike.
  *
  * Error messages that reach a span (and the caller) have secrets scrubbed: anything shaped like a
  * provider key or bearer token, and the values of the keys passed as `secrets`.
  *
  * Spans are made only when the program runs with a tracer of its own (`@effect/opentelemetry`,
  * `Effect.withTracer`): under Effect's built-in default tracer, which exports spans nowhere, none
- * are made, so an untraced program does not pay for them.
+ * are made (the check is one comparison per call), so an untraced program does not pay for them.
  *
  * @example
  * import { Effect, Layer } from "effect"
  * import { Llm, LlmMock, Retry, Tracing } from "@clearside/llm"
  *
- * const traced = Layer.succeed(
- *   Llm.Llm,
- *   Tracing.wrap(Retry.make()(Tracing.wrapAttempt(LlmMock.echo())))
- * )
+ * const traced = Effect.gen(function* () {
+ *   const policies = [yield* Tracing.make(), yield* Retry.make(), yield* Tracing.make({ level: "attempt" })]
+ *   return Llm.fromCall(Llm.compose(LlmMock.echo().call, policies))
+ * })
  * const program = Llm.complete({ model: "gpt-4o", messages: [{ role: "user", content: "hi" }] }).pipe(
- *   Effect.provide(traced)
+ *   Effect.provide(Layer.effect(Llm.Llm, traced))
  * )
  *
  * @since 0.1.0
  */
-import type { Config, ConfigError, Redacted } from "effect"
-import { Effect, Layer } from "effect"
+import { Config, type ConfigError, Effect, type Layer, type Redacted } from "effect"
 import * as Instrument from "./internal/instrument.js"
 import * as Redaction from "./internal/redaction.js"
 import * as Llm from "./Llm.js"
 import type * as LlmRequest from "./LlmRequest.js"
 
 /**
- * Options of {@link wrap} and {@link wrapAttempt}.
+ * Options of {@link make}. Defaults: `level` `"call"`, no extra secrets.
  *
  * @example
  * import { Redacted } from "effect"
  * import type { Tracing } from "@clearside/llm"
- * const options: Tracing.Options = { secrets: [Redacted.make("my-self-hosted-key")] }
+ * const options: Tracing.Options = { level: "attempt", secrets: [Redacted.make("my-self-hosted-key")] }
  *
  * @since 0.1.0
  * @category Models
  */
 export interface Options {
+  /** A span per call (`"call"`, outside the retry policy) or per provider attempt (`"attempt"`, inside it). */
+  readonly level?: "call" | "attempt" | undefined
   /** Key values to scrub from error messages, besides anything shaped like a provider key. */
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
 }
@@ -95,66 +99,34 @@ export const responseAttributes: (answer: LlmRequest.LlmResponse | LlmRequest.Fi
   Instrument.responseAttributes
 
 /**
- * Opens a `chat {model}` span around each call. Place it outside the retry policy, so that the
- * attempt spans of {@link wrapAttempt} are its children.
+ * The tracing policy: a `chat {model}` span per call (`level: "call"`), or an `llm.attempt` span
+ * per provider attempt with `llm.attempt.number` (1 for the first), a child of the call's
+ * (`level: "attempt"`).
  *
  * @example
+ * import { Effect } from "effect"
  * import { Llm, LlmMock, Tracing } from "@clearside/llm"
- * const traced: Llm.Service = Tracing.wrap(LlmMock.echo())
+ *
+ * const traced = Effect.map(Tracing.make(), (tracing) => Llm.fromCall(tracing(LlmMock.echo().call)))
  *
  * @since 0.1.0
- * @category Combinators
+ * @category Constructors
  */
-export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =>
-  Instrument.make(service, { level: "call", trace: true, secrets: options.secrets })
+export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
+  Effect.sync(() => Instrument.make({ level: options.level ?? "call", trace: true, secrets: options.secrets }))
 
 /**
- * Opens an `llm.attempt` span around each provider attempt, with `llm.attempt.number` (1 for the
- * first). Place it inside the retry policy, around the provider.
- *
- * @example
- * import { Llm, LlmMock, Retry, Tracing } from "@clearside/llm"
- * const traced: Llm.Service = Tracing.wrap(Retry.make()(Tracing.wrapAttempt(LlmMock.echo())))
- *
- * @since 0.1.0
- * @category Combinators
- */
-export const wrapAttempt = (service: Llm.Service, options: Options = {}): Llm.Service =>
-  Instrument.make(service, { level: "attempt", trace: true, secrets: options.secrets })
-
-/**
- * {@link wrap} as a layer over the `Llm` in context.
+ * {@link make} as a layer over the `Llm` in context.
  *
  * @example
  * import { Layer } from "effect"
  * import { LlmMock, Tracing } from "@clearside/llm"
- * const traced = Tracing.layer().pipe(Layer.provide(LlmMock.layerEcho()))
+ * const traced = Tracing.layer().pipe(Layer.provide(Tracing.layer({ level: "attempt" })), Layer.provide(LlmMock.layerEcho()))
  *
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(
-    Llm.Llm,
-    Effect.map(Llm.Llm, (service) => wrap(service, options))
-  )
-
-/**
- * {@link wrapAttempt} as a layer over the `Llm` in context.
- *
- * @example
- * import { Layer } from "effect"
- * import { LlmMock, Tracing } from "@clearside/llm"
- * const traced = Tracing.layerAttempt().pipe(Layer.provide(LlmMock.layerEcho()))
- *
- * @since 0.1.0
- * @category Layers
- */
-export const layerAttempt = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(
-    Llm.Llm,
-    Effect.map(Llm.Llm, (service) => wrapAttempt(service, options))
-  )
+export const layer = (options?: Options): Layer.Layer<Llm.Llm, never, Llm.Llm> => Llm.layerPolicy(make(options))
 
 /**
  * The provider keys found in the environment (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`,
@@ -171,7 +143,20 @@ export const layerAttempt = (options: Options = {}): Layer.Layer<Llm.Llm, never,
 export const secretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Redaction.secretsConfig
 
 /**
- * {@link layer} scrubbing the provider keys of the environment (see {@link secretsConfig}).
+ * The tracing options of the environment: the provider keys to scrub (see {@link secretsConfig}).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Tracing } from "@clearside/llm"
+ * const options = Effect.runSync(Tracing.config)
+ *
+ * @since 0.1.0
+ * @category Config
+ */
+export const config: Config.Config<Options> = Config.map(secretsConfig, (secrets): Options => ({ secrets }))
+
+/**
+ * {@link layer} with the options of {@link config}.
  *
  * @example
  * import { Layer } from "effect"
@@ -181,6 +166,6 @@ export const secretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.unwrapEffect(
-  Effect.map(secretsConfig, (secrets) => layer({ secrets }))
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Llm.layerPolicy(
+  Effect.flatMap(config, make)
 )

@@ -3,9 +3,11 @@
  * OpenTelemetry GenAI conventions, and {@link withUsage} to attribute the tokens and dollars of a
  * piece of work to it.
  *
- * {@link wrap} instruments a `Llm.Service`. Place it inside the retry policy, around the provider,
- * so that every attempt is measured and counted (retries included). Metrics are Effect's own: the
- * host runtime decides where they go (e.g. `@effect/opentelemetry`).
+ * {@link make} is a policy over the stream of parts: it measures when the stream starts and
+ * records once, on the `Finish` (which carries the usage) or on failure or interruption, the same
+ * for `complete` and `stream`. Place it inside the retry policy, around the provider, so that every
+ * attempt is measured and counted (retries included). Metrics are Effect's own: the host runtime
+ * decides where they go (e.g. `@effect/opentelemetry`).
  *
  * | metric | kind | labels (besides provider, model, operation) |
  * | --- | --- | --- |
@@ -20,21 +22,21 @@
  *
  * Every metric carries `gen_ai.provider.name`, `gen_ai.request.model` (the request's model, else
  * the model that answered, else `unknown`), `gen_ai.operation.name` (`chat`) and `llm.operation`
- * (`complete` or `stream`). `cached_input` tokens are part of `input` and `reasoning` tokens part of
- * `output`: add only `input` and `output` for a total.
+ * (`complete` for a whole answer, `stream` for a streamed one). `cached_input` tokens are part of
+ * `input` and `reasoning` tokens part of `output`: add only `input` and `output` for a total.
  *
  * @example
  * import { Effect, Layer } from "effect"
  * import { Llm, LlmMock, Usage } from "@clearside/llm"
  *
  * const program = Effect.gen(function* () {
- *   const [answer, usage] = yield* Usage.withUsage(
+ *   const [answers, usage] = yield* Usage.withUsage(
  *     Effect.all([
  *       Llm.complete({ messages: [{ role: "user", content: "first" }] }),
  *       Llm.complete({ messages: [{ role: "user", content: "second" }] })
  *     ], { concurrency: 2 })
  *   )
- *   return `${usage.totalTokens} tokens, $${usage.costUsd.toFixed(6)}`
+ *   return `${answers.length} answers, ${usage.totalTokens} tokens, $${usage.costUsd.toFixed(6)}`
  * })
  *
  * program.pipe(Effect.provide(Usage.layer().pipe(Layer.provide(LlmMock.layerEcho()))))
@@ -44,13 +46,14 @@
 import {
   Cause,
   Clock,
+  Config,
   type ConfigError,
   Context,
   Duration,
   Effect,
   type Exit,
   FiberRef,
-  Layer,
+  type Layer,
   Metric,
   MetricBoundaries,
   MetricKey,
@@ -358,8 +361,7 @@ export interface Summary {
 /**
  * Runs an effect and returns its result with the usage and cost of every call made inside it:
  * retries, concurrent and forked fibers and interrupted streams included. Regions nest: a call
- * counts in every enclosing `withUsage`. Only calls through a service wrapped by {@link wrap} are
- * seen.
+ * counts in every enclosing `withUsage`. Only calls through the {@link make} policy are seen.
  *
  * @example
  * import { Effect } from "effect"
@@ -386,10 +388,10 @@ export const withUsage = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<
   })
 
 /**
- * Options of {@link wrap}.
+ * Options of {@link make}.
  *
  * @example
- * import { Usage } from "@clearside/llm"
+ * import type { Usage } from "@clearside/llm"
  * const options: Usage.Options = { prices: { "my-model": { input: 1, output: 4 } } }
  *
  * @since 0.1.0
@@ -498,133 +500,99 @@ const outcomeOf = (exit: Exit.Exit<unknown, LlmError>, finished: boolean): Outco
     : { outcome: "failure", errorType: "Defect", provider: undefined }
 }
 
-interface Attempt {
-  readonly request: LlmRequest.LlmRequest
-  readonly operation: Operation
-  readonly outcome: Outcome
-  readonly answered: { readonly provider: string; readonly model: string } | undefined
-  readonly seconds: number
-  readonly firstChunkSeconds: number | undefined
-  readonly usage: LlmRequest.Usage | undefined
-  readonly estimated: boolean
-}
-
-// Runs in one synchronous step at the end of an attempt: the metric updates and the attribution.
-const record = (prices: Pricing.PriceTable, call: Instrument.CallState | undefined, attempt: Attempt): Effect.Effect<void> =>
-  Effect.withFiberRuntime((fiber) => {
-    const tags = fiber.getFiberRef(FiberRef.currentMetricLabels)
-    const provider = attempt.request.provider ?? attempt.answered?.provider ?? attempt.outcome.provider ?? "unknown"
-    const model = attempt.request.model ?? attempt.answered?.model ?? "unknown"
-    const instruments = instrumentsFor(provider, model, attempt.operation)
-    const byOutcome = outcomeInstruments(instruments, attempt.outcome.outcome, attempt.outcome.errorType)
-    const usage = attempt.usage
-    const usd = usage === undefined ? 0 : Pricing.cost(prices, attempt.answered?.model ?? model, usage)
-    byOutcome.requests.unsafeUpdate(1, tags)
-    byOutcome.duration.unsafeUpdate(attempt.seconds, tags)
-    if (attempt.firstChunkSeconds !== undefined) instruments.firstChunk.unsafeUpdate(attempt.firstChunkSeconds, tags)
-    if (usage !== undefined) {
-      instruments.input.unsafeUpdate(usage.inputTokens, tags)
-      instruments.output.unsafeUpdate(usage.outputTokens, tags)
-      instruments.cost.unsafeUpdate(usd, tags)
-      if (usage.cachedInputTokens !== undefined) instruments.cachedInput.unsafeUpdate(usage.cachedInputTokens, tags)
-      if (usage.reasoningTokens !== undefined) instruments.reasoning.unsafeUpdate(usage.reasoningTokens, tags)
-    }
-    for (const totals of fiber.getFiberRef(Accumulator.sinks)) Accumulator.unsafeAddTo(totals, usage, usd, attempt.estimated)
-    if (call !== undefined) Accumulator.unsafeAddTo(call.totals, usage, usd, attempt.estimated)
-    return Effect.void
-  })
-
 const seconds = (from: bigint, to: bigint) => Number(to - from) / 1e9
 
 /**
- * Measures every attempt of a service: tokens, cost, duration, time to first chunk and outcome,
- * and adds each attempt's usage to the enclosing {@link withUsage} regions. A stream that ends
- * before its `Finish` (interrupted, failed, or not read to the end) counts an estimate from the
- * text it delivered and the prompt. Place it inside the retry policy, around the provider.
+ * The usage policy: measures every attempt (tokens, cost, duration, time to the first streamed
+ * text, outcome) and adds its usage to the enclosing {@link withUsage} regions and to the call's
+ * log line. An attempt that ends before its `Finish` (interrupted, failed mid-stream, or not read
+ * to the end) counts an estimate from the text it delivered and the prompt. Place it inside the
+ * retry policy, around the provider.
  *
  * @example
- * import { Layer } from "effect"
+ * import { Effect } from "effect"
  * import { Llm, LlmMock, Usage } from "@clearside/llm"
  *
- * const measured = Layer.succeed(Llm.Llm, Usage.wrap(LlmMock.echo(), { prices: { echo: { input: 1, output: 2 } } }))
+ * const measured = Effect.map(Usage.make({ prices: { "mock-echo": { input: 1, output: 2 } } }), (usage) =>
+ *   Llm.fromCall(usage(LlmMock.echo().call))
+ * )
  *
  * @since 0.1.0
- * @category Combinators
+ * @category Constructors
  */
-export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service => {
-  const prices = options.prices ?? Pricing.defaults
-  return {
-    complete: (request) =>
-      Effect.withFiberRuntime((fiber) => {
-        const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-        const call = Instrument.unsafeCall(fiber)
-        const start = clock.unsafeCurrentTimeNanos()
-        return Effect.onExit(service.complete(request), (exit) => {
-          const response = exit._tag === "Success" ? exit.value : undefined
-          return record(prices, call, {
-            request,
-            operation: "complete",
-            outcome: outcomeOf(exit, true),
-            answered: response,
-            seconds: seconds(start, clock.unsafeCurrentTimeNanos()),
-            firstChunkSeconds: undefined,
-            usage: response?.usage,
-            estimated: false
-          })
-        })
-      }),
-    stream: (request) =>
+export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
+  Effect.sync(() => {
+    const prices = options.prices ?? Pricing.defaults
+    return (next) => (request, mode) =>
       StreamUnwrap.unwrap(
-        // The call is read when the stream opens: its finalizer may run outside the caller's context.
+        // Everything the record needs is read when the attempt starts, in the caller's fiber: the
+        // stream's finalizer may run in another fiber, outside the caller's context.
         Effect.withFiberRuntime((fiber) => {
           const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-          const call = Instrument.unsafeCall(fiber)
+          const call = Instrument.unsafeCall(fiber.currentContext)
+          const sinks = fiber.getFiberRef(Accumulator.sinks)
+          const tags = fiber.getFiberRef(FiberRef.currentMetricLabels)
+          const operation = Instrument.operationOf(mode)
           const start = clock.unsafeCurrentTimeNanos()
-          let firstChunkAt: bigint | undefined
+          let firstPartAt: bigint | undefined
           let chars = 0
           let finish: LlmRequest.Finish | undefined
+          const record = (exit: Exit.Exit<unknown, LlmError>) =>
+            Effect.sync(() => {
+              const outcome = outcomeOf(exit, finish !== undefined)
+              const provider = request.provider ?? finish?.provider ?? outcome.provider ?? "unknown"
+              const model = request.model ?? finish?.model ?? "unknown"
+              const estimated = finish === undefined && chars > 0
+              const usage: LlmRequest.Usage | undefined =
+                finish?.usage ??
+                (estimated
+                  ? {
+                      inputTokens: estimateTokens(promptChars(request)),
+                      outputTokens: estimateTokens(chars),
+                      totalTokens: estimateTokens(promptChars(request)) + estimateTokens(chars)
+                    }
+                  : undefined)
+              const instruments = instrumentsFor(provider, model, operation)
+              const byOutcome = outcomeInstruments(instruments, outcome.outcome, outcome.errorType)
+              const usd = usage === undefined ? 0 : Pricing.cost(prices, finish?.model ?? model, usage)
+              byOutcome.requests.unsafeUpdate(1, tags)
+              byOutcome.duration.unsafeUpdate(seconds(start, clock.unsafeCurrentTimeNanos()), tags)
+              // A whole answer's parts all arrive at its end: only a stream has a first part of its own.
+              if (mode === "streamed" && firstPartAt !== undefined) {
+                instruments.firstChunk.unsafeUpdate(seconds(start, firstPartAt), tags)
+              }
+              if (usage !== undefined) {
+                instruments.input.unsafeUpdate(usage.inputTokens, tags)
+                instruments.output.unsafeUpdate(usage.outputTokens, tags)
+                instruments.cost.unsafeUpdate(usd, tags)
+                if (usage.cachedInputTokens !== undefined) instruments.cachedInput.unsafeUpdate(usage.cachedInputTokens, tags)
+                if (usage.reasoningTokens !== undefined) instruments.reasoning.unsafeUpdate(usage.reasoningTokens, tags)
+              }
+              for (const totals of sinks) Accumulator.unsafeAddTo(totals, usage, usd, estimated)
+              if (call !== undefined) Accumulator.unsafeAddTo(call.totals, usage, usd, estimated)
+            })
           return Effect.succeed(
-            service.stream(request).pipe(
-              Stream.mapChunks((events) => {
-                for (const event of events) {
-                  if (event._tag === "Finish") {
-                    finish = event
+            next(request, mode).pipe(
+              Stream.mapChunks((parts) => {
+                for (const part of parts) {
+                  if (part._tag === "Finish") {
+                    finish = part
                   } else {
-                    chars += event.text.length
-                    firstChunkAt ??= clock.unsafeCurrentTimeNanos()
+                    chars += part.text.length
+                    firstPartAt ??= clock.unsafeCurrentTimeNanos()
                   }
                 }
-                return events
+                return parts
               }),
-              Stream.ensuringWith((exit) => {
-                const partial: LlmRequest.Usage | undefined =
-                  finish === undefined && chars > 0
-                    ? {
-                        inputTokens: estimateTokens(promptChars(request)),
-                        outputTokens: estimateTokens(chars),
-                        totalTokens: estimateTokens(promptChars(request)) + estimateTokens(chars)
-                      }
-                    : undefined
-                return record(prices, call, {
-                  request,
-                  operation: "stream",
-                  outcome: outcomeOf(exit, finish !== undefined),
-                  answered: finish,
-                  seconds: seconds(start, clock.unsafeCurrentTimeNanos()),
-                  firstChunkSeconds: firstChunkAt === undefined ? undefined : seconds(start, firstChunkAt),
-                  usage: finish?.usage ?? partial,
-                  estimated: partial !== undefined
-                })
-              })
+              Stream.ensuringWith(record)
             )
           )
         })
       )
-  }
-}
+  })
 
 /**
- * {@link wrap} as a layer over the `Llm` in context.
+ * {@link make} as a layer over the `Llm` in context.
  *
  * @example
  * import { Layer } from "effect"
@@ -634,14 +602,23 @@ export const wrap = (service: Llm.Service, options: Options = {}): Llm.Service =
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(
-    Llm.Llm,
-    Effect.map(Llm.Llm, (service) => wrap(service, options))
-  )
+export const layer = (options?: Options): Layer.Layer<Llm.Llm, never, Llm.Llm> => Llm.layerPolicy(make(options))
 
 /**
- * {@link layer} with the price table from the environment (`LLM_PRICES`, see `Pricing.config`).
+ * The usage options of the environment: the price table of `LLM_PRICES` (see `Pricing.config`).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const options = Effect.runSync(Usage.config)
+ *
+ * @since 0.1.0
+ * @category Config
+ */
+export const config: Config.Config<Options> = Config.map(Pricing.config, (prices): Options => ({ prices }))
+
+/**
+ * {@link layer} with the options of {@link config}.
  *
  * @example
  * import { Layer } from "effect"
@@ -651,6 +628,6 @@ export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Ll
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.unwrapEffect(
-  Effect.map(Pricing.config, (prices) => layer({ prices }))
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Llm.layerPolicy(
+  Effect.flatMap(config, make)
 )

@@ -1,13 +1,17 @@
 /**
- * One pass over a call (or one provider attempt) for the span and the log line of `Tracing` and
- * `Logging`: both are built from this module, alone or together, so a stack that traces and logs
- * reads the fiber once, opens at most one local context and ends everything in one finalizer.
+ * One pass over a call (or one provider attempt) for the span of `Tracing` and the log line of
+ * `Logging`: both policies are this one, alone or together, so a stack that traces and logs reads
+ * the fiber once and ends everything in one finalizer.
  *
- * It also keeps what the instruments share about the call in progress, in the fiber's context next
+ * It also keeps what the policies share about the call in progress, in the fiber's context next
  * to the parent span: how many provider attempts the call has made and the usage they reported.
  * Call-level instruments (outside the retry policy) open a call; attempt-level ones (inside it)
- * number each attempt once, however many of them sit around the same attempt; `Usage.wrap` adds
+ * number each attempt once, however many of them sit around the same attempt; `Usage.make` adds
  * each attempt's usage to the call's totals.
+ *
+ * Spans are Effect's (`Effect.makeSpan`, ended with the stream's exit) and lines are
+ * `Effect.logWithLevel` inside `Effect.annotateLogs`, so the application's logger, tracer and
+ * minimum level decide what becomes of them.
  *
  * @internal
  */
@@ -18,11 +22,7 @@ import {
   DefaultServices,
   Effect,
   type Exit,
-  type Fiber,
   FiberRef,
-  HashMap,
-  HashSet,
-  Inspectable,
   LogLevel,
   Option,
   type Redacted,
@@ -54,9 +54,29 @@ class CurrentCall extends Context.Tag("@clearside/llm/internal/CurrentCall")<Cur
 const callOf = (context: Context.Context<never>): CallState | undefined =>
   context.unsafeMap.get(CurrentCall.key) as CallState | undefined
 
-/** The call the fiber is in, if any. */
-export const unsafeCall = (fiber: Fiber.RuntimeFiber<unknown, unknown>): CallState | undefined =>
-  callOf(fiber.currentContext)
+/** The call a context is in, if any. */
+export const unsafeCall = (context: Context.Context<never>): CallState | undefined => callOf(context)
+
+// ---------------------------------------------------------------------------------------------
+// Log levels
+// ---------------------------------------------------------------------------------------------
+
+/** The level names the library's options and environment accept. */
+export type LevelName = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "none"
+
+/** Every level name, lowest first. */
+export const levelNames: ReadonlyArray<LevelName> = ["trace", "debug", "info", "warn", "error", "fatal", "none"]
+
+/** Effect's log level of a level name. */
+export const logLevelOf: Readonly<Record<LevelName, LogLevel.LogLevel>> = {
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warn: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None
+}
 
 // ---------------------------------------------------------------------------------------------
 // Span and log contents
@@ -96,22 +116,18 @@ export const responseAttributes = (answer: LlmRequest.LlmResponse | LlmRequest.F
   return attributes
 }
 
-const setAll = (span: Tracer.Span, attributes: Record<string, unknown>) => {
-  for (const key in attributes) span.attribute(key, attributes[key])
-}
-
-type Operation = "complete" | "stream"
-type Answer = LlmRequest.LlmResponse | LlmRequest.Finish
+/** The operation a mode stands for in log lines and metric labels, as `Llm.Service` names it. */
+export const operationOf = (mode: Llm.Mode): "complete" | "stream" => (mode === "whole" ? "complete" : "stream")
 
 /** How a call or an attempt ended, for its span and its log line. */
 interface Finished {
   readonly request: LlmRequest.LlmRequest
-  readonly operation: Operation
+  readonly mode: Llm.Mode
   readonly exit: Exit.Exit<unknown, LlmError>
-  readonly answer: Answer | undefined
+  readonly finish: LlmRequest.Finish | undefined
   readonly text: string | undefined
   readonly latencyMs: number
-  readonly firstChunkMs: number | undefined
+  readonly firstPartMs: number | undefined
   readonly attempt: number
   readonly call: CallState | undefined
 }
@@ -124,6 +140,7 @@ const millis = (from: bigint, to: bigint) => Math.round(Number(to - from) / 1e3)
 const failureOf = (exit: Exit.Exit<unknown, LlmError>): LlmError | undefined =>
   exit._tag === "Failure" ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
 
+/** `success` only with a `Finish`: a stream that ended early (read in part) was interrupted. */
 const outcomeOf = (exit: Exit.Exit<unknown, LlmError>, finished: boolean) =>
   exit._tag === "Success"
     ? finished
@@ -134,16 +151,20 @@ const outcomeOf = (exit: Exit.Exit<unknown, LlmError>, finished: boolean) =>
       : "failure"
 
 /**
- * The log line of a call (`llm call`, info) or of an attempt (`llm attempt`, debug).
+ * The log line of a call (`llm call`, debug or info) or of an attempt (`llm attempt`, debug).
  *
  * @internal
  */
 export interface LogOptions {
+  /** The level of the call line (default `debug`); attempt lines are always at debug. */
+  readonly callLevel?: "debug" | "info" | undefined
+  /** The library's own minimum: lines below it are not emitted (default `trace`: all of them). */
+  readonly minimumLevel?: LevelName | undefined
   /** Log the request messages and the answer text (call lines only). */
   readonly bodies?: boolean | undefined
   /** Longest body logged, in characters (default 2000). */
   readonly maxBodyChars?: number | undefined
-  /** Prices for `cost_usd` when no `Usage.wrap` measures the attempts. */
+  /** Prices for `cost_usd` when no `Usage` policy measures the attempts. */
   readonly prices?: Pricing.PriceTable | undefined
 }
 
@@ -152,20 +173,22 @@ const logFields = (options: LogOptions, level: Level, scrub: Redaction.Scrub) =>
   const maxBodyChars = options.maxBodyChars ?? 2_000
   const prices = options.prices ?? Pricing.defaults
   return (done: Finished): Record<string, unknown> => {
-    const { answer, request } = done
+    const { finish, request } = done
     const error = failureOf(done.exit)
     const fields: Record<string, unknown> = {
-      provider: request.provider ?? answer?.provider ?? error?.provider ?? "unknown",
-      model: answer?.model ?? request.model ?? "unknown",
-      operation: done.operation,
-      outcome: outcomeOf(done.exit, answer !== undefined),
+      provider: request.provider ?? finish?.provider ?? error?.provider ?? "unknown",
+      model: finish?.model ?? request.model ?? "unknown",
+      operation: operationOf(done.mode),
+      outcome: outcomeOf(done.exit, finish !== undefined),
       latency_ms: done.latencyMs
     }
-    if (done.firstChunkMs !== undefined) fields.first_chunk_ms = done.firstChunkMs
+    if (done.firstPartMs !== undefined) fields.first_chunk_ms = done.firstPartMs
     // The answer's id on success; the provider's request id (x-request-id / request-id) on failure.
-    if (answer !== undefined) fields.response_id = answer.id
+    if (finish !== undefined) {
+      fields.response_id = finish.id
+      fields.finish_reason = finish.finishReason
+    }
     if (error?.requestId !== undefined) fields.request_id = error.requestId
-    if (answer !== undefined) fields.finish_reason = answer.finishReason
     if (error !== undefined) {
       fields.error_tag = error._tag
       fields.error_message = scrub(error.message)
@@ -176,8 +199,7 @@ const logFields = (options: LogOptions, level: Level, scrub: Redaction.Scrub) =>
     }
     if (bodies) {
       fields.request_body = truncate(scrub(JSON.stringify(request.messages)), maxBodyChars)
-      const text = answer !== undefined && "content" in answer ? answer.content : done.text
-      if (text !== undefined && text !== "") fields.response_body = truncate(scrub(text), maxBodyChars)
+      if (done.text !== undefined && done.text !== "") fields.response_body = truncate(scrub(done.text), maxBodyChars)
     }
     if (level === "attempt") {
       fields.attempt = done.attempt
@@ -191,46 +213,14 @@ const logFields = (options: LogOptions, level: Level, scrub: Redaction.Scrub) =>
       fields.total_tokens = totals.totalTokens
       fields.cost_usd = totals.costUsd
       if (totals.estimated) fields.usage_estimated = true
-    } else if (answer !== undefined) {
-      fields.input_tokens = answer.usage.inputTokens
-      fields.output_tokens = answer.usage.outputTokens
-      fields.total_tokens = answer.usage.totalTokens
-      fields.cost_usd = Pricing.cost(prices, answer.model, answer.usage)
+    } else if (finish !== undefined) {
+      fields.input_tokens = finish.usage.inputTokens
+      fields.output_tokens = finish.usage.outputTokens
+      fields.total_tokens = finish.usage.totalTokens
+      fields.cost_usd = Pricing.cost(prices, finish.model, finish.usage)
     }
     return fields
   }
-}
-
-/**
- * Hands one line to the fiber's loggers, with its fields added to the fiber's log annotations, as
- * `Effect.logWithLevel` inside `Effect.annotateLogs` would; synchronously, without changing any
- * fiber ref (the level was checked when the call started).
- */
-const emit = (
-  fiber: Fiber.RuntimeFiber<unknown, unknown>,
-  clock: Clock.Clock,
-  logLevel: LogLevel.LogLevel,
-  message: string,
-  fields: Record<string, unknown>
-): void => {
-  const loggers = fiber.getFiberRef(FiberRef.currentLoggers)
-  if (HashSet.size(loggers) === 0) return
-  const context = fiber.getFiberRefs()
-  const options = {
-    fiberId: fiber.id(),
-    logLevel,
-    message,
-    cause: Cause.empty,
-    context,
-    spans: fiber.getFiberRef(FiberRef.currentLogSpan),
-    annotations: HashMap.mutate(fiber.getFiberRef(FiberRef.currentLogAnnotations), (annotations) => {
-      for (const key in fields) HashMap.set(annotations, key, fields[key])
-    }),
-    date: new Date(clock.unsafeCurrentTimeMillis())
-  }
-  Inspectable.withRedactableContext(context, () => {
-    for (const logger of loggers) logger.log(options)
-  })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,7 +239,7 @@ export interface Options {
   readonly level: Level
   /** A span per call (`chat {model}`) or per attempt (`llm.attempt`). */
   readonly trace?: boolean | undefined
-  /** A log line per call (info) or per attempt (debug). */
+  /** A log line per call or per attempt. */
   readonly log?: LogOptions | undefined
   /** Key values to scrub from errors and lines, besides anything shaped like a provider key. */
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
@@ -257,8 +247,8 @@ export interface Options {
 
 /**
  * Effect's own default tracer, which keeps spans in memory and exports them nowhere. Under it no
- * spans are made at all: nobody could read them, and making them costs more than the rest of a call's
- * bookkeeping. Any other tracer (`@effect/opentelemetry`, a test's recorder) gets every span.
+ * spans are made at all (one comparison per call): nobody could read them. Any other tracer
+ * (`@effect/opentelemetry`, a test's recorder) gets every span.
  */
 const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
@@ -266,183 +256,121 @@ const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 const spanOptions = (attributes: Record<string, unknown>) =>
   ({ kind: "client", attributes, captureStackTrace: false }) as const
 
-/** What an instrument decided when the call or attempt started. */
-interface Started {
-  readonly attempt: number
-  readonly call: CallState | undefined
-  /** The call whose attempt this instrument numbered, to clear when the attempt ends. */
-  readonly numbered: CallState | undefined
-  /** The context for the inner service, or `undefined` when it is the caller's. */
-  readonly context: Context.Context<never> | undefined
-  readonly span: Tracer.Span | undefined
-  readonly logging: boolean
-  readonly clock: Clock.Clock
-  readonly timing: boolean
-  readonly start: bigint
-}
+// The caller's scope is not the stream's: a stream given its caller's context must not close
+// resources into the caller's scope.
+const withoutScope = Context.omit(Scope.Scope)
 
 /**
- * Wraps a service in a span and/or a log line per call or per attempt, with errors scrubbed of
- * secrets, in one pass.
+ * A policy that scrubs errors of secrets and adds a span and/or a log line per call or per
+ * attempt, in one pass over the stream of parts.
  *
  * @internal
  */
-export const make = (service: Llm.Service, options: Options): Llm.Service => {
+export const make = (options: Options): Llm.Policy => {
   const level = options.level
   const scrub = Redaction.make(options.secrets)
   const scrubbed = (error: LlmError) => Redaction.scrubError(scrub, error)
-  const logLevel = level === "call" ? LogLevel.Info : LogLevel.Debug
+  const log = options.log
+  const lineLevel = level === "call" && log?.callLevel === "info" ? LogLevel.Info : LogLevel.Debug
+  // The library's own filter; the application's minimum level is checked on each call.
+  const logs = log !== undefined && !LogLevel.greaterThan(logLevelOf[log.minimumLevel ?? "trace"], lineLevel)
   const message = level === "call" ? "llm call" : "llm attempt"
-  const fieldsOf = options.log === undefined ? undefined : logFields(options.log, level, scrub)
-  const collectText = level === "call" && options.log?.bodies === true
+  const fieldsOf = logs ? logFields(log, level, scrub) : undefined
+  const collectText = level === "call" && log?.bodies === true
   const trace = options.trace === true
 
-  /**
-   * Numbers the call or attempt and opens the span, synchronously in the caller's fiber, then runs
-   * `use` with what was decided.
-   */
-  const begin = <A, E, R>(
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    request: LlmRequest.LlmRequest,
-    omitScope: boolean,
-    use: (started: Started) => Effect.Effect<A, E, R>
-  ): Effect.Effect<A, E, R> => {
-    const callerContext = fiber.currentContext
-    let call = callOf(callerContext)
-    /** A call this instrument opens, to put in the inner service's context. */
-    let opened: CallState | undefined
-    /** The call whose attempt this instrument numbers, and so clears when the attempt ends. */
-    let numbered: CallState | undefined
-    let attempt = 0
-    if (level === "call") {
-      if (call === undefined) call = opened = { attempts: 0, attempt: 0, totals: Accumulator.empty() }
-    } else if (call === undefined) {
-      attempt = 1
-    } else if (call.attempt > 0) {
-      attempt = call.attempt
-    } else {
-      attempt = call.attempt = ++call.attempts
-      numbered = call
-    }
-    const logging =
-      fieldsOf !== undefined && !LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), logLevel)
-    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-    const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
-    const start = logging ? clock.unsafeCurrentTimeNanos() : 0n
-    const withSpan = (span: Tracer.Span | undefined) => {
-      let context: Context.Context<never> | undefined
-      if (span !== undefined || opened !== undefined) {
-        context = omitScope ? Context.omit(Scope.Scope)(callerContext) : callerContext
-        if (span !== undefined) context = Context.add(context, Tracer.ParentSpan, span)
-        if (opened !== undefined) context = Context.add(context, CurrentCall, opened)
-      }
-      return use({ attempt, call, numbered, context, span, logging, clock, timing, start })
-    }
-    if (!trace || fiber.currentTracer === builtInTracer) return withSpan(undefined)
-    const attributes = requestAttributes(request)
-    if (level === "attempt") attributes["llm.attempt.number"] = attempt
-    const name = level === "call" ? spanName(request) : "llm.attempt"
-    return Effect.flatMap(Effect.makeSpan(name, spanOptions(attributes)), withSpan)
-  }
+  return (next) => (request, mode) =>
+    StreamUnwrap.unwrap(
+      Effect.withFiberRuntime((fiber) => {
+        const callerContext = fiber.currentContext
+        let call = callOf(callerContext)
+        /** A call this instrument opens, to put in the inner call's context. */
+        let opened: CallState | undefined
+        /** The call whose attempt this instrument numbers, and so clears when the attempt ends. */
+        let numbered: CallState | undefined
+        let attempt = 0
+        if (level === "call") {
+          if (call === undefined) call = opened = { attempts: 0, attempt: 0, totals: Accumulator.empty() }
+        } else if (call === undefined) {
+          attempt = 1
+        } else if (call.attempt > 0) {
+          attempt = call.attempt
+        } else {
+          attempt = call.attempt = ++call.attempts
+          numbered = call
+        }
+        const inner = Stream.mapError(next(request, mode), scrubbed)
+        // Skipping the work when the application's level drops the line is Effect's own check, made
+        // once when the call starts rather than once the line is built.
+        const logging =
+          fieldsOf !== undefined && !LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), lineLevel)
+        const tracing = trace && fiber.currentTracer !== builtInTracer
+        if (!logging && !tracing) {
+          const run = opened === undefined ? inner : Stream.provideContext(inner, Context.add(withoutScope(callerContext), CurrentCall, opened))
+          return Effect.succeed(numbered === undefined ? run : Stream.ensuring(run, Effect.sync(() => (numbered.attempt = 0))))
+        }
+        const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+        const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+        const start = clock.unsafeCurrentTimeNanos()
 
-  const end = (
-    started: Started,
-    done: Omit<Finished, "latencyMs" | "attempt" | "call" | "firstChunkMs"> & { readonly firstChunkAt: bigint | undefined }
-  ): Effect.Effect<void> => {
-    if (started.numbered !== undefined) started.numbered.attempt = 0
-    const span = started.span
-    if (span !== undefined && span.status._tag !== "Ended") {
-      const error = failureOf(done.exit)
-      if (error !== undefined) span.attribute("error.type", error._tag)
-      else if (done.answer !== undefined) setAll(span, responseAttributes(done.answer))
-      span.end(started.timing ? started.clock.unsafeCurrentTimeNanos() : 0n, done.exit)
-    }
-    if (!started.logging || fieldsOf === undefined) return Effect.void
-    const now = started.clock.unsafeCurrentTimeNanos()
-    const fields = fieldsOf({
-      ...done,
-      latencyMs: millis(started.start, now),
-      firstChunkMs: done.firstChunkAt === undefined ? undefined : millis(started.start, done.firstChunkAt),
-      attempt: started.attempt,
-      call: started.call
-    })
-    return Effect.withFiberRuntime((fiber) => {
-      emit(fiber, started.clock, logLevel, message, fields)
-      return Effect.void
-    })
-  }
-
-  return {
-    complete: (request) =>
-      Effect.withFiberRuntime((fiber) =>
-        begin(fiber, request, false, (started) => {
-          const numbered = started.numbered
-          const inner = Effect.mapError(service.complete(request), scrubbed)
-          const observed =
-            started.span === undefined && !started.logging
-              ? numbered === undefined
-                ? inner
-                : Effect.ensuring(inner, Effect.sync(() => (numbered.attempt = 0)))
-              : Effect.onExit(inner, (exit) =>
-                  end(started, {
-                    request,
-                    operation: "complete",
-                    exit,
-                    answer: exit._tag === "Success" ? exit.value : undefined,
-                    text: undefined,
-                    firstChunkAt: undefined
-                  })
-                )
-          // The span ends and the line is logged inside the span's context, so the log record
-          // carries the span.
-          return started.context === undefined
-            ? observed
-            : Effect.locally(observed, FiberRef.currentContext, started.context)
-        })
-      ),
-    stream: (request) =>
-      StreamUnwrap.unwrap(
-        Effect.withFiberRuntime((fiber) =>
-          begin(fiber, request, true, (started) => {
-            const inner = Stream.mapError(service.stream(request), scrubbed)
-            const run = started.context === undefined ? inner : Stream.provideContext(inner, started.context)
-            const numbered = started.numbered
-            if (started.span === undefined && !started.logging) {
-              return Effect.succeed(
-                numbered === undefined ? run : Stream.ensuring(run, Effect.sync(() => (numbered.attempt = 0)))
-              )
+        const observed = (span: Tracer.Span | undefined): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> => {
+          let context: Context.Context<never> | undefined
+          if (span !== undefined || opened !== undefined) {
+            context = withoutScope(callerContext)
+            if (span !== undefined) context = Context.add(context, Tracer.ParentSpan, span)
+            if (opened !== undefined) context = Context.add(context, CurrentCall, opened)
+          }
+          let firstPartAt: bigint | undefined
+          let finish: LlmRequest.Finish | undefined
+          let text = ""
+          const watched = Stream.mapChunks(inner, (parts) => {
+            for (const part of parts) {
+              if (part._tag === "Finish") {
+                finish = part
+              } else {
+                if (collectText) text += part.text
+                firstPartAt ??= clock.unsafeCurrentTimeNanos()
+              }
             }
-            const clock = started.clock
-            let firstChunkAt: bigint | undefined
-            let finish: LlmRequest.Finish | undefined
-            let text = ""
-            return Effect.succeed(
-              run.pipe(
-                Stream.mapChunks((events) => {
-                  for (const event of events) {
-                    if (event._tag === "Finish") {
-                      finish = event
-                    } else {
-                      if (collectText) text += event.text
-                      firstChunkAt ??= clock.unsafeCurrentTimeNanos()
-                    }
-                  }
-                  return events
-                }),
-                Stream.ensuringWith((exit) =>
-                  end(started, {
-                    request,
-                    operation: "stream",
-                    exit,
-                    answer: finish,
-                    text: collectText ? text : undefined,
-                    firstChunkAt
-                  })
-                )
-              )
-            )
+            return parts
           })
-        )
-      )
-  }
+          const end = (exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> => {
+            if (numbered !== undefined) numbered.attempt = 0
+            if (span !== undefined && span.status._tag !== "Ended") {
+              const error = failureOf(exit)
+              if (error !== undefined) span.attribute("error.type", error._tag)
+              else if (finish !== undefined) {
+                const attributes = responseAttributes(finish)
+                for (const key in attributes) span.attribute(key, attributes[key])
+              }
+              span.end(timing ? clock.unsafeCurrentTimeNanos() : 0n, exit)
+            }
+            if (!logging || fieldsOf === undefined) return Effect.void
+            const fields = fieldsOf({
+              request,
+              mode,
+              exit,
+              finish,
+              text: collectText ? text : undefined,
+              latencyMs: millis(start, clock.unsafeCurrentTimeNanos()),
+              // A whole answer's parts all arrive at its end: only a stream has a first part of its own.
+              firstPartMs: mode === "streamed" && firstPartAt !== undefined ? millis(start, firstPartAt) : undefined,
+              attempt,
+              call
+            })
+            // A stream's finalizer runs outside the context given to the stream: the line is logged
+            // in the caller's context (and this span), so log records carry the call's spans.
+            return Effect.provide(
+              Effect.annotateLogs(Effect.logWithLevel(lineLevel, message), fields),
+              span === undefined ? callerContext : Context.add(callerContext, Tracer.ParentSpan, span)
+            )
+          }
+          return Stream.ensuringWith(context === undefined ? watched : Stream.provideContext(watched, context), end)
+        }
+        if (!tracing) return Effect.succeed(observed(undefined))
+        const attributes = requestAttributes(request)
+        if (level === "attempt") attributes["llm.attempt.number"] = attempt
+        return Effect.map(Effect.makeSpan(level === "call" ? spanName(request) : "llm.attempt", spanOptions(attributes)), observed)
+      })
+    )
 }
