@@ -1,7 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Chunk, Duration, Effect, Fiber, Layer, Stream, TestClock } from "effect"
 import * as Llm from "../src/Llm.js"
+import { ServerError } from "../src/LlmError.js"
 import * as LlmMock from "../src/LlmMock.js"
+import type * as LlmRequest from "../src/LlmRequest.js"
+import * as Retry from "../src/Retry.js"
 
 const ask = { messages: [{ role: "user", content: "hello there" }] } as const
 
@@ -26,28 +29,28 @@ describe("the accessors use the Llm service in context", () => {
     }))
 })
 
-describe("validated names the model a provider answers with", () => {
-  it.effect("a request naming no model gets its provider's; an explicit one is kept; a provider without one is left alone", () =>
+describe("router names the model a provider answers with", () => {
+  it.effect("a request naming no model gets its provider's; an explicit one is kept", () =>
     Effect.gen(function* () {
-      const provider = yield* LlmMock.make([], { fallback: LlmMock.reply("ok") })
-      const llm = Llm.validated(provider, { providers: ["fast", "careful"], defaultProvider: "fast", models: { fast: "fast-1" } })
+      const fast = yield* LlmMock.make([], { provider: "fast", model: "fast-1", fallback: LlmMock.reply("ok") })
+      const careful = yield* LlmMock.make([], { provider: "careful", model: "careful-1", fallback: LlmMock.reply("ok") })
+      const llm = Llm.router({ providers: [fast, careful], defaultProvider: "fast" })
       yield* llm.complete(ask)
       yield* llm.complete({ ...ask, model: "mine" })
       yield* llm.complete({ ...ask, provider: "careful" })
       yield* Stream.runDrain(llm.stream({ ...ask, provider: "fast" }))
-      const seen = (yield* provider.requests).map((request) => [request.provider, request.model])
-      expect(seen).toEqual([["fast", "fast-1"], ["fast", "mine"], ["careful", undefined], ["fast", "fast-1"]])
+      const seen = [...(yield* fast.requests), ...(yield* careful.requests)].map((request) => [request.provider, request.model])
+      expect(seen).toEqual([["fast", "fast-1"], ["fast", "mine"], ["fast", "fast-1"], ["careful", "careful-1"]])
     }))
 })
 
 describe("router dispatches by the request's provider", () => {
   const make = Effect.gen(function* () {
-    const fast = yield* LlmMock.make([], { fallback: LlmMock.reply("fast answer") })
-    const careful = yield* LlmMock.make([], { fallback: LlmMock.reply("careful answer") })
-    const llm = Llm.router({ providers: { fast, careful }, defaultProvider: "fast" })
+    const fast = yield* LlmMock.make([], { provider: "fast", fallback: LlmMock.reply("fast answer") })
+    const careful = yield* LlmMock.make([], { provider: "careful", fallback: LlmMock.reply("careful answer") })
+    const llm = Llm.router({ providers: [fast, careful], defaultProvider: "fast" })
     return { fast, careful, llm }
   })
-
   it.effect("a named provider answers its own requests", () =>
     Effect.gen(function* () {
       const { careful, fast, llm } = yield* make
@@ -93,8 +96,110 @@ describe("router dispatches by the request's provider", () => {
 
   it.effect("with no providers every request is refused", () =>
     Effect.gen(function* () {
-      const llm = Llm.router({ providers: {}, defaultProvider: "none" })
+      const llm = Llm.router({ providers: [], defaultProvider: "none" })
       const error = yield* Effect.flip(llm.complete(ask))
       expect(error.message).toContain("(configured: none)")
+    }))
+})
+
+/** A provider written by hand: one call, answering whole or streamed from the same parts. */
+const handWritten = (script: Array<"fail" | "answer">): Llm.Provider & { readonly modes: Array<Llm.Mode> } => {
+  const modes: Array<Llm.Mode> = []
+  return {
+    name: "local",
+    model: "tiny-1",
+    modes,
+    call: (request, mode) =>
+      Stream.suspend(() => {
+        modes.push(mode)
+        return script.shift() === "fail"
+          ? Stream.fail(new ServerError({ provider: "local", message: "boom", status: 500 }))
+          : Stream.make<Array<LlmRequest.LlmStreamEvent>>(
+              { _tag: "TextDelta", text: "he" },
+              { _tag: "TextDelta", text: "llo" },
+              {
+                _tag: "Finish",
+                id: "a-1",
+                provider: "local",
+                model: request.model ?? "tiny-1",
+                finishReason: "stop",
+                usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3 }
+              }
+            )
+      })
+  }
+}
+
+describe("the provider contract: one call", () => {
+  it.effect("complete asks for a whole answer and collects its parts; stream asks for a stream", () =>
+    Effect.gen(function* () {
+      const provider = handWritten(["answer", "answer"])
+      const llm = Llm.fromProvider(provider)
+      const response = yield* llm.complete(ask)
+      expect(response).toEqual({
+        id: "a-1",
+        provider: "local",
+        model: "tiny-1",
+        content: "hello",
+        finishReason: "stop",
+        usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3 }
+      })
+      const events = Chunk.toReadonlyArray(yield* Stream.runCollect(llm.stream(ask)))
+      expect(events.map((e) => e._tag)).toEqual(["TextDelta", "TextDelta", "Finish"])
+      expect(provider.modes).toEqual(["whole", "streamed"])
+    }))
+
+  it.effect("a hand-written provider gets a policy with nothing to forward: Retry retries its whole and streamed calls", () =>
+    Effect.gen(function* () {
+      const provider = handWritten(["fail", "answer", "fail", "answer"])
+      const retry = yield* Retry.make({ base: Duration.millis(10) })
+      const llm = Llm.router({ providers: [{ ...provider, call: Llm.compose(provider.call, [retry]) }] })
+      const fiber = yield* Effect.fork(Effect.zip(llm.complete(ask), Stream.runCollect(llm.stream(ask))))
+      yield* TestClock.adjust(Duration.seconds(1))
+      const [response, events] = yield* Fiber.join(fiber)
+      expect(response.content).toBe("hello")
+      expect(Chunk.size(events)).toBe(3)
+      expect(provider.modes).toEqual(["whole", "whole", "streamed", "streamed"])
+    }))
+
+  it.effect("an answer that ends without a Finish is a ResponseParseError, not an empty success", () =>
+    Effect.gen(function* () {
+      const llm = Llm.fromCall(() => Stream.make({ _tag: "TextDelta" as const, text: "half" }))
+      const error = yield* Effect.flip(llm.complete(ask))
+      expect(error._tag).toBe("ResponseParseError")
+      expect(error.retryable).toBe(false)
+    }))
+
+  it("compose applies policies with the first outermost", () => {
+    const order: Array<string> = []
+    const tag = (name: string): Llm.Policy => (next) => (request, mode) => {
+      order.push(name)
+      return next(request, mode)
+    }
+    Llm.compose(LlmMock.echo().call, [tag("outer"), tag("inner")])(ask, "whole")
+    expect(order).toEqual(["outer", "inner"])
+  })
+
+  it.effect("router policies run after validation and routing, around every provider", () =>
+    Effect.gen(function* () {
+      const seen: Array<string | undefined> = []
+      const spy: Llm.Policy = (next) => (request, mode) => {
+        seen.push(`${request.provider}/${request.model}`)
+        return next(request, mode)
+      }
+      const llm = Llm.router({ providers: [LlmMock.echo({ provider: "echo", model: "echo-1" })], policies: [spy] })
+      yield* llm.complete(ask)
+      yield* Effect.flip(llm.complete({ messages: [] }))
+      expect(seen).toEqual(["echo/echo-1"])
+    }))
+
+  it.effect("layerPolicy wraps the service in context", () =>
+    Effect.gen(function* () {
+      const upper: Llm.Policy = (next) => (request, mode) =>
+        Stream.map(next(request, mode), (part) => (part._tag === "TextDelta" ? { ...part, text: part.text.toUpperCase() } : part))
+      const response = yield* Llm.complete(ask).pipe(
+        Effect.provide(Llm.layerPolicy(Effect.succeed(upper)).pipe(Layer.provide(LlmMock.layerEcho())))
+      )
+      expect(response.content).toBe("ECHO: HELLO THERE")
     }))
 })

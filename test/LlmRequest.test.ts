@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Schema, Stream } from "effect"
+import { Cause, Chunk, Duration, Effect, Exit, Fiber, Schema, Stream } from "effect"
 import * as Llm from "../src/Llm.js"
 import * as LlmMock from "../src/LlmMock.js"
 import * as LlmRequest from "../src/LlmRequest.js"
@@ -7,9 +7,9 @@ import * as LlmRequest from "../src/LlmRequest.js"
 const user = [{ role: "user", content: "hi" }] as const
 
 /** A router over one recording mock, as a real provider layer would be routed. */
-const routed = Effect.map(LlmMock.make([], { fallback: LlmMock.reply("answered") }), (mock) => ({
+const routed = Effect.map(LlmMock.make([], { provider: "openai", fallback: LlmMock.reply("answered") }), (mock) => ({
   mock,
-  llm: Llm.router({ providers: { openai: mock }, defaultProvider: "openai" })
+  llm: Llm.router({ providers: [mock], defaultProvider: "openai" })
 }))
 
 /** Lets a test hand the service a value its types would refuse, as an untyped caller could. */
@@ -119,9 +119,19 @@ describe("valid edge cases are accepted and reach the provider unchanged", () =>
         const { llm, mock } = yield* routed
         const response = yield* llm.complete(request)
         expect(response.content).toBe("answered")
-        expect(yield* mock.requests).toEqual([{ ...request, provider: "openai" }])
+        expect(yield* mock.requests).toEqual([{ ...request, provider: "openai", model: request.model ?? "mock-model" }])
       }))
   }
+
+  it.effect("reads a request once: later changes to the caller's object do not reach the provider", () =>
+    Effect.gen(function* () {
+      const { llm, mock } = yield* routed
+      const messages = [{ role: "user" as const, content: "first" }]
+      const fiber = yield* Effect.fork(llm.complete({ messages }))
+      messages[0]!.content = "changed"
+      yield* Fiber.join(fiber)
+      expect((yield* mock.requests)[0]?.messages[0]?.content).toBe("first")
+    }))
 
   it.effect("a streamed valid request reaches the provider once", () =>
     Effect.gen(function* () {
@@ -130,6 +140,42 @@ describe("valid edge cases are accepted and reach the provider unchanged", () =>
       expect(Chunk.last(events).pipe((last) => last._tag === "Some" && last.value._tag)).toBe("Finish")
       expect((yield* mock.calls).map((c) => c.method)).toEqual(["stream"])
     }))
+})
+
+describe("a hostile request object is an InvalidRequestError, not a defect", () => {
+  const hostile: ReadonlyArray<readonly [string, () => unknown]> = [
+    ["a throwing getter on messages", () => ({ get messages(): never { throw new Error("no messages for you") } })],
+    ["a throwing getter on a message's content", () => ({
+      messages: [{ role: "user", get content(): never { throw new Error("nope") } }]
+    })],
+    ["a throwing getter on provider", () => ({ messages: user, get provider(): never { throw new Error("nope") } })],
+    ["a Proxy whose traps throw", () => new Proxy({}, {
+      get: () => { throw new Error("trap") },
+      has: () => { throw new Error("trap") },
+      ownKeys: () => { throw new Error("trap") },
+      getOwnPropertyDescriptor: () => { throw new Error("trap") }
+    })],
+    ["a revoked Proxy", () => {
+      const { proxy, revoke } = Proxy.revocable({ messages: user }, {})
+      revoke()
+      return proxy
+    }]
+  ]
+  for (const [what, make] of hostile) {
+    it.effect(`${what}: complete and stream fail with InvalidRequestError`, () =>
+      Effect.gen(function* () {
+        const { llm, mock } = yield* routed
+        const completed = yield* Effect.exit(Effect.asVoid(llm.complete(unchecked(make()))))
+        const streamed = yield* Effect.exit(Stream.runDrain(llm.stream(unchecked(make()))))
+        for (const exit of [completed, streamed]) {
+          expect(Exit.isFailure(exit) && Cause.failureOption(exit.cause)).toMatchObject({
+            _tag: "Some",
+            value: { _tag: "InvalidRequestError", field: "request", provider: "openai", local: true }
+          })
+        }
+        expect((yield* mock.requests).length).toBe(0)
+      }))
+  }
 })
 
 describe("decode validates without a service", () => {
