@@ -1,48 +1,51 @@
 /**
- * A circuit breaker per provider: after repeated failures it stops sending calls to a provider
- * for a while, so callers fail fast (and `Fallback` moves on) instead of waiting on a provider
- * that is down.
+ * A circuit breaker per provider: when a provider is down it stops sending it calls for a while, so
+ * callers fail fast (and `Fallback` moves on) instead of waiting on it, and it lets calls through
+ * again once a probe call succeeds.
  *
- * - **closed**: calls go through. `failureThreshold` (default 5) consecutive retryable failures
- *   open the circuit. Non-retryable errors (a bad request, a bad key) and a provider's 429 show
- *   that it is up: they do not count, and like a success they reset the count. Local rate limit
- *   rejections say nothing about the provider and change nothing.
- * - **open**: calls fail at once with `CircuitOpenError`, whose `retryAfter` is the remaining
- *   cooldown (default 30 s).
- * - **half-open**: after the cooldown exactly one call goes through as a probe while other callers
- *   keep failing fast. The probe's success (or a non-retryable answer or a 429, which show the
- *   provider is up) closes the circuit; its retryable failure opens it again for another cooldown.
+ * - **closed**: calls go through. By default (`mode: "ratio"`) the circuit opens when at least
+ *   `failureRatio` (0.5) of the outcomes recorded over the last `window` (10 s) are failures, once
+ *   there are at least `minimumCalls` (20) of them. A provider that answers most calls never trips
+ *   it, and one that is down trips it within one wave of calls in flight (30 callers against a dead
+ *   provider: it opens at the 20th failure). `mode: "consecutive"` opens instead after
+ *   `failureThreshold` (5) failures in a row, any healthy outcome resetting the count.
+ * - **open**: calls fail at once with a `CircuitOpenError` (`local: true`) whose `retryAfter` is the
+ *   time left of the `cooldown` (30 s).
+ * - **half-open**: after the cooldown one call goes through as a probe while the others keep
+ *   failing fast. A healthy probe closes the circuit (with an empty window); a failed one opens it
+ *   for another cooldown.
  *
- * With `failureRatio` set, the circuit opens instead on the share of failures over a sliding time
- * `window` (default 10 s): once at least `minimumCalls` (default 20) outcomes were recorded in it,
- * a share of retryable failures at or above `failureRatio` opens it. Successes, 429s and
- * non-retryable errors count as healthy outcomes; local rejections and interruptions are not
- * recorded; `failureThreshold` is not used. This suits many calls in flight at once, where one
- * stall fails them all together. The window is a ring of buckets (1 s for windows of 10 s and more),
- * so old outcomes leave it a bucket at a time; it starts empty whenever the circuit closes.
+ * What is recorded, when the stream of parts ends:
+ * - a **failure**: a retryable `ServerError`, `OverloadedError`, `ConnectionError`, `TimeoutError`
+ *   or `ResponseParseError` from the provider, whether it came before the first part or after some;
+ * - a **healthy outcome**: a `Finish`, or the provider refusing the call, which shows it is up
+ *   (`RateLimitError`, `InvalidRequestError`, `AuthenticationError`, `NotFoundError`,
+ *   `QuotaExceededError`: opening on a 429 would turn throttling into an outage);
+ * - **nothing**: a failure with `local: true` (the limiter's own refusal, validation, another
+ *   breaker's `CircuitOpenError`), a non-retryable timeout (the caller's deadline), an interruption,
+ *   or a consumer that stopped reading before the `Finish`. None says whether the provider is up;
+ *   a probe that ends so lets the next caller probe.
  *
- * State is kept per provider (the request's `provider`). Every change is logged (warn when it
- * opens, info otherwise) and passed to `onStateChange`; `state(provider)` reads it. A stream
- * counts as one call that ends when the stream does.
+ * Outcomes are recorded in an uninterruptible finalizer, and count only for the state they were
+ * admitted in: a call admitted before the circuit opened changes nothing when it ends after.
+ * State is kept per `request.provider` (set inside `Llm.router`; a request naming none outside it
+ * shares the circuit `"default"`). Every change is logged (warn when it opens, info otherwise) and
+ * passed to `onStateChange`.
  *
  * @example
  * import { Duration, Effect } from "effect"
- * import { CircuitBreaker, LlmMock } from "@clearside/llm"
+ * import { CircuitBreaker, Llm, LlmMock } from "@clearside/llm"
  *
- * const program = Effect.gen(function* () {
- *   const breaker = yield* CircuitBreaker.make({ failureThreshold: 3, cooldown: Duration.seconds(20) })
- *   const llm = breaker(LlmMock.echo({ provider: "openai" }))
- *   yield* llm.complete({ provider: "openai", messages: [{ role: "user", content: "hi" }] })
- *   return yield* breaker.state("openai") // "closed"
- * })
+ * const service = Effect.map(
+ *   CircuitBreaker.make({ cooldown: Duration.seconds(20) }),
+ *   (breaker) => Llm.router({ providers: [LlmMock.echo({ provider: "openai" })], policies: [breaker] })
+ * )
  *
  * @since 0.1.0
  */
-import { Cause, Channel, Config, type ConfigError, Duration, Effect, Exit, Layer, Option, Stream } from "effect"
+import { Config, Duration, Effect, Option, Stream } from "effect"
 import * as Llm from "./Llm.js"
 import { CircuitOpenError, type LlmError } from "./LlmError.js"
-import type { LlmResponse } from "./LlmRequest.js"
-import * as LocalRejection from "./internal/localRejection.js"
 
 /**
  * The state of one provider's circuit.
@@ -73,17 +76,32 @@ export interface StateChange {
 }
 
 /**
- * Breaker options. Defaults: `failureThreshold` 5, `cooldown` 30 s. Setting `failureRatio` (0..1)
- * switches from consecutive failures to a failure ratio over `window` (10 s), decided once
- * `minimumCalls` (20) outcomes are in it.
+ * How a closed circuit decides to open: on the share of failures over a sliding time window
+ * (`"ratio"`, the default), or on a run of consecutive failures (`"consecutive"`).
+ *
+ * @example
+ * import type { CircuitBreaker } from "@clearside/llm"
+ * const mode: CircuitBreaker.Mode = "consecutive"
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type Mode = "ratio" | "consecutive"
+
+/**
+ * Breaker options. Defaults: `mode` `"ratio"`, `failureRatio` 0.5, `minimumCalls` 20, `window`
+ * 10 s, `cooldown` 30 s; `failureThreshold` 5 in `"consecutive"` mode. Values out of range are
+ * brought into it (a ratio into (0, 1], counts to at least 1); an unreadable duration takes its
+ * default.
  *
  * @example
  * import { Duration, Effect } from "effect"
  * import type { CircuitBreaker } from "@clearside/llm"
  *
  * const options: CircuitBreaker.Options = {
- *   failureThreshold: 3,
- *   cooldown: Duration.seconds(10),
+ *   failureRatio: 0.6,
+ *   minimumCalls: 50,
+ *   window: Duration.seconds(30),
  *   onStateChange: (change) => Effect.log(`${change.provider} is now ${change.to}`)
  * }
  *
@@ -91,308 +109,297 @@ export interface StateChange {
  * @category Models
  */
 export interface Options {
-  readonly failureThreshold?: number
-  readonly cooldown?: Duration.DurationInput
+  readonly mode?: Mode
   readonly failureRatio?: number
   readonly minimumCalls?: number
   readonly window?: Duration.DurationInput
+  readonly failureThreshold?: number
+  readonly cooldown?: Duration.DurationInput
   readonly onStateChange?: (change: StateChange) => Effect.Effect<void>
 }
 
-/**
- * A breaker: apply it to a service (all services it wraps share its per-provider state), and read
- * a provider's state with `state`.
- *
- * @example
- * import { Effect } from "effect"
- * import { CircuitBreaker, LlmMock } from "@clearside/llm"
- *
- * const state = Effect.flatMap(CircuitBreaker.make(), (breaker) => breaker.state("openai"))
- *
- * @since 0.1.0
- * @category Models
- */
-export interface Breaker {
-  (service: Llm.Service): Llm.Service
-  readonly state: (provider: string) => Effect.Effect<State>
+/** Outcome counts over a ring of time buckets: slot `n % size` holds bucket `n`, `head` is the newest. */
+interface Window {
+  readonly successes: Array<number>
+  readonly failures: Array<number>
+  head: number
+  total: number
+  failed: number
 }
 
 interface Circuit {
   readonly provider: string
   state: State
-  failures: number
+  /** Bumped on every change of state: an outcome counts only in the epoch its call was admitted in. */
+  epoch: number
   openedAt: number
   probing: boolean
-  /** Outcomes over the sliding window; only in failure-ratio mode. */
-  readonly window: Window | undefined
-  /** Records the outcome of a call admitted while closed, built once per circuit. */
-  readonly onCall: {
-    readonly onFailure: (cause: Cause.Cause<LlmError>) => Effect.Effect<never, LlmError>
-    readonly onSuccess: (response: LlmResponse) => Effect.Effect<LlmResponse>
-  }
-  /** Records the end of a stream admitted while closed, built once per circuit. */
-  readonly onCallEnd: (exit: Exit.Exit<unknown, LlmError>) => Effect.Effect<void>
+  consecutive: number
+  readonly window: Window
+}
+
+/** One admitted run of a stream, and what its parts said. */
+interface Run {
+  readonly circuit: Circuit
+  readonly epoch: number
+  readonly probe: boolean
+  finished: boolean
+  failure: LlmError | undefined
+}
+
+type Outcome = "failure" | "healthy" | "none"
+
+const failureTags: ReadonlySet<LlmError["_tag"]> = new Set([
+  "ServerError",
+  "OverloadedError",
+  "ConnectionError",
+  "TimeoutError",
+  "ResponseParseError"
+])
+
+const answeredTags: ReadonlySet<LlmError["_tag"]> = new Set([
+  "RateLimitError",
+  "InvalidRequestError",
+  "AuthenticationError",
+  "NotFoundError",
+  "QuotaExceededError"
+])
+
+const outcomeOf = (run: Run): Outcome => {
+  if (run.finished) return "healthy"
+  const error = run.failure
+  if (error === undefined || error.local) return "none"
+  if (failureTags.has(error._tag)) return error.retryable ? "failure" : "none"
+  return answeredTags.has(error._tag) ? "healthy" : "none"
+}
+
+const durationOr = (input: Duration.DurationInput | undefined, fallback: Duration.Duration): Duration.Duration =>
+  input === undefined ? fallback : Option.getOrElse(Duration.decodeUnknown(input), () => fallback)
+
+const countOr = (input: number | undefined, fallback: number): number =>
+  input === undefined || Number.isNaN(input) ? fallback : Math.max(1, Math.floor(input))
+
+/** A transition made synchronously, reported afterwards. */
+interface Transition {
+  readonly change: StateChange
+  readonly message: string
 }
 
 /**
- * Outcome counts in a ring of time buckets. `head` is the number (time / bucket size) of the newest
- * bucket; slot `n % size` holds bucket `n`, and the totals are the sums over the ring.
- */
-interface Window {
-  readonly successes: Float64Array
-  readonly failures: Float64Array
-  head: number
-  totalSuccesses: number
-  totalFailures: number
-}
-
-const emptyWindow = (size: number): Window => ({
-  successes: new Float64Array(size),
-  failures: new Float64Array(size),
-  head: 0,
-  totalSuccesses: 0,
-  totalFailures: 0
-})
-
-const clearWindow = (window: Window): void => {
-  window.successes.fill(0)
-  window.failures.fill(0)
-  window.totalSuccesses = 0
-  window.totalFailures = 0
-}
-
-/** Moves the window to bucket `bucket`, dropping the buckets that left it. Amortised O(1). */
-const advance = (window: Window, bucket: number): void => {
-  const size = window.successes.length
-  const gap = bucket - window.head
-  if (gap <= 0) return
-  if (gap >= size) {
-    clearWindow(window)
-  } else {
-    for (let n = window.head + 1; n <= bucket; n++) {
-      const slot = n % size
-      window.totalSuccesses -= window.successes[slot]!
-      window.totalFailures -= window.failures[slot]!
-      window.successes[slot] = 0
-      window.failures[slot] = 0
-    }
-  }
-  window.head = bucket
-}
-
-/** How a call was admitted: as an ordinary call or as the half-open probe. */
-type Admission = "call" | "probe"
-
-/**
- * Builds a breaker.
+ * Builds a breaker: a policy that keeps one circuit per `request.provider`. Wrap each attempt with
+ * it (inside `Retry`, outside `Timeout`, so an attempt's timeout counts as a failure).
  *
  * @example
  * import { Effect } from "effect"
- * import { CircuitBreaker, LlmMock } from "@clearside/llm"
+ * import { CircuitBreaker, Llm, LlmMock } from "@clearside/llm"
  *
- * const guarded = Effect.map(CircuitBreaker.make({ failureThreshold: 5 }), (breaker) => breaker(LlmMock.echo()))
+ * const guarded = Effect.map(CircuitBreaker.make({ mode: "consecutive", failureThreshold: 3 }), (breaker) =>
+ *   Llm.compose(LlmMock.echo().call, [breaker])
+ * )
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Breaker> =>
+export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
   Effect.sync(() => {
-    const threshold = options.failureThreshold ?? 5
-    const cooldown = Duration.decode(options.cooldown ?? Duration.seconds(30))
+    const consecutiveMode = options.mode === "consecutive"
+    const ratio =
+      options.failureRatio === undefined || Number.isNaN(options.failureRatio)
+        ? 0.5
+        : Math.min(1, Math.max(Number.EPSILON, options.failureRatio))
+    const minimumCalls = countOr(options.minimumCalls, 20)
+    const threshold = countOr(options.failureThreshold, 5)
+    const cooldown = durationOr(options.cooldown, Duration.seconds(30))
     const cooldownMs = Duration.toMillis(cooldown)
+    const window = durationOr(options.window, Duration.seconds(10))
+    const windowMs = Math.max(1, Duration.toMillis(window))
+    // 1 s buckets for windows of 10 s and more (at most 1000 of them), a tenth of shorter ones:
+    // outcomes leave the window a bucket at a time, in bounded memory at any call rate.
+    const bucketMs = Number.isFinite(windowMs)
+      ? Math.max(Math.min(1000, Math.ceil(windowMs / 10)), Math.ceil(windowMs / 1000))
+      : Number.POSITIVE_INFINITY
+    const buckets = Number.isFinite(windowMs) ? Math.ceil(windowMs / bucketMs) : 1
     const circuits = new Map<string, Circuit>()
-    const ratio = options.failureRatio
-    const minimumCalls = Math.max(1, options.minimumCalls ?? 20)
-    const windowMs = Math.max(1, Duration.toMillis(Duration.decode(options.window ?? Duration.seconds(10))))
-    // 1 s buckets for windows of 10 s and more (at most 1000 of them); a tenth of shorter windows.
-    const bucketMs = Math.max(Math.min(1000, Math.ceil(windowMs / 10)), Math.ceil(windowMs / 1000))
-    const buckets = Math.ceil(windowMs / bucketMs)
 
     const circuitFor = (provider: string): Circuit => {
       let circuit = circuits.get(provider)
       if (circuit === undefined) {
-        const window = ratio === undefined ? undefined : emptyWindow(buckets)
-        const created: Circuit = {
+        circuit = {
           provider,
           state: "closed",
-          failures: 0,
+          epoch: 0,
           openedAt: 0,
           probing: false,
-          window,
-          onCall: {
-            onFailure: (cause) => Effect.zipRight(record(created, "call", Exit.failCause(cause)), Effect.failCause(cause)),
-            onSuccess: (response) => {
-              // The common case settled at once: a success of a closed circuit counting failures.
-              if (created.state === "closed" && created.window === undefined) {
-                created.failures = 0
-                return Effect.succeed(response)
-              }
-              return Effect.as(healthy(created), response)
-            }
-          },
-          onCallEnd: (exit) => record(created, "call", exit)
+          consecutive: 0,
+          window: {
+            successes: consecutiveMode ? [] : new Array<number>(buckets).fill(0),
+            failures: consecutiveMode ? [] : new Array<number>(buckets).fill(0),
+            head: 0,
+            total: 0,
+            failed: 0
+          }
         }
-        circuit = created
         circuits.set(provider, circuit)
       }
       return circuit
     }
 
-    /** Changes the state now; the returned effect reports the change. */
-    const moveTo = (circuit: Circuit, to: State, now: number): Effect.Effect<void> => {
+    const moveTo = (circuit: Circuit, to: State, now: number, message: string): Transition => {
       const from = circuit.state
       circuit.state = to
-      circuit.probing = false
+      circuit.epoch += 1
+      circuit.probing = to === "half-open"
       if (to === "open") circuit.openedAt = now
-      if (to !== "open") {
-        circuit.failures = 0
-        if (circuit.window !== undefined) clearWindow(circuit.window)
+      if (to === "closed") {
+        circuit.consecutive = 0
+        const w = circuit.window
+        w.successes.fill(0)
+        w.failures.fill(0)
+        w.total = 0
+        w.failed = 0
       }
-      const message =
-        to === "open"
-          ? `Circuit for ${circuit.provider} opened: calls fail fast for ${Duration.format(cooldown)}`
-          : to === "half-open"
-            ? `Circuit for ${circuit.provider} is half-open: one probe call goes through`
-            : `Circuit for ${circuit.provider} closed: calls go through again`
-      const log = (to === "open" ? Effect.logWarning(message) : Effect.logInfo(message)).pipe(
-        Effect.annotateLogs({ provider: circuit.provider, from, to })
-      )
-      return options.onStateChange === undefined
-        ? log
-        : Effect.zipRight(log, options.onStateChange({ provider: circuit.provider, from, to }))
+      return { change: { provider: circuit.provider, from, to }, message }
     }
 
-    const rejection = (circuit: Circuit, now: number) =>
-      new CircuitOpenError(
-        circuit.state === "open"
-          ? {
-              provider: circuit.provider,
-              message: `Circuit for ${circuit.provider} is open after repeated failures; calls fail fast for ${Duration.format(Duration.millis(cooldownMs - (now - circuit.openedAt)))}`,
-              retryAfter: Duration.millis(cooldownMs - (now - circuit.openedAt))
-            }
-          : {
-              provider: circuit.provider,
-              message: `Circuit for ${circuit.provider} is half-open and its probe call is still running; calls fail fast until it ends`
-            }
+    const report = (transition: Transition | undefined, annotations: Record<string, unknown> = {}): Effect.Effect<void> => {
+      if (transition === undefined) return Effect.void
+      const { change, message } = transition
+      const log = (change.to === "open" ? Effect.logWarning(message) : Effect.logInfo(message)).pipe(
+        Effect.annotateLogs({ ...annotations, provider: change.provider, from: change.from, to: change.to })
       )
+      return options.onStateChange === undefined ? log : Effect.zipRight(log, options.onStateChange(change))
+    }
 
-    const admit = (circuit: Circuit): Effect.Effect<Admission, CircuitOpenError> =>
-      circuit.state === "closed"
-        ? Effect.succeed("call")
-        : Effect.clockWith((clock) => {
-            const now = clock.unsafeCurrentTimeMillis()
-            if (circuit.state === "open" && now - circuit.openedAt >= cooldownMs) {
-              const report = moveTo(circuit, "half-open", now)
-              circuit.probing = true
-              return Effect.as(report, "probe" as const)
-            }
-            if (circuit.state === "half-open" && !circuit.probing) {
-              circuit.probing = true
-              return Effect.succeed("probe" as const)
-            }
-            return Effect.fail(rejection(circuit, now))
-          })
+    const fastFor = Duration.format(cooldown)
 
-    const open = (circuit: Circuit) => Effect.clockWith((clock) => moveTo(circuit, "open", clock.unsafeCurrentTimeMillis()))
-
-    /** Failure-ratio mode: counts one outcome of a closed circuit, and opens it at the ratio. */
-    const recordInWindow = (circuit: Circuit, window: Window, failed: boolean): Effect.Effect<void> =>
-      Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
-        advance(window, Math.floor(now / bucketMs))
-        // A clock that stepped back records into the newest bucket.
-        const slot = window.head % buckets
-        if (failed) {
-          window.failures[slot]! += 1
-          window.totalFailures += 1
-          const total = window.totalFailures + window.totalSuccesses
-          if (total >= minimumCalls && window.totalFailures / total >= ratio!) return moveTo(circuit, "open", now)
-        } else {
-          window.successes[slot]! += 1
-          window.totalSuccesses += 1
+    /** Adds one outcome to the window at `now`; returns whether the circuit should open. */
+    const recordInWindow = (w: Window, failed: boolean, now: number): boolean => {
+      const bucket = Math.floor(now / bucketMs)
+      const gap = bucket - w.head
+      if (gap >= buckets) {
+        w.successes.fill(0)
+        w.failures.fill(0)
+        w.total = 0
+        w.failed = 0
+      } else {
+        for (let n = w.head + 1; n <= bucket; n++) {
+          const slot = n % buckets
+          w.total -= w.successes[slot]! + w.failures[slot]!
+          w.failed -= w.failures[slot]!
+          w.successes[slot] = 0
+          w.failures[slot] = 0
         }
-        return Effect.void
-      })
-
-    /** A healthy outcome (success, 429, non-retryable answer) of a call that was not the probe. */
-    const healthy = (circuit: Circuit): Effect.Effect<void> => {
-      if (circuit.state !== "closed") return Effect.void
-      if (circuit.window !== undefined) return recordInWindow(circuit, circuit.window, false)
-      circuit.failures = 0
-      return Effect.void
+      }
+      // A clock that stepped back records into the newest bucket.
+      if (gap > 0) w.head = bucket
+      const slot = w.head % buckets
+      w.total += 1
+      if (failed) {
+        w.failures[slot]! += 1
+        w.failed += 1
+        return w.total >= minimumCalls && w.failed / w.total >= ratio
+      }
+      w.successes[slot]! += 1
+      return false
     }
 
-    // Settled synchronously; the clock is read only when the circuit opens, or in failure-ratio
-    // mode when an outcome is recorded.
-    const record = (circuit: Circuit, admission: Admission, exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> => {
-      const isProbe = admission === "probe" && circuit.state === "half-open"
-      if (Exit.isSuccess(exit)) {
-        if (isProbe) return moveTo(circuit, "closed", 0)
-        return healthy(circuit)
+    const settle = (run: Run, now: number): Transition | undefined => {
+      const circuit = run.circuit
+      // A call admitted under an earlier state (before the circuit opened, or an older probe).
+      if (run.epoch !== circuit.epoch) return undefined
+      const outcome = outcomeOf(run)
+      if (run.probe) {
+        if (outcome === "none") {
+          circuit.probing = false
+          return undefined
+        }
+        return outcome === "failure"
+          ? moveTo(circuit, "open", now, `Circuit for ${circuit.provider} opened again: its probe call failed; calls fail fast for ${fastFor}`)
+          : moveTo(circuit, "closed", now, `Circuit for ${circuit.provider} closed: its probe call was answered, calls go through again`)
       }
-      const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-      if (failure === undefined || LocalRejection.isLocal(failure)) {
-        // Interrupted, or rejected locally before reaching the provider: no news about its health.
-        if (isProbe) circuit.probing = false
-        return Effect.void
+      if (outcome === "none") return undefined
+      if (consecutiveMode) {
+        if (outcome === "healthy") {
+          circuit.consecutive = 0
+          return undefined
+        }
+        circuit.consecutive += 1
+        return circuit.consecutive >= threshold
+          ? moveTo(circuit, "open", now, `Circuit for ${circuit.provider} opened after ${circuit.consecutive} consecutive failures; calls fail fast for ${fastFor}`)
+          : undefined
       }
-      // A provider that answers, even with a refusal or a 429, is up: throttling is the limiter's
-      // business, and opening the circuit on it would turn a slowdown into an outage.
-      if (!failure.retryable || failure._tag === "RateLimitError") {
-        if (isProbe) return moveTo(circuit, "closed", 0)
-        return healthy(circuit)
-      }
-      if (isProbe) return open(circuit)
-      if (circuit.window !== undefined) return circuit.state === "closed" ? recordInWindow(circuit, circuit.window, true) : Effect.void
-      if (circuit.state === "closed" && ++circuit.failures >= threshold) return open(circuit)
-      return Effect.void
+      const w = circuit.window
+      if (!recordInWindow(w, outcome === "failure", now)) return undefined
+      return moveTo(
+        circuit,
+        "open",
+        now,
+        `Circuit for ${circuit.provider} opened: ${w.failed} of the last ${w.total} calls within ${Duration.format(window)} failed; calls fail fast for ${fastFor}`
+      )
     }
 
-    const wrap = (service: Llm.Service): Llm.Service => ({
-      complete: (request) => {
-        const circuit = circuitFor(request.provider ?? "default")
-        const call = service.complete(request)
-        // A closed circuit admits at once; its outcome is recorded uninterruptibly, as `onExit` does.
-        return Effect.suspend(() =>
-          circuit.state === "closed"
-            ? Effect.matchCauseEffect(call, circuit.onCall)
-            : Effect.flatMap(admit(circuit), (admission) => Effect.onExit(call, (exit) => record(circuit, admission, exit)))
-        )
-      },
-      stream: (request) => {
-        const circuit = circuitFor(request.provider ?? "default")
-        const events = Stream.toChannel(service.stream(request))
-        return Stream.fromChannel(
-          Channel.suspend(() => {
-            if (circuit.state === "closed") return Channel.ensuringWith(events, circuit.onCallEnd)
-            // Per run: how the stream was admitted, recorded when it ends (however it ends).
-            let admission: Admission | undefined
-            return Channel.ensuringWith(
-              Channel.unwrap(
-                Effect.map(admit(circuit), (admitted) => {
-                  admission = admitted
-                  return events
-                })
-              ),
-              (exit) => (admission === undefined ? Effect.void : record(circuit, admission, exit))
-            )
-          })
-        )
-      }
-    })
-
-    return Object.assign(wrap, {
-      state: (provider: string) =>
-        Effect.clockWith((clock) => {
+    const admit = (provider: string): Effect.Effect<Run, CircuitOpenError> =>
+      Effect.clockWith((clock) =>
+        Effect.suspend(() => {
           const circuit = circuitFor(provider)
-          // An open circuit whose cooldown has passed admits a probe: report it as half-open.
-          return Effect.succeed(
-            circuit.state === "open" && clock.unsafeCurrentTimeMillis() - circuit.openedAt >= cooldownMs
-              ? ("half-open" as const)
-              : circuit.state
+          const admitted = (probe: boolean): Run => ({ circuit, epoch: circuit.epoch, probe, finished: false, failure: undefined })
+          if (circuit.state === "closed") return Effect.succeed(admitted(false))
+          const now = clock.unsafeCurrentTimeMillis()
+          if (circuit.state === "open") {
+            const left = cooldownMs - (now - circuit.openedAt)
+            if (left > 0) {
+              return Effect.fail(
+                new CircuitOpenError({
+                  provider,
+                  local: true,
+                  retryAfter: Duration.millis(left),
+                  message: `Circuit for ${provider} is open after repeated failures; calls fail fast for ${Duration.format(Duration.millis(left))}`
+                })
+              )
+            }
+            const transition = moveTo(circuit, "half-open", now, `Circuit for ${provider} is half-open: one probe call goes through`)
+            return Effect.as(report(transition), admitted(true))
+          }
+          if (!circuit.probing) {
+            // The last probe ended without news (interrupted, or stopped early): this call probes.
+            circuit.probing = true
+            return Effect.succeed(admitted(true))
+          }
+          return Effect.fail(
+            new CircuitOpenError({
+              provider,
+              local: true,
+              message: `Circuit for ${provider} is half-open and its probe call is still running; calls fail fast until it ends`
+            })
           )
         })
-    })
+      )
+
+    const release = (run: Run): Effect.Effect<void> =>
+      Effect.clockWith((clock) =>
+        Effect.suspend(() => {
+          const transition = settle(run, clock.unsafeCurrentTimeMillis())
+          return report(transition, run.failure === undefined ? {} : { error: run.failure._tag })
+        })
+      )
+
+    const policy: Llm.Policy = (next) => (request, mode) =>
+      Stream.unwrapScoped(
+        // Admission and settlement are both uninterruptible: a probe slot taken is always given
+        // back, and an outcome seen is always recorded.
+        Effect.map(Effect.acquireRelease(admit(request.provider ?? "default"), release), (run) =>
+          next(request, mode).pipe(
+            Stream.mapChunks((chunk) => {
+              for (const part of chunk) if (part._tag === "Finish") run.finished = true
+              return chunk
+            }),
+            // The provider's own failure, seen here: the finalizer's exit would also carry the
+            // failures of whatever runs downstream.
+            Stream.tapError((error) => Effect.sync(() => (run.failure = error)))
+          )
+        )
+      )
+    return policy
   })
 
 /**
@@ -402,19 +409,26 @@ export const make = (options: Options = {}): Effect.Effect<Breaker> =>
  * import { Layer } from "effect"
  * import { CircuitBreaker, LlmMock } from "@clearside/llm"
  *
- * const layer = CircuitBreaker.layer({ failureThreshold: 5 }).pipe(Layer.provide(LlmMock.layerEcho()))
+ * const layer = CircuitBreaker.layer({ minimumCalls: 10 }).pipe(Layer.provide(LlmMock.layerEcho()))
  *
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(Llm.Llm, Effect.zipWith(make(options), Llm.Llm, (breaker, service) => breaker(service)))
+export const layer = (options?: Options) => Llm.layerPolicy(make(options))
+
+const positiveMillis = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `${name} must be a positive whole number of milliseconds`, validation: (n) => n > 0 }),
+    Config.withDefault(fallback),
+    Config.map(Duration.millis)
+  )
 
 /**
- * Breaker options from the environment: `LLM_CIRCUIT_FAILURE_THRESHOLD` (5),
- * `LLM_CIRCUIT_COOLDOWN_MS` (30000), and for the failure-ratio mode `LLM_CIRCUIT_FAILURE_RATIO`
- * (0..1, unset by default), `LLM_CIRCUIT_MINIMUM_CALLS` (20) and `LLM_CIRCUIT_WINDOW_MS` (10000),
- * the last two passed on only when a ratio is set.
+ * Breaker options from the environment: `LLM_CIRCUIT_MODE` (`ratio`, the default, or
+ * `consecutive`), `LLM_CIRCUIT_FAILURE_RATIO` (0.5; more than 0, at most 1),
+ * `LLM_CIRCUIT_MINIMUM_CALLS` (20; 1 to 100000), `LLM_CIRCUIT_WINDOW_MS` (10000),
+ * `LLM_CIRCUIT_FAILURE_THRESHOLD` (5, consecutive mode) and `LLM_CIRCUIT_COOLDOWN_MS` (30000). A bad
+ * value is a `ConfigError` naming the variable.
  *
  * @example
  * import { Effect } from "effect"
@@ -425,37 +439,28 @@ export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Ll
  * @category Config
  */
 export const config: Config.Config<Options> = Config.all({
-  failureThreshold: Config.integer("LLM_CIRCUIT_FAILURE_THRESHOLD").pipe(
-    Config.validate({ message: "LLM_CIRCUIT_FAILURE_THRESHOLD must be 1 or more", validation: (n) => n >= 1 }),
-    Config.withDefault(5)
-  ),
-  cooldown: Config.integer("LLM_CIRCUIT_COOLDOWN_MS").pipe(
-    Config.validate({ message: "LLM_CIRCUIT_COOLDOWN_MS must be a positive number of milliseconds", validation: (n) => n > 0 }),
-    Config.withDefault(30_000),
-    Config.map(Duration.millis)
-  ),
-  failureRatio: Config.option(
-    Config.number("LLM_CIRCUIT_FAILURE_RATIO").pipe(
-      Config.validate({ message: "LLM_CIRCUIT_FAILURE_RATIO must be between 0 and 1, e.g. 0.5", validation: (n) => n >= 0 && n <= 1 })
-    )
+  mode: Config.literal("ratio", "consecutive")("LLM_CIRCUIT_MODE").pipe(Config.withDefault("ratio" as const)),
+  failureRatio: Config.number("LLM_CIRCUIT_FAILURE_RATIO").pipe(
+    Config.validate({
+      message: "LLM_CIRCUIT_FAILURE_RATIO must be more than 0 and at most 1, e.g. 0.5",
+      validation: (n) => n > 0 && n <= 1
+    }),
+    Config.withDefault(0.5)
   ),
   minimumCalls: Config.integer("LLM_CIRCUIT_MINIMUM_CALLS").pipe(
-    Config.validate({ message: "LLM_CIRCUIT_MINIMUM_CALLS must be 1 or more", validation: (n) => n >= 1 }),
+    Config.validate({
+      message: "LLM_CIRCUIT_MINIMUM_CALLS must be a whole number from 1 to 100000",
+      validation: (n) => n >= 1 && n <= 100_000
+    }),
     Config.withDefault(20)
   ),
-  window: Config.integer("LLM_CIRCUIT_WINDOW_MS").pipe(
-    Config.validate({ message: "LLM_CIRCUIT_WINDOW_MS must be a positive number of milliseconds", validation: (n) => n > 0 }),
-    Config.withDefault(10_000),
-    Config.map(Duration.millis)
-  )
-}).pipe(
-  Config.map(({ cooldown, failureRatio, failureThreshold, minimumCalls, window }): Options =>
-    Option.match(failureRatio, {
-      onNone: () => ({ failureThreshold, cooldown }),
-      onSome: (ratio) => ({ failureThreshold, cooldown, failureRatio: ratio, minimumCalls, window })
-    })
-  )
-)
+  window: positiveMillis("LLM_CIRCUIT_WINDOW_MS", 10_000),
+  failureThreshold: Config.integer("LLM_CIRCUIT_FAILURE_THRESHOLD").pipe(
+    Config.validate({ message: "LLM_CIRCUIT_FAILURE_THRESHOLD must be a whole number, 1 or more", validation: (n) => n >= 1 }),
+    Config.withDefault(5)
+  ),
+  cooldown: positiveMillis("LLM_CIRCUIT_COOLDOWN_MS", 30_000)
+})
 
 /**
  * {@link layer} with options read from {@link config}.
@@ -468,6 +473,4 @@ export const config: Config.Config<Options> = Config.all({
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.unwrapEffect(
-  Effect.map(config, layer)
-)
+export const layerConfig = Llm.layerPolicy(Effect.flatMap(config, make))
