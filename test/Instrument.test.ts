@@ -15,6 +15,7 @@ import {
   Tracer
 } from "effect"
 import * as Instrument from "../src/internal/instrument.js"
+import * as Llm from "../src/Llm.js"
 import * as LlmMock from "../src/LlmMock.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
 import * as Logging from "../src/Logging.js"
@@ -50,6 +51,17 @@ const flaky = [
   LlmMock.reply("hello", { usage: { inputTokens: 3, outputTokens: 2, totalTokens: 5 } })
 ]
 
+/** A service over a scripted mock with the given policies, the first outermost. */
+const stack = (script: ReadonlyArray<LlmMock.Step>, ...policies: ReadonlyArray<Effect.Effect<Llm.Policy> | Llm.Policy>) =>
+  Effect.gen(function* () {
+    const mock = yield* LlmMock.make(script)
+    const built: Array<Llm.Policy> = []
+    for (const policy of policies) built.push(Effect.isEffect(policy) ? yield* policy : policy)
+    return Llm.fromCall(Llm.compose(mock.call, built))
+  })
+
+const both = { trace: true, log: {} }
+
 const retried = <A, E>(effect: Effect.Effect<A, E>) =>
   Effect.gen(function* () {
     const fiber = yield* Effect.fork(effect)
@@ -62,10 +74,11 @@ describe("Instrument: span and log line in one pass", () => {
     const { lines, logger } = capture()
     return Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const both = { trace: true, log: {} }
-      const llm = Instrument.make(
-        Retry.make({ maxRetries: 3 })(Instrument.make(yield* LlmMock.make(flaky), { level: "attempt", ...both })),
-        { level: "call", ...both }
+      const llm = yield* stack(
+        flaky,
+        Instrument.make({ level: "call", ...both }),
+        Retry.make({ maxRetries: 3 }),
+        Instrument.make({ level: "attempt", ...both })
       )
       yield* retried(llm.complete(ask).pipe(Effect.withTracer(tracer)))
       const call = lines.filter((line) => line.message === "llm call")
@@ -89,8 +102,13 @@ describe("Instrument: span and log line in one pass", () => {
     const { lines, logger } = capture()
     return Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Logging.wrap(
-        Tracing.wrap(Retry.make({ maxRetries: 3 })(Tracing.wrapAttempt(Logging.wrapAttempt(yield* LlmMock.make(flaky)))))
+      const llm = yield* stack(
+        flaky,
+        Logging.make(),
+        Tracing.make(),
+        Retry.make({ maxRetries: 3 }),
+        Tracing.make({ level: "attempt" }),
+        Logging.make({ level: "attempt" })
       )
       yield* retried(llm.complete(ask).pipe(Effect.withTracer(tracer)))
       expect(lines.filter((line) => line.message === "llm attempt").map((line) => line.fields.attempt)).toEqual([1, 2, 3])
@@ -101,10 +119,37 @@ describe("Instrument: span and log line in one pass", () => {
     }).pipe(Effect.provide(logger), Logger.withMinimumLogLevel(LogLevel.Debug))
   })
 
+  it.effect("logs the lines of separate logging policies inside the spans of the tracing policies around them", () => {
+    const { lines, logger } = capture()
+    return Effect.gen(function* () {
+      const { tracer } = yield* recording
+      const llm = yield* stack(
+        flaky,
+        Tracing.make(),
+        Logging.make(),
+        Retry.make({ maxRetries: 3 }),
+        Tracing.make({ level: "attempt" }),
+        Logging.make({ level: "attempt" })
+      )
+      yield* retried(Stream.runDrain(llm.stream(ask)).pipe(Effect.withTracer(tracer)))
+      expect(lines.filter((line) => line.message.startsWith("llm ")).map((line) => [line.message, line.span])).toEqual([
+        ["llm attempt", "llm.attempt"],
+        ["llm attempt", "llm.attempt"],
+        ["llm attempt", "llm.attempt"],
+        ["llm call", "chat gpt-4o-mini"]
+      ])
+    }).pipe(Effect.provide(logger), Logger.withMinimumLogLevel(LogLevel.Debug))
+  })
+
   it.effect("counts the attempts of a call even when the attempt lines are below the log level", () => {
     const { lines, logger } = capture()
     return Effect.gen(function* () {
-      const llm = Logging.wrap(Retry.make({ maxRetries: 3 })(Logging.wrapAttempt(yield* LlmMock.make(flaky))))
+      const llm = yield* stack(
+        flaky,
+        Logging.make({ callLevel: "info" }),
+        Retry.make({ maxRetries: 3 }),
+        Logging.make({ level: "attempt" })
+      )
       yield* retried(llm.complete(ask))
       expect(lines.filter((line) => line.message === "llm attempt")).toHaveLength(0)
       expect(lines.find((line) => line.message === "llm call")?.fields.attempts).toBe(3)
@@ -115,15 +160,11 @@ describe("Instrument: span and log line in one pass", () => {
     const { lines, logger } = capture()
     return Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const both = { trace: true, log: {} }
-      const llm = Instrument.make(
-        Retry.make({ maxRetries: 3 })(
-          Instrument.make(
-            yield* LlmMock.make([LlmMock.fail("ServerError", { status: 500 }), LlmMock.chunks(["a ", "b"])]),
-            { level: "attempt", ...both }
-          )
-        ),
-        { level: "call", ...both }
+      const llm = yield* stack(
+        [LlmMock.fail("ServerError", { status: 500 }), LlmMock.chunks(["a ", "b"])],
+        Instrument.make({ level: "call", ...both }),
+        Retry.make({ maxRetries: 3 }),
+        Instrument.make({ level: "attempt", ...both })
       )
       const events = yield* retried(Stream.runCollect(llm.stream(ask)).pipe(Effect.withTracer(tracer)))
       expect([...events].map((event) => event._tag)).toEqual(["TextDelta", "TextDelta", "Finish"])
@@ -138,17 +179,21 @@ describe("Instrument: spans only for a tracer that exports them", () => {
   // What the provider sees as its parent span, if any.
   const parentSeen = Effect.gen(function* () {
     let seen: string | undefined = "not called"
-    const probe = Instrument.make(
-      {
-        complete: () =>
-          Effect.map(Effect.serviceOption(Tracer.ParentSpan), (parent) => {
-            seen = Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined
-            return { id: "1", provider: "openai", model: "m", content: "", finishReason: "stop" as const, usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 } }
-          }),
-        stream: () => Stream.empty
-      },
-      { level: "call", trace: true }
-    )
+    const provider: Llm.Call = (request) =>
+      Stream.fromEffect(
+        Effect.map(Effect.serviceOption(Tracer.ParentSpan), (parent) => {
+          seen = Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined
+          return {
+            _tag: "Finish" as const,
+            id: "1",
+            provider: request.provider ?? "openai",
+            model: "m",
+            finishReason: "stop" as const,
+            usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 }
+          }
+        })
+      )
+    const probe = Llm.fromCall(Instrument.make({ level: "call", trace: true })(provider))
     return { probe, seen: () => seen }
   })
 

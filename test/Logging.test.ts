@@ -401,9 +401,11 @@ describe("Logging.layerLogger: a logger for programs that ask for one", () => {
 
   const printedTo = (method: "log" | "error") => {
     const printed: Array<string> = []
-    vi.spyOn(console, method).mockImplementation((line: unknown) => {
+    const keep = (line?: unknown) => {
       printed.push(String(line))
-    })
+    }
+    if (method === "log") vi.spyOn(console, "log").mockImplementation(keep)
+    else vi.spyOn(console, "error").mockImplementation(keep)
     return printed
   }
 

@@ -1,7 +1,7 @@
 /**
  * No key may surface anywhere the observability layers write: log lines (message, fields, cause),
  * span names, attributes and end states, metric names and tags, and the errors callers receive.
- * Calls run through the real SDKs against the simulator on loopback, with known keys.
+ * Calls run through the real providers against the simulator on loopback, with known keys.
  */
 import { describe, expect, it } from "@effect/vitest"
 import {
@@ -18,7 +18,7 @@ import {
   Stream
 } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
-import type * as Llm from "../src/Llm.js"
+import * as Llm from "../src/Llm.js"
 import { ConnectionError, type LlmError } from "../src/LlmError.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
 import * as Logging from "../src/Logging.js"
@@ -70,15 +70,18 @@ const observed = Effect.gen(function* () {
   return { lines, spans, run, spanText, metricText }
 })
 
-const instrumented = (provider: Llm.Service, secrets: ReadonlyArray<Redacted.Redacted<string>>) =>
-  Tracing.wrap(
-    Logging.wrap(
-      Retry.make({ maxRetries: 1, base: Duration.millis(1) })(
-        Tracing.wrapAttempt(Logging.wrapAttempt(Usage.wrap(provider), { secrets }), { secrets })
-      ),
-      { bodies: true, secrets }
-    ),
-    { secrets }
+/** Every observability policy, at the call and at the attempt level, around a provider. */
+const instrumented = (provider: Llm.Provider, secrets: ReadonlyArray<Redacted.Redacted<string>>) =>
+  Effect.map(
+    Effect.all([
+      Tracing.make({ secrets }),
+      Logging.make({ bodies: true, secrets }),
+      Retry.make({ maxRetries: 1, base: Duration.millis(1) }),
+      Tracing.make({ level: "attempt", secrets }),
+      Logging.make({ level: "attempt", secrets }),
+      Usage.make()
+    ]),
+    (policies) => Llm.router({ providers: [provider], policies })
   )
 
 const errorText = (error: LlmError) => `${String(error)}\n${error.message}\n${error.stack ?? ""}\n${JSON.stringify(error)}`
@@ -93,7 +96,7 @@ describe("Redaction of a known OpenAI key over real HTTP", () => {
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
       const provider = yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `${sim.url}/v1` })
-      const llm = instrumented(provider, [Redacted.make(openAiKey)])
+      const llm = yield* instrumented(provider, [Redacted.make(openAiKey)])
       const { lines, run, spanText, metricText, spans } = yield* observed
       const errors: Array<LlmError> = []
 
@@ -140,7 +143,8 @@ describe("Redaction of a key with no recognisable shape", () => {
       })
       const { lines, run, spanText, metricText } = yield* observed
       sim.enqueue("openai", { status: 403, body: { error: { message: `key ${plainKey} is not allowed here` } } })
-      const error = yield* run(failureOf(instrumented(provider, [Redacted.make(plainKey)]).complete(request())))
+      const llm = yield* instrumented(provider, [Redacted.make(plainKey)])
+      const error = yield* run(failureOf(llm.complete(request())))
       expect(error._tag).toBe("AuthenticationError")
       const everything = [...lines, spanText(), yield* metricText, errorText(error)].join("\n")
       expect(everything).not.toContain(plainKey)
@@ -148,25 +152,32 @@ describe("Redaction of a key with no recognisable shape", () => {
 
   it.effect("scrubs a key carried in an error's message (e.g. from a connection error's cause)", () =>
     Effect.gen(function* () {
-      const leaky: Llm.Service = {
-        complete: () =>
-          Effect.fail(
-            new ConnectionError({
-              provider: "house",
-              message: `connect ECONNREFUSED while sending x-api-key: ${plainKey} and Bearer ${openAiKey}`
-            })
-          ),
-        stream: () => Stream.fail(new ConnectionError({ provider: "house", message: `socket hang up (${plainKey})` }))
+      const leaky: Llm.Provider = {
+        name: "house",
+        model: "house-model",
+        call: (_request, mode) =>
+          Stream.fail(
+            mode === "whole"
+              ? new ConnectionError({
+                  provider: "house",
+                  message: `connect ECONNREFUSED while sending x-api-key: ${plainKey} and Bearer ${openAiKey}`
+                })
+              : new ConnectionError({ provider: "house", message: `socket hang up (${plainKey})` })
+          )
       }
-      // the raw service does leak: this is what the layers must catch
-      expect((yield* failureOf(leaky.complete(request()))).message).toContain(plainKey)
+      // the raw provider does leak: this is what the policies must catch
+      expect((yield* failureOf(Llm.fromProvider(leaky).complete(request()))).message).toContain(plainKey)
 
       const { lines, run, spanText, metricText } = yield* observed
       const secrets = [Redacted.make(plainKey)]
-      const llm = Tracing.wrap(
-        Logging.wrap(Tracing.wrapAttempt(Logging.wrapAttempt(Usage.wrap(leaky), { secrets }), { secrets }), { secrets }),
-        { secrets }
-      )
+      const policies = yield* Effect.all([
+        Tracing.make({ secrets }),
+        Logging.make({ secrets }),
+        Tracing.make({ level: "attempt", secrets }),
+        Logging.make({ level: "attempt", secrets }),
+        Usage.make()
+      ])
+      const llm = Llm.router({ providers: [leaky], policies })
       const first = yield* run(failureOf(llm.complete(request())))
       const second = yield* run(failureOf(Stream.runDrain(llm.stream(request()))))
       expect(first.message).toContain("<redacted>")
@@ -181,7 +192,8 @@ describe("Redaction of a key with no recognisable shape", () => {
   it("leaves text without secrets untouched and keeps the error value when nothing was scrubbed", () =>
     Effect.gen(function* () {
       const error = new ConnectionError({ provider: "openai", message: "Connection reset by the provider" })
-      const llm = Logging.wrap({ complete: () => Effect.fail(error), stream: () => Stream.fail(error) })
+      const logging = yield* Logging.make()
+      const llm = Llm.fromCall(logging(() => Stream.fail(error)))
       expect(yield* failureOf(llm.complete(request()))).toBe(error)
     }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)), Effect.runPromise))
 })
@@ -190,11 +202,10 @@ describe("Redaction keeps spans and logs useful", () => {
   it.effect("keeps the error tag and the rest of the message", () =>
     Effect.gen(function* () {
       const { lines, run, spans } = yield* observed
-      const leaky: Llm.Service = {
-        complete: () => Effect.fail(new ConnectionError({ provider: "house", message: `refused for Bearer ${openAiKey} at 10.0.0.1` })),
-        stream: () => Stream.empty
-      }
-      const error = yield* run(failureOf(Tracing.wrap(Logging.wrap(leaky)).complete(request())))
+      const leaky: Llm.Call = () =>
+        Stream.fail(new ConnectionError({ provider: "house", message: `refused for Bearer ${openAiKey} at 10.0.0.1` }))
+      const llm = Llm.fromCall(Llm.compose(leaky, yield* Effect.all([Tracing.make(), Logging.make()])))
+      const error = yield* run(failureOf(llm.complete(request())))
       expect(error.message).toBe("refused for Bearer <redacted> at 10.0.0.1")
       expect(Option.getOrUndefined(Option.fromNullable(spans[0]?.attributes.get("error.type")))).toBe("ConnectionError")
       expect(lines.find((line) => line.includes("llm call"))).toContain("refused for Bearer <redacted> at 10.0.0.1")

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import type { Tracer } from "effect";
-import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Stream, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Stream, TestClock, type Tracer } from "effect"
 import * as Llm from "../src/Llm.js"
 import * as LlmMock from "../src/LlmMock.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
@@ -26,11 +25,21 @@ const answer = LlmMock.reply("hi you", {
   usage: { inputTokens: 2, outputTokens: 2, totalTokens: 4, cachedInputTokens: 1, reasoningTokens: 0 }
 })
 
-describe("Tracing.wrap spans for complete", () => {
+/** A service over a scripted mock with the given policies, the first outermost. */
+const stack = (script: ReadonlyArray<LlmMock.Step>, ...policies: ReadonlyArray<Effect.Effect<Llm.Policy>>) =>
+  Effect.gen(function* () {
+    const mock = yield* LlmMock.make(script)
+    return Llm.fromCall(Llm.compose(mock.call, yield* Effect.all(policies)))
+  })
+
+const perCall = Tracing.make()
+const perAttempt = Tracing.make({ level: "attempt" })
+
+describe("Tracing.make spans for complete", () => {
   it.effect("opens one client span named chat {model} with request and response attributes", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Tracing.wrap(yield* LlmMock.make([answer]))
+      const llm = yield* stack([answer], perCall)
       yield* llm.complete(ask).pipe(Effect.withTracer(tracer))
       const [span] = named(spans, "chat gpt-4o-mini")
       expect(span).toBeDefined()
@@ -56,7 +65,7 @@ describe("Tracing.wrap spans for complete", () => {
   it.effect("names the span chat when the request names no model", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Tracing.wrap(yield* LlmMock.make([answer]))
+      const llm = yield* stack([answer], perCall)
       yield* llm.complete({ messages: ask.messages }).pipe(Effect.withTracer(tracer))
       expect(named(spans, "chat")).toHaveLength(1)
     }))
@@ -64,7 +73,7 @@ describe("Tracing.wrap spans for complete", () => {
   it.effect("sets error.type to the error tag and ends the span with the failure", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Tracing.wrap(yield* LlmMock.make([LlmMock.fail("AuthenticationError", { status: 401 })]))
+      const llm = yield* stack([LlmMock.fail("AuthenticationError", { status: 401 })], perCall)
       const error = yield* Effect.flip(llm.complete(ask).pipe(Effect.withTracer(tracer)))
       expect(error._tag).toBe("AuthenticationError")
       const [span] = named(spans, "chat gpt-4o-mini")
@@ -75,7 +84,7 @@ describe("Tracing.wrap spans for complete", () => {
   it.effect("is the parent of spans the caller's code opens around it", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Tracing.wrap(yield* LlmMock.make([answer]))
+      const llm = yield* stack([answer], perCall)
       yield* llm.complete(ask).pipe(Effect.withSpan("debate.turn"), Effect.withTracer(tracer))
       const [turn] = named(spans, "debate.turn")
       const [chat] = named(spans, "chat gpt-4o-mini")
@@ -83,12 +92,34 @@ describe("Tracing.wrap spans for complete", () => {
     }))
 })
 
-describe("Tracing.wrapAttempt spans per attempt", () => {
+describe("Tracing.make under Effect's built-in tracer", () => {
+  it.effect("makes no span, so the provider sees the caller's parent span", () =>
+    Effect.gen(function* () {
+      const seen: Array<string | undefined> = []
+      const provider: Llm.Call = (request, mode) =>
+        Stream.unwrap(
+          Effect.map(Effect.currentParentSpan.pipe(Effect.option), (parent) => {
+            seen.push(Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined)
+            return LlmMock.echo().call(request, mode)
+          })
+        )
+      const llm = Llm.fromCall(Llm.compose(provider, yield* Effect.all([perCall, perAttempt])))
+      yield* llm.complete(ask)
+      yield* llm.complete(ask).pipe(Effect.withSpan("debate.turn"))
+      expect(seen).toEqual([undefined, "debate.turn"])
+    }))
+})
+
+describe("Tracing.make spans per attempt", () => {
   it.effect("opens one numbered child span per attempt under the call span", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const mock = yield* LlmMock.make([LlmMock.fail("ServerError", { status: 503 }), LlmMock.fail("OverloadedError"), answer])
-      const llm = Tracing.wrap(Retry.make({ maxRetries: 3 })(Tracing.wrapAttempt(mock)))
+      const llm = yield* stack(
+        [LlmMock.fail("ServerError", { status: 503 }), LlmMock.fail("OverloadedError"), answer],
+        perCall,
+        Retry.make({ maxRetries: 3 }),
+        perAttempt
+      )
       const fiber = yield* Effect.fork(llm.complete(ask).pipe(Effect.withTracer(tracer)))
       yield* TestClock.adjust(Duration.minutes(1))
       yield* Fiber.join(fiber)
@@ -104,7 +135,7 @@ describe("Tracing.wrapAttempt spans per attempt", () => {
   it.effect("numbers attempts from 1 again for the next call", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Tracing.wrap(Tracing.wrapAttempt(yield* LlmMock.make([answer, answer])))
+      const llm = yield* stack([answer, answer], perCall, perAttempt)
       yield* Effect.withTracer(Effect.zipRight(llm.complete(ask), llm.complete(ask)), tracer)
       expect(named(spans, "llm.attempt").map((span) => span.attributes.get("llm.attempt.number"))).toEqual([1, 1])
     }))
@@ -112,8 +143,7 @@ describe("Tracing.wrapAttempt spans per attempt", () => {
   it.effect("numbers stream attempts retried before their first event", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const mock = yield* LlmMock.make([LlmMock.fail("ConnectionError"), answer])
-      const llm = Tracing.wrap(Retry.make({ maxRetries: 2 })(Tracing.wrapAttempt(mock)))
+      const llm = yield* stack([LlmMock.fail("ConnectionError"), answer], perCall, Retry.make({ maxRetries: 2 }), perAttempt)
       const fiber = yield* Effect.fork(Stream.runCollect(llm.stream(ask)).pipe(Effect.withTracer(tracer)))
       yield* TestClock.adjust(Duration.minutes(1))
       yield* Fiber.join(fiber)
@@ -124,11 +154,11 @@ describe("Tracing.wrapAttempt spans per attempt", () => {
     }))
 })
 
-describe("Tracing.wrap spans for stream", () => {
+describe("Tracing.make spans for stream", () => {
   it.effect("covers the whole stream and takes the response attributes from Finish", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Tracing.wrap(yield* LlmMock.make([answer]))
+      const llm = yield* stack([answer], perCall)
       const events = yield* Stream.runCollect(llm.stream(ask)).pipe(Effect.withTracer(tracer))
       expect(events.length).toBe(3)
       const [span] = named(spans, "chat gpt-4o-mini")
@@ -143,7 +173,7 @@ describe("Tracing.wrap spans for stream", () => {
   it.effect("sets error.type when the stream fails mid-way", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
-      const llm = Tracing.wrap(yield* LlmMock.make([LlmMock.chunks(["a", "b"], { error: "ConnectionError" })]))
+      const llm = yield* stack([LlmMock.chunks(["a", "b"], { error: "ConnectionError" })], perCall)
       yield* Effect.flip(Stream.runDrain(llm.stream(ask)).pipe(Effect.withTracer(tracer)))
       const [span] = named(spans, "chat gpt-4o-mini")
       expect(span!.attributes.get("error.type")).toBe("ConnectionError")
@@ -152,18 +182,28 @@ describe("Tracing.wrap spans for stream", () => {
 })
 
 describe("Tracing layers", () => {
-  it.effect("layer and layerAttempt wrap the Llm in context", () =>
+  it.effect("layer wraps the Llm in context, at the call and at the attempt level", () =>
     Effect.gen(function* () {
       const { spans, tracer } = yield* recording
       yield* Llm.complete(ask).pipe(
-        Effect.provide(Tracing.layer().pipe(Layer.provide(Tracing.layerAttempt()), Layer.provide(LlmMock.layerEcho()))),
+        Effect.provide(Tracing.layer().pipe(Layer.provide(Tracing.layer({ level: "attempt" })), Layer.provide(LlmMock.layerEcho()))),
         Effect.withTracer(tracer)
       )
       expect(named(spans, "chat gpt-4o-mini")).toHaveLength(1)
       expect(parentOf(named(spans, "llm.attempt")[0]!)).toBe(named(spans, "chat gpt-4o-mini")[0])
     }))
 
-  it.effect("layerConfig reads the provider keys to scrub", () =>
+  it.effect("config reads the provider keys of the environment as the secrets to scrub", () =>
+    Effect.gen(function* () {
+      const options = yield* Tracing.config
+      expect(options.secrets?.map(Redacted.value)).toEqual(["sk-ant-one-two-three", "house-key-1234"])
+    }).pipe(
+      Effect.withConfigProvider(
+        ConfigProvider.fromMap(new Map([["ANTHROPIC_API_KEY", "sk-ant-one-two-three"], ["OPENAI_COMPATIBLE_API_KEY", "house-key-1234"]]))
+      )
+    ))
+
+  it.effect("layerConfig scrubs the provider keys of the environment from errors", () =>
     Effect.gen(function* () {
       const secrets = yield* Tracing.secretsConfig
       expect(secrets).toHaveLength(1)

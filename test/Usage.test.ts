@@ -52,9 +52,13 @@ const requestCount = (provider: string, operation: "complete" | "stream", outcom
 const costOf = (provider: string, operation: "complete" | "stream", model?: string) =>
   Effect.map(Metric.value(base(provider, operation, model)(Usage.cost)), (state) => state.count)
 
-const scripted = (script: ReadonlyArray<LlmMock.Step>) => Effect.map(LlmMock.make(script), (mock) => Usage.wrap(mock))
+/** A service over a mock with the given policies, the first outermost (the usage policy alone by default). */
+const over = (mock: LlmMock.Mock, ...policies: ReadonlyArray<Effect.Effect<Llm.Policy>>) =>
+  Effect.map(Effect.all(policies.length === 0 ? [Usage.make()] : policies), (built) => Llm.fromCall(Llm.compose(mock.call, built)))
 
-describe("Usage.wrap metrics for complete", () => {
+const scripted = (script: ReadonlyArray<LlmMock.Step>) => Effect.flatMap(LlmMock.make(script), (mock) => over(mock))
+
+describe("Usage.make metrics for complete", () => {
   it.effect("records input and output tokens, cost and one successful request per call", () =>
     Effect.gen(function* () {
       const provider = uniqueProvider("ok")
@@ -114,7 +118,7 @@ describe("Usage.wrap metrics for complete", () => {
     Effect.gen(function* () {
       const provider = uniqueProvider("custom")
       const mock = yield* LlmMock.make([LlmMock.reply("x", { usage: usage(1_000_000, 1_000_000), model: "house" })])
-      const llm = Usage.wrap(mock, { prices: { house: { input: 1, output: 3 } } })
+      const llm = yield* over(mock, Usage.make({ prices: { house: { input: 1, output: 3 } } }))
       yield* llm.complete(ask(provider, "hi", "house"))
       expect(yield* costOf(provider, "complete", "house")).toBeCloseTo(4, 10)
     }))
@@ -128,7 +132,7 @@ describe("Usage.wrap metrics for complete", () => {
     }))
 })
 
-describe("Usage.wrap metrics for stream", () => {
+describe("Usage.make metrics for stream", () => {
   it.effect("records tokens from the Finish event and the time to the first chunk", () =>
     Effect.gen(function* () {
       const provider = uniqueProvider("stream")
@@ -186,7 +190,7 @@ describe("Usage counters for the resilience policies", () => {
         [LlmMock.fail("OverloadedError"), LlmMock.fail("OverloadedError"), LlmMock.reply("ok", { usage: usage(3, 1) })],
         { provider }
       )
-      const llm = Retry.make({ maxRetries: 3, onRetry: Usage.recordRetry })(Usage.wrap(mock))
+      const llm = yield* over(mock, Retry.make({ maxRetries: 3, onRetry: Usage.recordRetry }), Usage.make())
       const fiber = yield* Effect.fork(llm.complete(ask(provider)))
       yield* TestClock.adjust(Duration.minutes(1))
       yield* Fiber.join(fiber)
@@ -257,7 +261,7 @@ describe("Usage.withUsage attribution", () => {
         provider,
         fallback: LlmMock.reply("x", { usage: usage(10, 1), latency: Duration.millis(100) })
       })
-      const llm = Usage.wrap(mock)
+      const llm = yield* over(mock)
       const work = Effect.gen(function* () {
         yield* Effect.all(
           Array.from({ length: 8 }, () => llm.complete(ask(provider))),
@@ -281,7 +285,7 @@ describe("Usage.withUsage attribution", () => {
         [LlmMock.fail("ServerError", { status: 503 }), LlmMock.reply("ok", { usage: usage(5, 5) })],
         { provider }
       )
-      const llm = Retry.make({ maxRetries: 2 })(Usage.wrap(mock))
+      const llm = yield* over(mock, Retry.make({ maxRetries: 2 }), Usage.make())
       const fiber = yield* Effect.fork(Usage.withUsage(llm.complete(ask(provider))))
       yield* TestClock.adjust(Duration.minutes(1))
       const [, summary] = yield* Fiber.join(fiber)
