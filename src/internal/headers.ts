@@ -1,6 +1,8 @@
 /**
  * Reading the response headers that matter to callers: request ids, rate-limit headers,
- * `retry-after` and `x-should-retry`. Works on the fetch `Headers` the SDKs expose.
+ * `retry-after` and `x-should-retry`. Works on the fetch `Headers` the SDKs expose. Headers come
+ * from the network, so every reading is bounded: values kept on errors are cut short, and a wait is
+ * always a finite `Duration` of at most {@link maxRetryAfter}.
  *
  * @internal
  */
@@ -17,12 +19,28 @@ export interface HeadersLike {
 }
 
 /**
+ * The longest header value kept on an error: real request ids and rate-limit values are far
+ * shorter, so anything longer is noise that must not bloat every error and log line.
+ *
+ * @internal
+ */
+export const maxValueLength = 200
+
+/** At most this many rate-limit headers are kept (providers send six to a dozen). */
+const maxRateLimitHeaders = 32
+
+const bounded = (value: string): string =>
+  value.length > maxValueLength ? `${value.slice(0, maxValueLength - 1)}…` : value
+
+/**
  * The provider's request id: OpenAI's `x-request-id`, Anthropic's `request-id`.
  *
  * @internal
  */
-export const requestId = (headers: HeadersLike | undefined): string | undefined =>
-  headers?.get("x-request-id") ?? headers?.get("request-id") ?? undefined
+export const requestId = (headers: HeadersLike | undefined): string | undefined => {
+  const id = headers?.get("x-request-id") ?? headers?.get("request-id") ?? undefined
+  return id === undefined || id === "" ? undefined : bounded(id)
+}
 
 const rateLimitPrefixes = ["x-ratelimit-", "anthropic-ratelimit-"] as const
 
@@ -34,19 +52,38 @@ const rateLimitPrefixes = ["x-ratelimit-", "anthropic-ratelimit-"] as const
 export const rateLimitHeaders = (headers: HeadersLike | undefined): Record<string, string> | undefined => {
   if (headers === undefined) return undefined
   let found: Record<string, string> | undefined
+  let count = 0
   headers.forEach((value, key) => {
     const name = key.toLowerCase()
-    if (rateLimitPrefixes.some((prefix) => name.startsWith(prefix))) {
+    if (count < maxRateLimitHeaders && rateLimitPrefixes.some((prefix) => name.startsWith(prefix))) {
       found ??= {}
-      found[name] = value
+      found[bounded(name)] = bounded(value)
+      count++
     }
   })
   return found
 }
 
 /**
+ * The ceiling on a provider's requested wait: one day. A longer wait (`retry-after: 1e300`, a date
+ * in the year 9999, `retry-after-ms: 1e303`) is read as one day: still "much later" for a caller,
+ * and a `Duration` every timer, schedule and BigInt conversion can hold.
+ *
+ * @internal
+ */
+export const maxRetryAfter: Duration.Duration = Duration.days(1)
+
+const maxRetryAfterMillis = Duration.toMillis(maxRetryAfter)
+
+/** A wait in milliseconds as a bounded `Duration`; negative or non-numeric waits are none. */
+const wait = (millis: number): Duration.Duration | undefined =>
+  Number.isNaN(millis) || millis < 0 ? undefined : Duration.millis(Math.min(millis, maxRetryAfterMillis))
+
+/**
  * How long the provider asked to wait: `retry-after-ms`, else `retry-after` as seconds or as an
- * HTTP date (relative to `now`, in epoch milliseconds). Negative or unreadable values are ignored.
+ * HTTP date (relative to `now`, in epoch milliseconds; a past date is no wait). Negative, empty
+ * and unreadable values are ignored; waits beyond {@link maxRetryAfter} (including ones too large
+ * for a number) are clamped to it.
  *
  * @internal
  */
@@ -54,15 +91,16 @@ export const retryAfter = (headers: HeadersLike | undefined, now: number): Durat
   if (headers === undefined) return undefined
   const ms = headers.get("retry-after-ms")
   if (ms !== null && ms.trim() !== "") {
-    const value = Number(ms)
-    if (Number.isFinite(value) && value >= 0) return Duration.millis(value)
+    const found = wait(Number(ms))
+    if (found !== undefined) return found
   }
   const raw = headers.get("retry-after")
   if (raw === null || raw.trim() === "") return undefined
+  // Anything `Number` reads is delta-seconds (so "-3" is a negative wait, not the year -3).
   const seconds = Number(raw)
-  if (Number.isFinite(seconds)) return seconds >= 0 ? Duration.millis(seconds * 1000) : undefined
+  if (!Number.isNaN(seconds)) return wait(seconds * 1000)
   const date = Date.parse(raw)
-  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
+  return Number.isNaN(date) ? undefined : wait(Math.max(0, date - now))
 }
 
 /**

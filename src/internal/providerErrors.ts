@@ -90,18 +90,23 @@ export const errorDetail = (body: unknown): Detail => {
 
 const secretPatterns = [/\bsk-[A-Za-z0-9_*\-.]{4,}/g, /\bBearer\s+\S+/gi]
 
+/** Provider text past this point is never read: a message keeps 300 characters of it anyway. */
+const maxTextRead = 64 * 1024
+
 /**
  * Makes provider text safe and short for an error message: no key (the configured one or anything
- * shaped like one), no markup, one line, at most 300 characters.
+ * shaped like one), no markup, one line, at most 300 characters. Linear in the text's length
+ * (a hostile body may be megabytes of markup): the patterns never scan past the next `<`.
  *
  * @internal
  */
 export const clean = (text: string, secret?: string): string => {
   let out = text
   if (secret !== undefined && secret.length >= 4) out = out.split(secret).join("[redacted]")
-  const title = /<title[^>]*>([^<]*)<\/title>/i.exec(out)
+  if (out.length > maxTextRead) out = out.slice(0, maxTextRead)
+  const title = /<title[^<>]*>([^<]*)<\/title>/i.exec(out)
   if (title?.[1] !== undefined && title[1].trim() !== "") out = title[1]
-  else if (/<[a-z!/][^>]*>/i.test(out)) out = out.replace(/<[^>]*>/g, " ")
+  else if (/<[a-z!/][^<>]*>/i.test(out)) out = out.replace(/<[^<>]*>/g, " ")
   for (const pattern of secretPatterns) out = out.replace(pattern, "[redacted]")
   out = out.replace(/\s+/g, " ").trim()
   return out.length > maxMessageLength ? `${out.slice(0, maxMessageLength - 1)}…` : out
@@ -123,42 +128,145 @@ const common = (ctx: Context, message: string, headers: Headers.HeadersLike | un
 
 // Anthropic reports an empty balance as a 400 `invalid_request_error` whose message names the credit
 // balance, and billing problems as `billing_error`; OpenAI uses `insufficient_quota`.
-const isQuota = (detail: Detail) =>
-  detail.type === "insufficient_quota" ||
-  detail.code === "insufficient_quota" ||
-  detail.type === "billing_error" ||
-  (detail.message !== undefined && /credit balance is too low/i.test(detail.message))
+const creditBalance = /credit balance is too low/i
 
-const classify = (
-  status: number,
+type Fields = ReturnType<typeof common>
+
+/**
+ * One row of {@link table}: the statuses that mean `tag`, and the error `type`s (or `code`s) that
+ * mean it, each with the status its HTTP answer would have had (an error event has none).
+ */
+interface Row {
+  readonly tag: LlmError["_tag"]
+  readonly status: (status: number) => boolean
+  readonly types: Readonly<Record<string, number>>
+  /** Whether a matching body outranks the status (an overloaded 503 is overloaded, not a 503). */
+  readonly bodyWins: boolean
+  /** A provider message that also means `tag`. */
+  readonly message?: RegExp
+  readonly make: (fields: Fields, status: number, detail: Detail, ctx: Context, headers: Headers.HeadersLike | undefined) => LlmError
+}
+
+/**
+ * The classification, in priority order, shared by HTTP error answers and errors reported inside a
+ * 200 answer (SSE `error` events, `{ error }` bodies): a row whose body matches and `bodyWins` is
+ * taken first; then, for an HTTP answer, the first row whose status matches, and for an error event
+ * the first row listing its `type`, else its `code`. Anything else is a `ServerError` (500 for an
+ * event). `retryable` is the error class's default unless the provider sent `x-should-retry`.
+ */
+const table: ReadonlyArray<Row> = [
+  {
+    tag: "QuotaExceededError",
+    status: (status) => status === 402,
+    types: { insufficient_quota: 429, billing_error: 402 },
+    bodyWins: true,
+    message: creditBalance,
+    make: (fields) => new QuotaExceededError(fields)
+  },
+  {
+    tag: "OverloadedError",
+    status: (status) => status === 529,
+    types: { overloaded_error: 529 },
+    bodyWins: true,
+    make: (fields) => new OverloadedError(fields)
+  },
+  {
+    tag: "RateLimitError",
+    status: (status) => status === 429,
+    types: { rate_limit_error: 429, rate_limit_exceeded: 429 },
+    bodyWins: false,
+    make: (fields, _status, _detail, ctx, headers) => {
+      const wait = Headers.retryAfter(headers, ctx.now)
+      return new RateLimitError({ ...fields, ...(wait !== undefined ? { retryAfter: wait } : {}) })
+    }
+  },
+  {
+    tag: "AuthenticationError",
+    status: (status) => status === 401 || status === 403,
+    types: { authentication_error: 401, permission_error: 403 },
+    bodyWins: false,
+    make: (fields, status) => new AuthenticationError({ ...fields, status })
+  },
+  {
+    tag: "NotFoundError",
+    status: (status) => status === 404,
+    types: { not_found_error: 404 },
+    bodyWins: false,
+    make: (fields) => new NotFoundError(fields)
+  },
+  {
+    tag: "TimeoutError",
+    status: (status) => status === 408,
+    types: {},
+    bodyWins: false,
+    make: (fields) => new TimeoutError({ ...fields, phase: "provider" })
+  },
+  {
+    tag: "ServerError",
+    status: (status) => status === 409 || status >= 500,
+    types: { api_error: 500, server_error: 500, timeout_error: 504 },
+    bodyWins: false,
+    make: (fields, status) => new ServerError({ ...fields, status })
+  },
+  {
+    tag: "InvalidRequestError",
+    status: (status) => status >= 400 && status < 500,
+    types: { invalid_request_error: 400, request_too_large: 413 },
+    bodyWins: false,
+    make: (fields, status, detail) => {
+      const code = detail.code ?? detail.type
+      return new InvalidRequestError({ ...fields, status, ...(code !== undefined ? { code } : {}) })
+    }
+  }
+]
+
+const unclassified: Row = {
+  tag: "ServerError",
+  status: () => true,
+  types: {},
+  bodyWins: false,
+  make: (fields, status) => new ServerError({ ...fields, status })
+}
+
+const listed = (row: Row, key: string | undefined): number | undefined =>
+  key !== undefined && Object.hasOwn(row.types, key) ? row.types[key] : undefined
+
+const bodyMatches = (row: Row, detail: Detail): boolean =>
+  listed(row, detail.type) !== undefined ||
+  listed(row, detail.code) !== undefined ||
+  (row.message !== undefined && detail.message !== undefined && row.message.test(detail.message))
+
+/** The row for an HTTP answer (`status` given) or an error event (`status` undefined), and its status. */
+const lookup = (status: number | undefined, detail: Detail): { readonly row: Row; readonly status: number } => {
+  const byBody = table.find((row) => row.bodyWins && bodyMatches(row, detail))
+  if (status !== undefined) return { row: byBody ?? table.find((row) => row.status(status)) ?? unclassified, status }
+  for (const key of [detail.type, detail.code]) {
+    for (const row of table) {
+      const implied = listed(row, key)
+      if (implied !== undefined) return { row: byBody ?? row, status: implied }
+    }
+  }
+  return byBody !== undefined
+    ? { row: byBody, status: Object.values(byBody.types)[0] ?? 500 }
+    : { row: unclassified, status: 500 }
+}
+
+const build = (
+  status: number | undefined,
   detail: Detail,
   headers: Headers.HeadersLike | undefined,
   ctx: Context,
   message: string
 ): LlmError => {
-  const fields = common(ctx, message, headers)
-  if (isQuota(detail) || status === 402) return new QuotaExceededError(fields)
-  if (status === 529 || detail.type === "overloaded_error") return new OverloadedError(fields)
-  if (status === 429) {
-    const wait = Headers.retryAfter(headers, ctx.now)
-    return new RateLimitError({ ...fields, ...(wait !== undefined ? { retryAfter: wait } : {}) })
-  }
-  if (status === 401 || status === 403) return new AuthenticationError({ ...fields, status })
-  if (status === 404) return new NotFoundError(fields)
-  if (status === 408) return new TimeoutError({ ...fields, phase: "provider" })
-  if (status === 409 || status >= 500) return new ServerError({ ...fields, status })
-  if (status >= 400) {
-    const code = detail.code ?? detail.type
-    return new InvalidRequestError({ ...fields, status, ...(code !== undefined ? { code } : {}) })
-  }
-  return new ServerError({ ...fields, status })
+  const found = lookup(status, detail)
+  return found.row.make(common(ctx, message, headers), found.status, detail, ctx, headers)
 }
 
 /**
- * Maps an HTTP error answer: 400/413/422 (and other 4xx) to `InvalidRequestError` keeping the
- * provider's code, 401/403 to `AuthenticationError`, 404 to `NotFoundError`, 408 to `TimeoutError`,
- * 409 and 5xx to `ServerError`, 429 to `RateLimitError` (quota and billing errors to
- * `QuotaExceededError`), 529 and `overloaded_error` to `OverloadedError`.
+ * Maps an HTTP error answer by {@link table}: 400/413/422 (and other 4xx) to `InvalidRequestError`
+ * keeping the provider's code, 401/403 to `AuthenticationError`, 404 to `NotFoundError`, 408 to
+ * `TimeoutError`, 409 and 5xx to `ServerError`, 429 to `RateLimitError` (quota and billing errors
+ * to `QuotaExceededError`), 529 and `overloaded_error` to `OverloadedError`.
  *
  * @internal
  */
@@ -166,27 +274,13 @@ export const fromHttp = (failure: HttpFailure, ctx: Context): LlmError => {
   const detail = errorDetail(failure.body)
   const text = clean(detail.message ?? failure.text ?? "", ctx.secret)
   const message = `${ctx.provider} answered ${failure.status}${text === "" ? "" : `: ${text}`}`
-  return classify(failure.status, detail, failure.headers, ctx, message)
-}
-
-const statusByType: Readonly<Record<string, number>> = {
-  invalid_request_error: 400,
-  authentication_error: 401,
-  billing_error: 402,
-  permission_error: 403,
-  not_found_error: 404,
-  request_too_large: 413,
-  rate_limit_error: 429,
-  rate_limit_exceeded: 429,
-  insufficient_quota: 429,
-  timeout_error: 504,
-  overloaded_error: 529
+  return build(failure.status, detail, failure.headers, ctx, message)
 }
 
 /**
  * Maps an error reported inside a 200 answer (an SSE `error` event, or an `error` object in place of
- * the body). The tag follows the error's `type` as if it were the matching HTTP status; unknown
- * types are server errors (500).
+ * the body) by {@link table}: the tag follows the error's `type` (else its `code`) as if it were
+ * the matching HTTP status; unknown types are server errors (500).
  *
  * @internal
  */
@@ -196,17 +290,9 @@ export const fromErrorEvent = (
   ctx: Context
 ): LlmError => {
   const detail = errorDetail(body)
-  const status = (detail.type !== undefined ? statusByType[detail.type] : undefined) ??
-    (detail.code !== undefined ? statusByType[detail.code] : undefined) ?? 500
   const what = [detail.type, detail.message].filter((s) => s !== undefined).join(": ")
   const text = clean(what, ctx.secret)
-  return classify(
-    status,
-    detail,
-    headers,
-    ctx,
-    `${ctx.provider} reported an error in its answer${text === "" ? "" : `: ${text}`}`
-  )
+  return build(undefined, detail, headers, ctx, `${ctx.provider} reported an error in its answer${text === "" ? "" : `: ${text}`}`)
 }
 
 const causeCode = (error: unknown): string | undefined => {
@@ -216,6 +302,15 @@ const causeCode = (error: unknown): string | undefined => {
     current = current.cause
   }
   return undefined
+}
+
+/** What was thrown, as text; a value whose conversion throws is described by its type. */
+const describe = (cause: unknown): string => {
+  try {
+    return cause instanceof Error ? String(cause.message) : String(cause)
+  } catch {
+    return `a thrown ${typeof cause}`
+  }
 }
 
 /**
@@ -274,7 +369,7 @@ export const fromCause = (cause: unknown, ctx: Context, sdk: SdkErrors): LlmErro
     })
   }
   const code = causeCode(cause)
-  const detail = cause instanceof Error ? cause.message : String(cause)
+  const detail = describe(cause)
   return new ConnectionError({
     provider: ctx.provider,
     message: `${ctx.provider} connection failed before the answer was complete: ${clean(detail, ctx.secret)}${

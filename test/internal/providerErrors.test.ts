@@ -38,6 +38,54 @@ describe("headers", () => {
     expect(Headers.retryAfter(undefined, 0)).toBeUndefined()
   })
 
+  // Every wait is a finite Duration of at most Headers.maxRetryAfter (one day), or none.
+  const day = Duration.days(1)
+  const waits: ReadonlyArray<readonly [string, Record<string, string>, Duration.Duration | undefined]> = [
+    ["seconds", { "retry-after": "7" }, Duration.seconds(7)],
+    ["zero", { "retry-after": "0" }, Duration.zero],
+    ["milliseconds", { "retry-after-ms": "250" }, Duration.millis(250)],
+    ["an HTTP date", { "retry-after": "Tue, 01 Jan 2030 00:00:30 GMT" }, Duration.millis(30_000)],
+    ["negative seconds", { "retry-after": "-3" }, undefined],
+    ["negative milliseconds", { "retry-after-ms": "-1" }, undefined],
+    ["non-numeric", { "retry-after": "soon" }, undefined],
+    ["NaN", { "retry-after": "NaN" }, undefined],
+    ["empty", { "retry-after": "" }, undefined],
+    ["blank", { "retry-after": "   " }, undefined],
+    ["1e300 seconds", { "retry-after": "1e300" }, day],
+    ["1e308 seconds", { "retry-after": "1e308" }, day],
+    ["1e400 seconds (Infinity)", { "retry-after": "1e400" }, day],
+    ["Infinity", { "retry-after": "Infinity" }, day],
+    ["999999 seconds", { "retry-after": "999999" }, day],
+    ["1e303 milliseconds", { "retry-after-ms": "1e303" }, day],
+    ["a date in the year 9999", { "retry-after": "Fri, 31 Dec 9999 23:59:59 GMT" }, day],
+    ["a date in the past", { "retry-after": "Mon, 01 Jan 2001 00:00:00 GMT" }, Duration.zero],
+    ["one day exactly", { "retry-after": "86400" }, day],
+    ["unreadable milliseconds fall back to seconds", { "retry-after-ms": "soon", "retry-after": "2" }, Duration.seconds(2)]
+  ]
+  for (const [name, headers, expected] of waits) {
+    it(`retry-after: ${name} is ${expected === undefined ? "ignored" : Duration.format(expected)}`, () => {
+      const wait = Headers.retryAfter(h(headers), ctx.now)
+      expect(wait).toStrictEqual(expected)
+      if (wait !== undefined) {
+        expect(Duration.isFinite(wait)).toBe(true)
+        expect(Duration.lessThanOrEqualTo(wait, Headers.maxRetryAfter)).toBe(true)
+        // What failed before: a wait too large for a BigInt of nanoseconds.
+        expect(() => Duration.toNanos(wait)).not.toThrow()
+      }
+    })
+  }
+
+  it("the ceiling on waits is one day", () => {
+    expect(Headers.maxRetryAfter).toStrictEqual(Duration.days(1))
+  })
+
+  it("request ids and rate-limit values longer than 200 characters are cut short", () => {
+    const long = "v".repeat(10_000)
+    expect(Headers.requestId(h({ "x-request-id": long }))?.length).toBe(Headers.maxValueLength)
+    const kept = Headers.rateLimitHeaders(h({ "x-ratelimit-remaining-requests": long }))
+    expect(kept?.["x-ratelimit-remaining-requests"]?.length).toBe(Headers.maxValueLength)
+  })
+
   it("keeps only x-ratelimit-* and anthropic-ratelimit-* headers", () => {
     expect(
       Headers.rateLimitHeaders(
@@ -112,6 +160,84 @@ describe("fromHttp maps status and body to one tag", () => {
 
   it("a status with no body says only the status", () => {
     expect(ProviderErrors.fromHttp({ status: 500 }, ctx).message).toBe("openai answered 500")
+  })
+})
+
+describe("one table classifies HTTP answers and error events alike", () => {
+  // The same error, once as an HTTP answer and once inside a 200 answer, gets the same tag.
+  const pairs: ReadonlyArray<readonly [number, string, string]> = [
+    [429, "rate_limit_error", "RateLimitError"],
+    [401, "authentication_error", "AuthenticationError"],
+    [403, "permission_error", "AuthenticationError"],
+    [404, "not_found_error", "NotFoundError"],
+    [400, "invalid_request_error", "InvalidRequestError"],
+    [413, "request_too_large", "InvalidRequestError"],
+    [500, "api_error", "ServerError"],
+    [529, "overloaded_error", "OverloadedError"],
+    [402, "billing_error", "QuotaExceededError"],
+    [429, "insufficient_quota", "QuotaExceededError"]
+  ]
+  for (const [status, type, tag] of pairs) {
+    it(`${status} and an error event of type ${type} are both ${tag}`, () => {
+      const body = { type: "error", error: { type, message: "m" } }
+      expect(ProviderErrors.fromHttp({ status, body }, ctx)._tag).toBe(tag)
+      expect(ProviderErrors.fromErrorEvent(body, undefined, ctx)._tag).toBe(tag)
+    })
+  }
+
+  it("an error event keeps the status its HTTP answer would have had", () => {
+    expect(ProviderErrors.fromErrorEvent({ type: "permission_error" }, undefined, ctx)).toMatchObject({
+      _tag: "AuthenticationError",
+      status: 403
+    })
+    expect(ProviderErrors.fromErrorEvent({ type: "timeout_error" }, undefined, ctx)).toMatchObject({ _tag: "ServerError", status: 504 })
+    expect(ProviderErrors.fromErrorEvent({ type: "something_new" }, undefined, ctx)).toMatchObject({ _tag: "ServerError", status: 500 })
+  })
+
+  it("a 429 error event reads the provider's wait from the response headers", () => {
+    const error = ProviderErrors.fromErrorEvent({ type: "rate_limit_error" }, h({ "retry-after": "4" }), ctx)
+    expect(error).toMatchObject({ _tag: "RateLimitError", retryAfter: Duration.seconds(4) })
+  })
+
+  it("a 429 with an absurd retry-after is a RateLimitError waiting the one-day ceiling", () => {
+    for (const value of ["1e300", "1e308", "999999", "Fri, 31 Dec 9999 23:59:59 GMT"]) {
+      const error = ProviderErrors.fromHttp({ status: 429, headers: h({ "retry-after": value }) }, ctx)
+      expect(error).toMatchObject({ _tag: "RateLimitError", retryAfter: Duration.days(1) })
+    }
+  })
+})
+
+describe("hostile error bodies give a typed error with a readable message", () => {
+  const bodies: ReadonlyArray<readonly [string, unknown]> = [
+    ["null", null],
+    ["an array", [1, "two", { error: "x" }]],
+    ["a number", 42],
+    ["fields of the wrong types", { error: { message: 42, type: ["x"], code: { a: 1 } } }],
+    ["an error that is a string", { error: "upstream exploded" }],
+    ["an error that is null", { error: null }]
+  ]
+  for (const [name, body] of bodies) {
+    it(`a 400 whose body is ${name}`, () => {
+      const error = ProviderErrors.fromHttp({ status: 400, body }, ctx)
+      expect(error._tag).toBe("InvalidRequestError")
+      expect(error.message).toMatch(/^openai answered 400/)
+    })
+    it(`an error event whose body is ${name}`, () => {
+      const error = ProviderErrors.fromErrorEvent(body, undefined, ctx)
+      expect(error._tag).toBe("ServerError")
+      expect(error.message).toMatch(/^openai reported an error in its answer/)
+    })
+  }
+
+  it("megabytes of unclosed markup are cut to a short message", () => {
+    const hostile = "<title".repeat(200_000) + "<a".repeat(200_000)
+    const cleaned = ProviderErrors.clean(hostile)
+    expect(cleaned.length).toBeLessThanOrEqual(300)
+  })
+
+  it("something thrown whose conversion to text throws is still a ConnectionError", () => {
+    const hostile = { toString: () => { throw new Error("no") } }
+    expect(ProviderErrors.fromCause(hostile, ctx, openAiSdk)).toMatchObject({ _tag: "ConnectionError" })
   })
 })
 
