@@ -1,10 +1,11 @@
 /**
- * The Anthropic provider: the `Llm` service on the official `@anthropic-ai/sdk` client (Messages API).
+ * The Anthropic provider: an `Llm.Provider` on the official `@anthropic-ai/sdk` client (Messages API).
  *
- * The SDK's own retries are off, its timeout is a day and its own tracing is off: retry, timeouts and
- * spans belong to this library. Interrupting a call aborts its HTTP request. System messages become
- * `system`; `max_tokens`, which the API requires, defaults to {@link defaultMaxTokens}. Thinking and
- * tool-use blocks are not answer text. Every failure is an `LlmError`.
+ * The SDK's own retries are off, its timeout is a day and its own tracing is off: retry, time limits
+ * and spans belong to this library, and interrupting a call aborts its HTTP request. System messages
+ * become `system`; `max_tokens`, which the API requires, defaults to {@link defaultMaxTokens}.
+ * Thinking and tool-use blocks are not answer text. A stream ends at `message_stop`, whether or not
+ * the server then closes. Every failure is an `LlmError`.
  *
  * @example
  * import { Effect, Redacted } from "effect"
@@ -22,11 +23,9 @@
 import AnthropicSdk from "@anthropic-ai/sdk"
 import { type ConfigError, Effect, Layer, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
-import * as NativeLimits from "./internal/nativeLimits.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as SdkCall from "./internal/sdkCall.js"
 import type * as Llm from "./Llm.js"
-import type * as LlmRequest from "./LlmRequest.js"
 
 /**
  * How to reach Anthropic. `baseURL` defaults to `https://api.anthropic.com`, `model` to
@@ -96,7 +95,7 @@ export const defaultMaxTokens = 4096
  */
 export const defaultBaseURL = "https://api.anthropic.com"
 
-/** Effectively no SDK timeout (kept below Node's 2^31-1 ms timer limit). */
+/** Effectively no SDK timeout: time limits are the `Timeout` policy's (kept below Node's 2^31-1 ms timer limit). */
 const sdkTimeoutMs = 24 * 60 * 60 * 1000
 
 const sdkErrors = {
@@ -106,21 +105,23 @@ const sdkErrors = {
 }
 
 /**
- * Builds the Anthropic service; the SDK client is created once, here.
+ * Builds the Anthropic provider; the SDK client is created once, here. `call(request, "whole")`
+ * asks for one JSON message, `call(request, "streamed")` for server-sent events; both come back as
+ * answer parts.
  *
  * @example
  * import { Effect, Redacted } from "effect"
- * import { Anthropic } from "@clearside/llm"
+ * import { Anthropic, Llm } from "@clearside/llm"
  *
  * const answer = Effect.gen(function* () {
  *   const claude = yield* Anthropic.make({ apiKey: Redacted.make("sk-ant-...") })
- *   return yield* claude.complete({ messages: [{ role: "user", content: "hi" }] })
+ *   return yield* Llm.fromProvider(claude).complete({ messages: [{ role: "user", content: "hi" }] })
  * })
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options): Effect.Effect<Llm.Service> =>
+export const make = (options: Options): Effect.Effect<Llm.Provider> =>
   Effect.sync(() => {
     const secret = Redacted.value(options.apiKey)
     const client = new AnthropicSdk({
@@ -135,31 +136,22 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens
     const errorContext = { provider: providerName, now: 0, secret }
-    const complete = (request: LlmRequest.LlmRequest, limit?: SdkCall.Limit) => {
+    const call: Llm.Call = (request, mode) => {
       const model = request.model ?? configuredModel
-      const body = AnthropicWire.requestBody(request, model, maxTokens)
-      return SdkCall.request(
-        caller,
-        (signal) => client.messages.create(body, { signal }),
-        (message) => AnthropicWire.response(message, errorContext, model),
-        limit
-      )
-    }
-    const stream = (request: LlmRequest.LlmRequest, limits?: NativeLimits.WaitLimits) => {
-      const model = request.model ?? configuredModel
+      const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model)
+      if (mode === "whole") {
+        const body = AnthropicWire.requestBody(request, model, maxTokens)
+        return SdkCall.whole(caller, (signal) => client.messages.create(body, { signal }), readWhole)
+      }
       const body = AnthropicWire.streamBody(request, model, maxTokens)
       return SdkCall.stream(
         caller,
         (signal) => client.messages.create(body, { signal }).asResponse(),
         () => AnthropicWire.streamState(providerName, model),
-        limits
+        readWhole
       )
     }
-    const service: Llm.Service = NativeLimits.attach(
-      { complete: (request) => complete(request), stream: (request) => stream(request) },
-      { complete: (request, millis, onTimeout) => complete(request, { millis, onTimeout }), stream }
-    )
-    return service
+    return { name: providerName, model: configuredModel, call }
   })
 
 /**
@@ -177,7 +169,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(providerName, make(options))
+export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(make(options))
 
 /**
  * The Anthropic provider configured from the environment: `ANTHROPIC_API_KEY` (required, read as

@@ -1,9 +1,10 @@
 /**
- * The OpenAI provider: the `Llm` service on the official `openai` client (Chat Completions).
+ * The OpenAI provider: an `Llm.Provider` on the official `openai` client (Chat Completions).
  *
- * The SDK's own retries are off and its timeout is a day: retry and timeouts belong to this library's
- * policies. Interrupting a call aborts its HTTP request. Every failure is an `LlmError`; usage keeps
- * cached and reasoning tokens; streams always ask for usage (`stream_options.include_usage`).
+ * The SDK's own retries are off and its timeout is a day: retry and time limits belong to this
+ * library's policies, and interrupting a call aborts its HTTP request. Every failure is an
+ * `LlmError`; usage keeps cached and reasoning tokens; streams always ask for usage
+ * (`stream_options.include_usage`) and end at `[DONE]`, whether or not the server then closes.
  *
  * @example
  * import { Effect, Redacted } from "effect"
@@ -76,22 +77,24 @@ export const defaultModel = "gpt-4o-mini"
 export const defaultBaseURL = "https://api.openai.com/v1"
 
 /**
- * Builds the OpenAI service; the SDK client is created once, here. `maxTokens` is sent as
- * `max_completion_tokens` (OpenAI's reasoning models reject `max_tokens`).
+ * Builds the OpenAI provider; the SDK client is created once, here. `call(request, "whole")` asks
+ * for one JSON completion, `call(request, "streamed")` for server-sent events; both come back as
+ * answer parts. `maxTokens` is sent as `max_completion_tokens` (OpenAI's reasoning models reject
+ * `max_tokens`).
  *
  * @example
  * import { Effect, Redacted } from "effect"
- * import { OpenAi } from "@clearside/llm"
+ * import { Llm, OpenAi } from "@clearside/llm"
  *
  * const answer = Effect.gen(function* () {
  *   const openai = yield* OpenAi.make({ apiKey: Redacted.make("sk-...") })
- *   return yield* openai.complete({ messages: [{ role: "user", content: "hi" }] })
+ *   return yield* Llm.fromProvider(openai).complete({ messages: [{ role: "user", content: "hi" }] })
  * })
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options): Effect.Effect<Llm.Service> =>
+export const make = (options: Options): Effect.Effect<Llm.Provider> =>
   Effect.sync(() =>
     OpenAiService.make({
       provider: providerName,
@@ -117,7 +120,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(providerName, make(options))
+export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(make(options))
 
 /**
  * The OpenAI provider configured from the environment: `OPENAI_API_KEY` (required, read as

@@ -1,6 +1,7 @@
 /**
  * Any endpoint that speaks OpenAI's Chat Completions (Groq, Mistral, DeepSeek, xAI, vLLM, Ollama...),
- * as the `Llm` service under a name of your choice.
+ * as an `Llm.Provider` under a name of your choice. A gateway that answers a stream request with a
+ * whole JSON completion (streaming turned off) is read as that answer.
  *
  * @example
  * import { Effect } from "effect"
@@ -45,23 +46,24 @@ export interface Options {
 }
 
 /**
- * Builds the service for an OpenAI-compatible endpoint; the SDK client is created once, here.
- * `maxTokens` is sent as `max_tokens`, the field compatible endpoints know. A request without a
- * model, to an endpoint configured without one, fails with an `InvalidRequestError` on `model`.
+ * Builds the provider for an OpenAI-compatible endpoint; the SDK client is created once, here.
+ * `maxTokens` is sent as `max_tokens`, the field compatible endpoints know. Configured without a
+ * model, the provider's `model` is `""` and a request naming none fails with an
+ * `InvalidRequestError` on `model`.
  *
  * @example
  * import { Effect } from "effect"
- * import { OpenAiCompatible } from "@clearside/llm"
+ * import { Llm, OpenAiCompatible } from "@clearside/llm"
  *
  * const answer = Effect.gen(function* () {
  *   const local = yield* OpenAiCompatible.make({ name: "ollama", baseURL: "http://127.0.0.1:11434/v1", model: "llama3.2" })
- *   return yield* local.complete({ messages: [{ role: "user", content: "hi" }] })
+ *   return yield* Llm.fromProvider(local).complete({ messages: [{ role: "user", content: "hi" }] })
  * })
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options): Effect.Effect<Llm.Service> =>
+export const make = (options: Options): Effect.Effect<Llm.Provider> =>
   Effect.sync(() =>
     OpenAiService.make({
       provider: options.name,
@@ -94,7 +96,7 @@ export const make = (options: Options): Effect.Effect<Llm.Service> =>
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(options.name, make(options))
+export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.layer(make(options))
 
 /**
  * The endpoint configured from the environment: `OPENAI_COMPATIBLE_NAME` and

@@ -48,7 +48,7 @@ describe("request mapping", () => {
       expect(lastBody(sim).max_tokens).toBe(4096)
       expect(lastBody(sim).system).toBeUndefined()
       const small = yield* Anthropic.make({ apiKey: Redacted.make(anthropicKey), baseURL: sim.url, maxTokens: 256 })
-      yield* small.complete(hello)
+      yield* Llm.collect(small.call(hello, "whole"))
       expect(lastBody(sim).max_tokens).toBe(256)
     })
   )
@@ -61,6 +61,40 @@ describe("request mapping", () => {
       const headers = sim.requests().at(-1)?.headers ?? {}
       // This SDK version sends the key as `authorization`; older ones used `x-api-key`.
       expect(headers.authorization ?? headers["x-api-key"]).toBe("<redacted>")
+    })
+  )
+})
+
+describe("the provider", () => {
+  it.effect("make gives the provider's name, its default model and one call", () =>
+    Effect.gen(function* () {
+      const provider = yield* Anthropic.make({ apiKey: Redacted.make(anthropicKey) })
+      expect(provider.name).toBe("anthropic")
+      expect(provider.model).toBe(Anthropic.defaultModel)
+      expect((yield* Anthropic.make({ apiKey: Redacted.make(anthropicKey), model: "claude-haiku-4-5" })).model).toBe("claude-haiku-4-5")
+    })
+  )
+
+  it.scoped("call in whole mode makes the non-streaming request and emits one TextDelta then the Finish", () =>
+    Effect.gen(function* () {
+      const { provider, route, sim } = yield* setup("anthropic")
+      sim.enqueue(route, { text: "Forty-two", usage: { inputTokens: 3, outputTokens: 2 } })
+      const events = yield* collect(provider.call(hello, "whole"))
+      expect(lastBody(sim).stream).toBeUndefined()
+      expect(events).toStrictEqual([
+        { _tag: "TextDelta", text: "Forty-two" },
+        expect.objectContaining({ _tag: "Finish", provider: "anthropic", finishReason: "stop" })
+      ])
+    })
+  )
+
+  it.scoped("call in streamed mode makes the SSE request and emits its deltas then the Finish", () =>
+    Effect.gen(function* () {
+      const { provider, route, sim } = yield* setup("anthropic")
+      sim.enqueue(route, { text: "one two" })
+      const { text } = summarize(yield* collect(provider.call(hello, "streamed")))
+      expect(text).toBe("one two")
+      expect(lastBody(sim).stream).toBe(true)
     })
   )
 })

@@ -39,7 +39,9 @@ describe("request mapping", () => {
   it.scoped("the request's model wins over the configured one", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const service = yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `${sim.url}/v1`, model: "gpt-4.1" })
+      const service = Llm.fromProvider(
+        yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `${sim.url}/v1`, model: "gpt-4.1" })
+      )
       yield* service.complete(hello)
       expect(lastBody(sim).model).toBe("gpt-4.1")
       yield* service.complete({ ...hello, model: "o4-mini" })
@@ -63,6 +65,49 @@ describe("request mapping", () => {
       expect(headers.authorization).toBe("<redacted>")
       expect(headers["openai-organization"]).toBeUndefined()
       expect(headers["x-stainless-retry-count"]).toBe("0")
+    })
+  )
+})
+
+describe("the provider", () => {
+  it.effect("make gives the provider's name, its default model and one call", () =>
+    Effect.gen(function* () {
+      const provider = yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: "http://127.0.0.1:1/v1" })
+      expect(provider.name).toBe("openai")
+      expect(provider.model).toBe(OpenAi.defaultModel)
+      const named = yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), model: "gpt-4.1-mini" })
+      expect(named.model).toBe("gpt-4.1-mini")
+    })
+  )
+
+  it.scoped("call in whole mode makes the non-streaming request and emits one TextDelta then the Finish", () =>
+    Effect.gen(function* () {
+      const { provider, route, sim } = yield* setup("openai")
+      sim.enqueue(route, { text: "A cap on calls.", usage: { inputTokens: 9, outputTokens: 5 } })
+      const events = yield* collect(provider.call({ ...hello, model: "gpt-4o-mini" }, "whole"))
+      expect(lastBody(sim).stream).toBeUndefined()
+      expect(events.map((e) => e._tag)).toStrictEqual(["TextDelta", "Finish"])
+      expect(events[0]).toStrictEqual({ _tag: "TextDelta", text: "A cap on calls." })
+      expect(events[1]).toMatchObject({ provider: "openai", finishReason: "stop", usage: { inputTokens: 9, outputTokens: 5 } })
+    })
+  )
+
+  it.scoped("call in whole mode with an empty answer emits the Finish alone", () =>
+    Effect.gen(function* () {
+      const { provider, route, sim } = yield* setup("openai")
+      sim.enqueue(route, { text: "" })
+      const events = yield* collect(provider.call(hello, "whole"))
+      expect(events.map((e) => e._tag)).toStrictEqual(["Finish"])
+    })
+  )
+
+  it.scoped("call in streamed mode makes the SSE request and emits its deltas then the Finish", () =>
+    Effect.gen(function* () {
+      const { provider, route, sim } = yield* setup("openai")
+      sim.enqueue(route, { text: "one two" })
+      const { text } = summarize(yield* collect(provider.call(hello, "streamed")))
+      expect(text).toBe("one two")
+      expect(lastBody(sim).stream).toBe(true)
     })
   )
 })

@@ -35,7 +35,7 @@ describe("keys", () => {
   it.scoped("without a key no authorization header is sent", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const service = yield* OpenAiCompatible.make({ name: "ollama", baseURL: `${sim.url}/v1`, model: "llama3.2" })
+      const service = Llm.fromProvider(yield* OpenAiCompatible.make({ name: "ollama", baseURL: `${sim.url}/v1`, model: "llama3.2" }))
       yield* service.complete(hello)
       yield* collect(service.stream(hello))
       for (const request of sim.requests()) expect(request.headers.authorization).toBeUndefined()
@@ -66,10 +66,12 @@ describe("request mapping", () => {
     })
   )
 
-  it.scoped("without a configured model a request must name one, else InvalidRequestError on model", () =>
+  it.scoped("without a configured model the provider's model is empty and a request must name one, else InvalidRequestError on model", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
-      const service = yield* OpenAiCompatible.make({ name: "vllm", baseURL: `${sim.url}/v1` })
+      const provider = yield* OpenAiCompatible.make({ name: "vllm", baseURL: `${sim.url}/v1` })
+      expect(provider).toMatchObject({ name: "vllm", model: "" })
+      const service = Llm.fromProvider(provider)
       const error = yield* failure(service.complete(hello))
       expect(error).toMatchObject({ _tag: "InvalidRequestError", field: "model", provider: "vllm" })
       const streamError = yield* failure(collect(service.stream(hello)))

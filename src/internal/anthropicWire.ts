@@ -179,8 +179,8 @@ const errorEventBody = (data: string): unknown => {
 }
 
 /**
- * Per-stream state: turns events into `TextDelta`s and, at the end, the one `Finish` (a
- * `ConnectionError` when the stream ended before `message_stop`).
+ * Per-stream state: turns events into `TextDelta`s and, at `message_stop`, the one `Finish` (a
+ * `ConnectionError` when the body ended before it).
  *
  * @internal
  */
@@ -208,8 +208,10 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
   }
   return {
     // As the SDK reads them: pings and unnamed events skipped, an `error` event is the provider's
-    // error (its data as JSON, or as text when it is not).
+    // error (its data as JSON, or as text when it is not). Nothing after `message_stop` is read:
+    // the answer is over.
     decode: (message) => {
+      if (stopped) return undefined
       if (message.event === undefined || message.event === "ping") return undefined
       if (message.event === "error") throw new ServerSentEvents.ErrorEvent(errorEventBody(message.data))
       return message.data === "" ? undefined : (JSON.parse(message.data) as unknown)
@@ -262,6 +264,7 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
             finishReason: reason ?? "other",
             usage: usage(raw)
           }),
+    done: () => stopped,
     emitted: () => emitted
   }
 }

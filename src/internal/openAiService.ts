@@ -1,26 +1,25 @@
 /**
- * The `Llm` service over an `openai` client, shared by the OpenAI and OpenAI-compatible providers.
+ * The provider over an `openai` client, shared by the OpenAI and OpenAI-compatible providers.
  *
  * @internal
  */
-import { Effect, Stream } from "effect"
+import { Stream } from "effect"
 import OpenAI from "openai"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
-import type * as LlmRequest from "../LlmRequest.js"
-import * as NativeLimits from "./nativeLimits.js"
 import * as OpenAiWire from "./openAiWire.js"
 import * as SdkCall from "./sdkCall.js"
 
 /**
- * Effectively no SDK timeout: this library owns timeouts. Kept below Node's 2^31-1 ms timer limit.
+ * Effectively no SDK timeout: time limits are the `Timeout` policy's. Kept below Node's 2^31-1 ms
+ * timer limit.
  *
  * @internal
  */
 export const sdkTimeoutMs = 24 * 60 * 60 * 1000
 
 /**
- * What the shared service needs.
+ * What the shared provider needs.
  *
  * @internal
  */
@@ -29,6 +28,7 @@ export interface Settings {
   readonly baseURL: string
   /** `undefined` sends no `Authorization` header at all. */
   readonly apiKey: string | undefined
+  /** `undefined` when there is no default: every request must name a model. */
   readonly model: string | undefined
   readonly maxTokensField: OpenAiWire.MaxTokensField
 }
@@ -40,11 +40,12 @@ const sdkErrors = {
 }
 
 /**
- * Builds the client once and returns the service.
+ * Builds the client once and returns the provider. Without a default model its `model` is `""`,
+ * and a request naming none fails with an `InvalidRequestError` on `model`.
  *
  * @internal
  */
-export const make = (settings: Settings): Llm.Service => {
+export const make = (settings: Settings): Llm.Provider => {
   const client = new OpenAI({
     // The SDK insists on a credential; without a key the header is removed below.
     apiKey: settings.apiKey ?? "unused",
@@ -63,32 +64,22 @@ export const make = (settings: Settings): Llm.Service => {
     field: "model",
     message: `Invalid request: ${provider} has no default model; name one in the request or the provider options`
   })
-  const modelOf = (request: { readonly model?: string | undefined }) => request.model ?? settings.model
   const errorContext = { provider, now: 0, secret: settings.apiKey }
-  const complete = (request: LlmRequest.LlmRequest, limit?: SdkCall.Limit) => {
-    const model = modelOf(request)
-    if (model === undefined) return Effect.fail(noModel)
-    const body = OpenAiWire.requestBody(request, model, settings.maxTokensField)
-    return SdkCall.request(
-      caller,
-      (signal) => client.chat.completions.create(body, { signal }),
-      (completion) => OpenAiWire.response(completion, errorContext, model),
-      limit
-    )
-  }
-  const stream = (request: LlmRequest.LlmRequest, limits?: NativeLimits.WaitLimits) => {
-    const model = modelOf(request)
-    if (model === undefined) return Stream.fail(noModel)
+  const call: Llm.Call = (request, mode) => {
+    const model = request.model || settings.model
+    if (model === undefined || model === "") return Stream.fail(noModel)
+    const readWhole: SdkCall.ReadWhole = (body) => OpenAiWire.response(body, errorContext, model)
+    if (mode === "whole") {
+      const body = OpenAiWire.requestBody(request, model, settings.maxTokensField)
+      return SdkCall.whole(caller, (signal) => client.chat.completions.create(body, { signal }), readWhole)
+    }
     const body = OpenAiWire.streamBody(request, model, settings.maxTokensField)
     return SdkCall.stream(
       caller,
       (signal) => client.chat.completions.create(body, { signal }).asResponse(),
       () => OpenAiWire.streamState(provider, model),
-      limits
+      readWhole
     )
   }
-  return NativeLimits.attach(
-    { complete: (request) => complete(request), stream: (request) => stream(request) },
-    { complete: (request, millis, onTimeout) => complete(request, { millis, onTimeout }), stream }
-  )
+  return { name: provider, model: settings.model ?? "", call }
 }

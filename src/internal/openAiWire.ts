@@ -154,8 +154,8 @@ export const response = (
 }
 
 /**
- * Per-stream state: turns chunks into `TextDelta`s and, at the end, the one `Finish` (a
- * `ConnectionError` when the stream ended without a finish reason).
+ * Per-stream state: turns chunks into `TextDelta`s and, at `[DONE]` or the end of the body, the one
+ * `Finish` (a `ConnectionError` when the stream ended without a finish reason).
  *
  * @internal
  */
@@ -219,6 +219,7 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
             finishReason: reason,
             usage: reported ?? noUsage
           }),
+    done: () => done,
     emitted: () => emitted
   }
 }

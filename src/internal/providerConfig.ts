@@ -62,12 +62,10 @@ export const keyed = (
   )
 
 /**
- * One provider as the `Llm` layer: requests are validated and answered by it alone.
+ * One provider as the `Llm` layer: requests are validated and answered by it alone
+ * (`Llm.fromProvider`).
  *
  * @internal
  */
-export const layer = (name: string, service: Effect.Effect<Llm.Service>): Layer.Layer<Llm.Llm> =>
-  Layer.effect(
-    Llm.Llm,
-    Effect.map(service, (provider) => Llm.router({ providers: { [name]: provider }, defaultProvider: name }))
-  )
+export const layer = (provider: Effect.Effect<Llm.Provider>): Layer.Layer<Llm.Llm> =>
+  Layer.effect(Llm.Llm, Effect.map(provider, Llm.fromProvider))

@@ -1,16 +1,13 @@
 /**
- * Running SDK calls as Effects and Streams: every call gets an `AbortSignal` that fires when the fiber
- * is interrupted (or the stream ends early), and every failure becomes one `LlmError`. A call can
- * also carry its attempt's limits ({@link NativeLimits}): a complete's limit and a stream's
- * first-token and idle limits are then host timers that abort the request, with no extra fiber.
+ * Running SDK calls as streams of answer parts: every call gets an `AbortSignal` that fires when
+ * the stream is interrupted or left early, and every failure becomes one `LlmError`. No time limit
+ * is enforced here: that is the `Timeout` policy's, which interrupts the stream.
  *
  * @internal
  */
-import { Chunk, Clock, Context, DefaultServices, Duration, Effect, type Either, Option, Stream } from "effect"
-import type { LlmError } from "../LlmError.js"
+import { Channel, Chunk, Clock, Effect, Either, Option, Stream } from "effect"
+import { type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
-import type * as NativeLimits from "./nativeLimits.js"
-import { maxTimerMillis } from "./nativeLimits.js"
 import * as ProviderErrors from "./providerErrors.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
@@ -24,6 +21,8 @@ export interface Caller {
   readonly secret: string | undefined
   readonly sdk: ProviderErrors.SdkErrors
 }
+
+type Parts = Chunk.Chunk<LlmRequest.LlmStreamEvent>
 
 const failWith = (caller: Caller, cause: unknown, textEmitted: number, headers?: Headers) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -44,61 +43,64 @@ const started = <A>(run: (signal: AbortSignal) => Promise<A>, signal: AbortSigna
 }
 
 /**
- * A complete call's limit on the live clock: after `millis` the request is aborted and the call
- * fails with `onTimeout()`.
+ * A whole answer as parts: one `TextDelta` with its text when there is any, then its `Finish`.
  *
  * @internal
  */
-export interface Limit {
-  readonly millis: number
-  readonly onTimeout: () => LlmError
+export const parts = (response: LlmRequest.LlmResponse): Parts => {
+  const { content, ...rest } = response
+  const finish: LlmRequest.Finish = { _tag: "Finish", ...rest }
+  const delta: LlmRequest.LlmStreamEvent = { _tag: "TextDelta", text: content }
+  return Chunk.unsafeFromArray(content === "" ? [finish] : [delta, finish])
 }
 
 /**
- * One request/response call whose answer `decode` reads. Interrupting the fiber aborts the HTTP
- * request; so does reaching `limit`, which then fails the call.
+ * Reads a whole answer's body: the answer, or the error it reports or why it is not one.
  *
  * @internal
  */
-export const request = <A, B>(
+export type ReadWhole = (body: unknown) => Either.Either<LlmRequest.LlmResponse, LlmError>
+
+/**
+ * One request for a whole answer, as its parts (see {@link parts}). Interrupting the stream aborts
+ * the HTTP request.
+ *
+ * @internal
+ */
+export const whole = <A>(
   caller: Caller,
   run: (signal: AbortSignal) => Promise<A>,
-  decode: (answer: A) => Either.Either<B, LlmError>,
-  limit?: Limit
-): Effect.Effect<B, LlmError> =>
-  Effect.async<B, LlmError>((resume) => {
-    const controller = new AbortController()
-    let settled = false
-    let timer: ReturnType<typeof setTimeout> | undefined
-    if (limit !== undefined && limit.millis <= maxTimerMillis) {
-      timer = setTimeout(() => {
-        if (settled) return
-        settled = true
-        controller.abort()
-        resume(Effect.fail(limit.onTimeout()))
-      }, limit.millis)
-    }
-    started(run, controller.signal).then(
-      (answer) => {
-        if (settled) return
-        settled = true
-        if (timer !== undefined) clearTimeout(timer)
-        resume(decode(answer))
-      },
-      (cause: unknown) => {
-        if (settled) return
-        settled = true
-        if (timer !== undefined) clearTimeout(timer)
-        resume(failWith(caller, cause, 0))
-      }
+  read: (answer: A) => Either.Either<LlmRequest.LlmResponse, LlmError>
+): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
+  Stream.fromChannel(
+    Channel.flatMap(
+      Channel.fromEffect(
+        Effect.async<Parts, LlmError>((resume) => {
+          const controller = new AbortController()
+          let settled = false
+          started(run, controller.signal).then(
+            (answer) => {
+              if (settled) return
+              settled = true
+              const answered = read(answer)
+              resume(Either.isRight(answered) ? Effect.succeed(parts(answered.right)) : Effect.fail(answered.left))
+            },
+            (cause: unknown) => {
+              if (settled) return
+              settled = true
+              resume(failWith(caller, cause, 0))
+            }
+          )
+          return Effect.sync(() => {
+            if (settled) return
+            settled = true
+            controller.abort()
+          })
+        })
+      ),
+      Channel.write
     )
-    return Effect.sync(() => {
-      if (settled) return
-      settled = true
-      if (timer !== undefined) clearTimeout(timer)
-      controller.abort()
-    })
-  })
+  )
 
 /**
  * What a provider's stream mapping keeps between events.
@@ -113,6 +115,8 @@ export interface StreamState<Event> {
    */
   readonly decode: (message: ServerSentEvents.Message) => Event | undefined
   readonly onEvent: (event: Event) => LlmRequest.TextDelta | undefined
+  /** Whether the provider's end-of-answer event (`[DONE]`, `message_stop`) has been read. */
+  readonly done: () => boolean
   readonly finish: () => Either.Either<LlmRequest.Finish, LlmError>
   readonly emitted: () => number
 }
@@ -120,27 +124,35 @@ export interface StreamState<Event> {
 /** Events buffered ahead of a slow consumer before reading the body pauses. */
 const highWaterMark = 4096
 
-const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+type Pull = Effect.Effect<Parts, Option.Option<LlmError>>
 
-type Pull = Effect.Effect<Chunk.Chunk<LlmRequest.LlmStreamEvent>, Option.Option<LlmError>>
+const end: Pull = Effect.fail(Option.none())
+
+/** Like the SDKs: `application/json` or any `+json` media type is a JSON body. */
+const isJson = (headers: Headers): boolean => {
+  const media = headers.get("content-type")?.split(";")[0]?.trim().toLowerCase()
+  return media !== undefined && (media.includes("application/json") || media.endsWith("+json"))
+}
 
 /**
  * A streamed call: sends the request through the SDK (which turns an error status into its own
  * error), then reads the response's body, emitting the `TextDelta`s the state machine derives from
- * its events and then the one `Finish`. The request's `AbortController` is aborted when the stream
- * ends before the body does, so a consumer that stops early or is interrupted releases the
- * connection.
+ * its events and then the one `Finish`.
  *
  * A plain loop opens the request and reads the body, decoding each network read whole
  * ({@link ServerSentEvents}) into a buffer, and each pull takes everything buffered as one chunk.
  * The consumer is woken a macrotask after a read that added events, so every combinator downstream
  * pays once per read rather than once per event.
  *
- * With `limits`, each wait of the consumer for a chunk (the first one includes opening the request)
- * is limited: `first` until a chunk has been delivered, `idle` after. On the live clock one host
- * timer per stream checks the waits, re-armed only when it fires early; on any other clock (e.g.
- * `TestClock`) each wait sleeps on that clock. A limit reached aborts the request and fails the
- * stream with `onTimeout(started)`.
+ * The answer is over at the provider's end-of-answer event: the `Finish` is emitted at once, and
+ * the rest of the body is only drained (so that a connection the server then ends can be reused)
+ * until the stream is released. Releasing a stream whose body has not ended aborts the request, so
+ * a consumer that stops early, an interruption, or a server that keeps the connection open after
+ * its last event all free the socket.
+ *
+ * A gateway that answers a stream request with a whole JSON body (streaming turned off) is read as
+ * that whole answer, by `readWhole`; JSON that is no answer is a `ResponseParseError` that is not
+ * retryable, since the same request would get the same body again.
  *
  * @internal
  */
@@ -148,7 +160,7 @@ export const stream = <Event>(
   caller: Caller,
   open: (signal: AbortSignal) => Promise<Response>,
   makeState: () => StreamState<Event>,
-  limits?: NativeLimits.WaitLimits
+  readWhole: ReadWhole
 ): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
   Stream.suspend(() => {
     const controller = new AbortController()
@@ -163,10 +175,10 @@ export const stream = <Event>(
 
     let buffer: Array<LlmRequest.LlmStreamEvent> = []
     let reading = false
-    let ended = false
-    let failed = false
-    let failure: unknown
-    let finished = false
+    // How the stream ends once the buffer is drained; set once, when the answer is over.
+    let conclusion: Pull | undefined
+    let bodyEnded = false
+    let headers: Headers | undefined
     let waiting: ((resume: Effect.Effect<void>) => void) | undefined
     let wakeScheduled = false
     const wakeNow = () => {
@@ -180,35 +192,68 @@ export const stream = <Event>(
       wakeScheduled = true
       setImmediate(wakeNow)
     }
-    let headers: Headers | undefined
+
+    const finished: Pull = Effect.suspend(() => {
+      const finish = state.finish()
+      return Either.isRight(finish) ? Effect.succeed(Chunk.of<LlmRequest.LlmStreamEvent>(finish.right)) : Effect.fail(Option.some(finish.left))
+    })
+    const failed = (cause: unknown): Pull => Effect.mapError(failWith(caller, cause, state.emitted(), headers), Option.some)
+    const answered = (text: string): Pull => {
+      let body: unknown
+      try {
+        body = JSON.parse(text)
+      } catch {
+        return Effect.fail(Option.some(notAnAnswer(caller.provider, `${caller.provider} sent a JSON body that is not valid JSON`)))
+      }
+      const answer = readWhole(body)
+      if (Either.isRight(answer)) return Effect.succeed(parts(answer.right))
+      const error = answer.left
+      return Effect.fail(Option.some(error._tag === "ResponseParseError" ? notAnAnswer(caller.provider, error.message) : error))
+    }
+
     const read = async () => {
+      let outcome: Pull
       try {
         const response = await open(controller.signal)
         headers = response.headers
-        if (response.body === null) throw new Error("the response has no body")
-        const reader = response.body.getReader()
-        const decoder = ServerSentEvents.decoder((message) => {
-          const event = state.decode(message)
-          if (event === undefined) return
-          const delta = state.onEvent(event)
-          if (delta !== undefined) buffer.push(delta)
-        })
-        for (;;) {
-          const next = await reader.read()
-          if (next.done || controller.signal.aborted) break
-          decoder.push(next.value)
-          if (buffer.length === 0) continue
-          wake()
-          if (buffer.length >= highWaterMark) await new Promise<void>((resolve) => (paused = resolve))
+        if (isJson(response.headers)) {
+          const text = await response.text()
+          bodyEnded = true
+          outcome = answered(text)
+        } else {
+          if (response.body === null) throw new Error("the response has no body")
+          const reader = response.body.getReader()
+          const decoder = ServerSentEvents.decoder((message) => {
+            const event = state.decode(message)
+            if (event === undefined) return
+            const delta = state.onEvent(event)
+            if (delta !== undefined) buffer.push(delta)
+          })
+          for (;;) {
+            const next = await reader.read()
+            if (next.done) {
+              bodyEnded = true
+              break
+            }
+            if (conclusion !== undefined) continue
+            decoder.push(next.value)
+            if (state.done()) {
+              conclusion = finished
+              wake()
+              continue
+            }
+            if (buffer.length === 0) continue
+            wake()
+            if (buffer.length >= highWaterMark) await new Promise<void>((resolve) => (paused = resolve))
+          }
+          outcome = finished
         }
       } catch (cause) {
-        // Aborting is how this stream stops a request; whoever aborted has its own outcome.
-        if (!controller.signal.aborted) {
-          failed = true
-          failure = cause
-        }
+        outcome = failed(cause)
       }
-      ended = true
+      // Aborting is how this stream stops a request: whoever aborted has its own outcome, and an
+      // answer already over keeps its own.
+      if (conclusion === undefined && !controller.signal.aborted) conclusion = outcome
       wake()
     }
     const waitForEvents = Effect.async<void>((resume) => {
@@ -218,98 +263,34 @@ export const stream = <Event>(
       })
     })
 
-    // Limits: whether a chunk has been delivered, when the consumer began its current wait (clock
-    // millis, -1 when it is not waiting), and the error once a limit was reached.
-    let delivered = false
-    let since = -1
-    let timedOut: LlmError | undefined
-    let clock: Clock.Clock | undefined
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let timerAt = Infinity
-    const limitNow = () => (limits === undefined ? Infinity : delivered ? limits.idle : limits.first)
-    const timeOut = () => {
-      timedOut = limits!.onTimeout(delivered)
-      controller.abort()
-    }
-    const arm = (at: number, now: number) => {
-      if (at - now > maxTimerMillis) return
-      if (timer !== undefined) {
-        if (timerAt <= at) return
-        clearTimeout(timer)
-      }
-      timerAt = at
-      timer = setTimeout(onTimer, Math.max(0, at - now))
-    }
-    const onTimer = () => {
-      timer = undefined
-      timerAt = Infinity
-      if (since < 0 || buffer.length > 0 || ended || timedOut !== undefined) return
-      const at = since + limitNow()
-      const now = Date.now()
-      if (now < at) return arm(at, now)
-      timeOut()
-      wakeNow()
-    }
-    // The wait for events, limited on the stream's clock.
-    const waitWithin: Pull = Effect.suspend(() => {
-      if (clock === liveClock) {
-        if (since < 0) {
-          since = Date.now()
-          arm(since + limitNow(), since)
-        }
-        return Effect.zipRight(waitForEvents, pull)
-      }
-      const now = clock!.unsafeCurrentTimeMillis()
-      if (since < 0) since = now
-      const remaining = since + limitNow() - now
-      if (remaining <= 0) {
-        timeOut()
-        return pull
-      }
-      return Effect.zipRight(Effect.timeoutOption(waitForEvents, Duration.millis(remaining)), pull)
-    })
-    const limited: Pull = Effect.clockWith((current) => {
-      clock = current
-      return waitWithin
-    })
-
     const pull: Pull = Effect.suspend(() => {
       if (buffer.length > 0) {
         const events = Chunk.unsafeFromArray(buffer)
         buffer = []
-        since = -1
-        delivered = true
         resumeReading()
         return Effect.succeed(events)
       }
-      if (timedOut !== undefined) {
-        if (finished) return Effect.fail(Option.none())
-        finished = true
-        return Effect.fail(Option.some(timedOut))
-      }
-      if (ended) {
-        since = -1
-        if (finished) return Effect.fail(Option.none())
-        finished = true
-        if (failed) return Effect.mapError(failWith(caller, failure, state.emitted(), headers), Option.some)
-        const finish = state.finish()
-        return finish._tag === "Right"
-          ? Effect.succeed(Chunk.of<LlmRequest.LlmStreamEvent>(finish.right))
-          : Effect.fail(Option.some(finish.left))
+      if (conclusion !== undefined) {
+        const last = conclusion
+        conclusion = end
+        return last
       }
       if (!reading) {
         reading = true
         void read()
       }
-      if (limits === undefined) return Effect.zipRight(waitForEvents, pull)
-      return clock === undefined ? limited : waitWithin
+      return Effect.zipRight(waitForEvents, pull)
     })
     const release = Effect.sync(() => {
-      if (timer !== undefined) clearTimeout(timer)
-      timer = undefined
-      // A stream the SDK finished reading has released its connection already.
-      if (!ended || failed) controller.abort()
+      if (!bodyEnded) controller.abort()
       resumeReading()
     })
     return Stream.ensuring(Stream.repeatEffectChunkOption(pull), release)
+  })
+
+const notAnAnswer = (provider: string, message: string) =>
+  new ResponseParseError({
+    provider,
+    message: `${message} (a whole JSON answer to a stream request)`,
+    retryable: false
   })

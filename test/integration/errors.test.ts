@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Redacted, Stream, TestClock } from "effect"
 import * as Net from "node:net"
 import type * as Simulator from "../../simulator/Simulator.js"
+import * as Llm from "../../src/Llm.js"
 import * as OpenAi from "../../src/OpenAi.js"
 import type { LlmError } from "../../src/LlmError.js"
 import {
@@ -439,7 +440,7 @@ describe("broken connections are ConnectionError", () => {
   it.effect("a refused connection is a ConnectionError naming the cause", () =>
     Effect.gen(function* () {
       const port = yield* closedPort
-      const service = yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `http://127.0.0.1:${port}/v1` })
+      const service = Llm.fromProvider(yield* OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `http://127.0.0.1:${port}/v1` }))
       const error = yield* failure(service.complete(hello))
       expect(error).toMatchObject({ _tag: "ConnectionError", message: "openai could not be reached (ECONNREFUSED)" })
       expectNoKey(error)

@@ -1,12 +1,12 @@
 /**
- * Shared pieces of the provider suites: the simulator, provider services pointed at it, and small
- * helpers to run a call and read the result.
+ * Shared pieces of the provider suites: the simulator, providers pointed at it, and small helpers
+ * to run a call and read the result.
  */
 import { Chunk, Effect, Either, Redacted, Stream } from "effect"
 import * as Path from "node:path"
 import * as Simulator from "../../simulator/Simulator.js"
 import * as Anthropic from "../../src/Anthropic.js"
-import type * as Llm from "../../src/Llm.js"
+import * as Llm from "../../src/Llm.js"
 import type { LlmError } from "../../src/LlmError.js"
 import type * as LlmRequest from "../../src/LlmRequest.js"
 import * as OpenAi from "../../src/OpenAi.js"
@@ -27,21 +27,28 @@ export type Provider = "openai" | "anthropic" | "compatible"
 /** The simulator route each provider talks to. */
 export const routeOf = (provider: Provider): Simulator.Route => (provider === "anthropic" ? "anthropic" : "openai")
 
-/** A running simulator and a service of the given provider pointed at it. */
+/** A provider of the given kind pointed at `url` (the simulator's, or any server's). */
+export const providerAt = (provider: Provider, url: string): Effect.Effect<Llm.Provider> =>
+  provider === "openai"
+    ? OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `${url}/v1` })
+    : provider === "anthropic"
+      ? Anthropic.make({ apiKey: Redacted.make(anthropicKey), baseURL: url })
+      : OpenAiCompatible.make({
+          name: "groq",
+          baseURL: `${url}/v1`,
+          apiKey: Redacted.make(compatibleKey),
+          model: "llama-3.3-70b-versatile"
+        })
+
+/**
+ * A running simulator, a provider of the given kind pointed at it, and the service over that
+ * provider alone (`Llm.fromProvider`: requests validated and routed, as users call it).
+ */
 export const setup = (provider: Provider, options: Simulator.Options = {}) =>
   Effect.gen(function* () {
     const sim = yield* Simulator.make(options)
-    const service: Llm.Service = yield* provider === "openai"
-      ? OpenAi.make({ apiKey: Redacted.make(openAiKey), baseURL: `${sim.url}/v1` })
-      : provider === "anthropic"
-        ? Anthropic.make({ apiKey: Redacted.make(anthropicKey), baseURL: sim.url })
-        : OpenAiCompatible.make({
-            name: "groq",
-            baseURL: `${sim.url}/v1`,
-            apiKey: Redacted.make(compatibleKey),
-            model: "llama-3.3-70b-versatile"
-          })
-    return { sim, service, route: routeOf(provider) }
+    const made = yield* providerAt(provider, sim.url)
+    return { sim, provider: made, service: Llm.fromProvider(made), route: routeOf(provider) }
   })
 
 /** Runs a stream to the end and returns its events. */

@@ -30,7 +30,12 @@ const response = (reads: ReadonlyArray<string | Uint8Array>, headers?: Record<st
 }
 
 const streamOf = (answer: () => Response) =>
-  SdkCall.stream(caller, () => Promise.resolve(answer()), () => OpenAiWire.streamState("openai", "m"))
+  SdkCall.stream(
+    caller,
+    () => Promise.resolve(answer()),
+    () => OpenAiWire.streamState("openai", "m"),
+    (body) => OpenAiWire.response(body, { provider: "openai", now: 0 }, "m")
+  )
 
 const texts = (events: Chunk.Chunk<{ readonly _tag: string; readonly text?: string }>) =>
   Chunk.toReadonlyArray(events).map((event) => event.text ?? event._tag)
