@@ -21,8 +21,10 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Duration, Effect, Layer, Schedule, Stream } from "effect"
+import type { Layer} from "effect";
+import { Config, type ConfigError, Duration, Effect, Schedule, Stream } from "effect"
 import * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 import type { LlmError } from "./LlmError.js"
 import type { LlmStreamEvent } from "./LlmRequest.js"
 import * as StreamUnwrap from "./internal/streamUnwrap.js"
@@ -179,8 +181,9 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
 export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm> => Llm.layerPolicy(make(options))
 
 /**
- * Retry options from the environment: `LLM_MAX_RETRIES` (3), `LLM_RETRY_BASE_DELAY_MS` (500),
- * `LLM_RETRY_MAX_DELAY_MS` (10000) and `LLM_RETRY_MAX_RETRY_AFTER_MS` (60000).
+ * Retry options from the environment, as `LlmConfig` reads them: `LLM_MAX_RETRIES` (3),
+ * `LLM_RETRY_BASE_DELAY_MS` (500), `LLM_RETRY_MAX_DELAY_MS` (10000) and
+ * `LLM_RETRY_MAX_RETRY_AFTER_MS` (60000).
  *
  * @example
  * import { Effect } from "effect"
@@ -191,18 +194,7 @@ export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Ll
  * @since 0.1.0
  * @category Config
  */
-export const config: Config.Config<Options> = Config.all({
-  maxRetries: Config.integer("LLM_MAX_RETRIES").pipe(
-    Config.validate({ message: "LLM_MAX_RETRIES must be 0 or more", validation: (n) => n >= 0 }),
-    Config.withDefault(3)
-  ),
-  base: Config.integer("LLM_RETRY_BASE_DELAY_MS").pipe(Config.withDefault(500), Config.map(Duration.millis)),
-  maxDelay: Config.integer("LLM_RETRY_MAX_DELAY_MS").pipe(Config.withDefault(10_000), Config.map(Duration.millis)),
-  maxRetryAfter: Config.integer("LLM_RETRY_MAX_RETRY_AFTER_MS").pipe(
-    Config.withDefault(60_000),
-    Config.map(Duration.millis)
-  )
-})
+export const config: Config.Config<Options> = Config.map(LlmConfig.config, (settings) => settings.retry)
 
 /**
  * {@link layer} with options read from {@link config}.

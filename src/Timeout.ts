@@ -23,8 +23,10 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Config, type ConfigError, Duration, Effect, Layer, Option, Stream } from "effect"
+import type { Layer} from "effect";
+import { Chunk, Config, type ConfigError, Duration, Effect, Option, Stream } from "effect"
 import * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 import { type LlmError, TimeoutError } from "./LlmError.js"
 import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
 
@@ -185,12 +187,6 @@ export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Ll
 export const layerDeadline = (options: { readonly deadline: Duration.DurationInput }): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
   Llm.layerPolicy(makeDeadline(options))
 
-const positiveMillis = (name: string) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: `${name} must be a positive number of milliseconds`, validation: (n) => n > 0 }),
-    Config.map(Duration.millis)
-  )
-
 /**
  * Per-attempt limits from the environment: `LLM_TIMEOUT_MS` (30000),
  * `LLM_STREAM_FIRST_TOKEN_TIMEOUT_MS` and `LLM_STREAM_IDLE_TIMEOUT_MS` (both default to the
@@ -204,18 +200,7 @@ const positiveMillis = (name: string) =>
  * @since 0.1.0
  * @category Config
  */
-export const config: Config.Config<Options> = Config.map(
-  Config.all({
-    timeout: positiveMillis("LLM_TIMEOUT_MS").pipe(Config.withDefault(Duration.seconds(30))),
-    firstToken: Config.option(positiveMillis("LLM_STREAM_FIRST_TOKEN_TIMEOUT_MS")),
-    idle: Config.option(positiveMillis("LLM_STREAM_IDLE_TIMEOUT_MS"))
-  }),
-  ({ firstToken, idle, timeout }): Options => ({
-    timeout,
-    ...(Option.isSome(firstToken) ? { firstToken: firstToken.value } : {}),
-    ...(Option.isSome(idle) ? { idle: idle.value } : {})
-  })
-)
+export const config: Config.Config<Options> = Config.map(LlmConfig.config, ({ timeout: { deadline: _, ...limits } }) => limits)
 
 /**
  * The overall deadline from `LLM_DEADLINE_MS`, if set.
@@ -228,7 +213,9 @@ export const config: Config.Config<Options> = Config.map(
  * @since 0.1.0
  * @category Config
  */
-export const deadlineConfig: Config.Config<Option.Option<Duration.Duration>> = Config.option(positiveMillis("LLM_DEADLINE_MS"))
+export const deadlineConfig: Config.Config<Option.Option<Duration.Duration>> = Config.map(LlmConfig.config, (settings) =>
+  Option.fromNullable(settings.timeout.deadline)
+)
 
 /**
  * {@link layer} with options read from {@link config}.

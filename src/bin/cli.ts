@@ -110,7 +110,7 @@ const write = (text: string) => Effect.sync(() => void process.stdout.write(text
 const warn = (text: string) => Effect.sync(() => void process.stderr.write(`${text}\n`))
 
 /** The echo mock, as the only provider, so `--provider openai` without a key is still an error. */
-const mock: Llm.Service = Llm.router({ providers: { mock: LlmMock.echo({ provider: "mock" }) }, defaultProvider: "mock" })
+const mock: Llm.Service = Llm.router({ providers: [LlmMock.echo({ provider: "mock" })] })
 
 const service = Effect.gen(function* () {
   const configured = yield* LlmLive.configuredProviders
