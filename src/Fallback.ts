@@ -1,35 +1,40 @@
 /**
  * Falls back to other providers or models when one fails for good.
  *
- * A call first goes where the request says. When it fails with a retryable error (after its own
- * retries) or a `CircuitOpenError`, the request is sent again to the next target of the chain, with
- * `provider` and `model` rewritten, through the routed service (so the response's `provider` says
- * who answered), and so on down the chain; targets equal to one already tried are skipped. A
- * failure that would fail again anywhere (`InvalidRequestError`, `AuthenticationError`,
- * `QuotaExceededError`, any non-retryable error, an overall deadline) ends the call at once. When
- * every target fails, the last error is returned. Streams fall back only before their first event.
+ * A call first goes where the request says. When it fails before its first part with an error
+ * {@link shouldFallBack} accepts (a retryable error after the provider's own retries, or an open
+ * circuit), the request is sent again to the next target of the chain, with `provider` and `model`
+ * rewritten, and so on down the chain; a target equal to one already tried is skipped. When every
+ * target fails, the last error is returned. Errors that would fail again anywhere
+ * (`InvalidRequestError`, `AuthenticationError`, `QuotaExceededError`, `NotFoundError`, any
+ * non-retryable error such as an overall deadline) pass through at once.
  *
- * Wrap the router (e.g. `Llm.router` over providers that each carry their own retry and breaker),
- * since fallback works by changing `request.provider`.
+ * A stream that has sent a part is never restarted elsewhere: its failure ends it, with
+ * `textEmitted` counting the characters already sent. A whole answer's parts all arrive at once at
+ * the end, so `complete` falls back on any such failure. Each move is logged at warn, annotated
+ * with the failed `provider` and `model`, the `target` and the `error` tag.
+ *
+ * Put it where `request.provider` chooses the provider: as a policy of `Llm.router`, or around the
+ * router with {@link layer}. A target naming no model sends the request without one, for the router
+ * or the provider to fill in its default.
  *
  * @example
  * import { Effect } from "effect"
  * import { Fallback, Llm, LlmMock } from "@clearside/llm"
  *
- * const routed = Llm.router({
- *   providers: { anthropic: LlmMock.echo({ provider: "anthropic" }), openai: LlmMock.echo({ provider: "openai" }) },
- *   defaultProvider: "anthropic"
- * })
- * const llm = Fallback.make({ chain: [{ provider: "openai", model: "gpt-4o-mini" }] })(routed)
+ * const service = Effect.map(Fallback.make({ chain: [{ provider: "openai", model: "gpt-4o-mini" }] }), (fallback) =>
+ *   Llm.router({
+ *     providers: [LlmMock.echo({ provider: "anthropic" }), LlmMock.echo({ provider: "openai" })],
+ *     policies: [fallback]
+ *   })
+ * )
  *
  * @since 0.1.0
  */
-import type { Stream } from "effect"
-import { Config, ConfigError, Effect, Either, Layer } from "effect"
+import { Config, ConfigError, Effect, Either, Stream } from "effect"
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
-import type { LlmRequest, LlmResponse, LlmStreamEvent } from "./LlmRequest.js"
-import * as StreamUnwrap from "./internal/streamUnwrap.js"
+import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
 import { recoverBeforeFirstEvent } from "./internal/streamFirstEvent.js"
 
 /**
@@ -66,8 +71,8 @@ export interface FallbackInfo {
 }
 
 /**
- * Fallback options: the ordered `chain` of targets, and `onFallback`, run each time a call moves
- * to the next target (every move is also logged at warn).
+ * Fallback options: the ordered `chain` of targets (default none: the policy changes nothing), and
+ * `onFallback`, run each time a call moves to the next target (e.g. to count it in a metric).
  *
  * @example
  * import { Effect } from "effect"
@@ -82,7 +87,7 @@ export interface FallbackInfo {
  * @category Models
  */
 export interface Options {
-  readonly chain: ReadonlyArray<Target>
+  readonly chain?: ReadonlyArray<Target>
   readonly onFallback?: (info: FallbackInfo) => Effect.Effect<void>
 }
 
@@ -108,79 +113,66 @@ const retarget = (request: LlmRequest, target: Target): LlmRequest => {
   return target.model === undefined ? { ...rest, provider: target.provider } : { ...rest, provider: target.provider, model: target.model }
 }
 
+const same = (a: Target, b: Target): boolean => a.provider === b.provider && a.model === b.model
+
+const targetName = (target: Target): string => (target.model === undefined ? target.provider : `${target.provider}:${target.model}`)
+
 /**
- * Wraps a routed service with the fallback chain.
+ * Builds the fallback policy.
  *
  * @example
- * import { Fallback, LlmMock } from "@clearside/llm"
- * const llm = Fallback.make({ chain: [{ provider: "openai" }] })(LlmMock.echo())
+ * import { Effect } from "effect"
+ * import { Fallback, Llm, LlmMock } from "@clearside/llm"
+ *
+ * const guarded = Effect.map(Fallback.make({ chain: [{ provider: "openai" }] }), (fallback) =>
+ *   Llm.compose(LlmMock.echo().call, [fallback])
+ * )
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make =
-  (options: Options) =>
-  (service: Llm.Service): Llm.Service => {
-    const chain = options.chain
-    if (chain.length === 0) return service
-
-    /**
-     * Where to go after `error`: the first target from `from` on not yet `tried` (the failed
-     * request's own provider and model count as tried), or undefined when the call should fail.
-     */
-    const next = (request: LlmRequest, error: LlmError, tried: Array<Target>, from: number) => {
-      if (!shouldFallBack(error)) return undefined
-      if (tried.length === 0) {
-        const provider = request.provider ?? error.provider
-        tried.push(request.model === undefined ? { provider } : { provider, model: request.model })
-      }
-      for (let i = from; i < chain.length; i++) {
-        const target = chain[i]!
-        if (tried.some((t) => t.provider === target.provider && t.model === target.model)) continue
-        tried.push(target)
-        const log = Effect.logWarning(`Falling back from ${error.provider} to ${target.provider} after ${error._tag}`).pipe(
-          Effect.annotateLogs({ from: error.provider, to: target.provider, model: target.model ?? "default", error: error._tag })
-        )
-        return {
-          from: i + 1,
-          request: retarget(request, target),
-          report: options.onFallback === undefined ? log : Effect.zipRight(log, options.onFallback({ from: error.provider, error, to: target }))
-        }
-      }
-      return undefined
-    }
-
-    // The targets tried are tracked from the first failure on: a call answered at once by its own
-    // provider costs one `catchAll`.
-    return {
-      complete: (request) =>
-        Effect.catchAll(service.complete(request), (first) => {
-          const tried: Array<Target> = []
-          const fallBack = (error: LlmError, from: number): Effect.Effect<LlmResponse, LlmError> => {
-            const step = next(request, error, tried, from)
-            return step === undefined
-              ? Effect.fail(error)
-              : Effect.zipRight(step.report, Effect.catchAll(service.complete(step.request), (again) => fallBack(again, step.from)))
-          }
-          return fallBack(first, 0)
-        }),
-      stream: (request) => {
-        // Per run of the stream: the targets tried, from its first failure on.
-        const fallBack = (tried: Array<Target>, error: LlmError, from: number): Stream.Stream<LlmStreamEvent, LlmError> | undefined => {
-          const step = next(request, error, tried, from)
-          return step === undefined
-            ? undefined
-            : StreamUnwrap.unwrap(
-                Effect.as(
-                  step.report,
-                  recoverBeforeFirstEvent(service.stream(step.request), (again) => fallBack(tried, again, step.from))
-                )
-              )
-        }
-        return recoverBeforeFirstEvent(service.stream(request), (first) => fallBack([], first, 0))
-      }
-    }
-  }
+export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
+  Effect.sync(() => {
+    const chain = options.chain ?? []
+    const policy: Llm.Policy = (next) =>
+      chain.length === 0
+        ? next
+        : (request, mode) =>
+            // Per run of the stream: the targets tried so far, from its first failure on (the
+            // request's own target first; outside a router, the provider its error names).
+            Stream.suspend(() => {
+              const tried: Array<Target> = []
+              const attempt = (current: LlmRequest, from: number): Stream.Stream<LlmStreamEvent, LlmError> =>
+                recoverBeforeFirstEvent(next(current, mode), (error) => {
+                  if (!shouldFallBack(error)) return undefined
+                  const failed = current.provider ?? error.provider
+                  if (tried.length === 0) tried.push(current.model === undefined ? { provider: failed } : { provider: failed, model: current.model })
+                  for (let i = from; i < chain.length; i++) {
+                    const target = chain[i]!
+                    if (tried.some((t) => same(t, target))) continue
+                    tried.push(target)
+                    const log = Effect.logWarning(
+                      `Falling back from ${failed} to ${targetName(target)} after ${error._tag}: ${error.message}`
+                    ).pipe(
+                      Effect.annotateLogs({
+                        provider: failed,
+                        model: current.model ?? "default",
+                        target: targetName(target),
+                        error: error._tag
+                      })
+                    )
+                    const report =
+                      options.onFallback === undefined
+                        ? log
+                        : Effect.zipRight(log, options.onFallback({ from: failed, error, to: target }))
+                    return Stream.concat(Stream.drain(Stream.fromEffect(report)), attempt(retarget(current, target), i + 1))
+                  }
+                  return undefined
+                })
+              return attempt(request, 0)
+            })
+    return policy
+  })
 
 /**
  * Parses a chain written as `provider:model` pairs separated by commas (the model may be left out:
@@ -214,22 +206,25 @@ export const parse = (input: string): Either.Either<ReadonlyArray<Target>, strin
 }
 
 /**
- * The fallback chain from `LLM_FALLBACK` (empty when unset), e.g.
+ * Fallback options from the environment: the chain from `LLM_FALLBACK` (empty when unset), e.g.
  * `LLM_FALLBACK=anthropic:claude-sonnet-4-5,openai:gpt-4o-mini`. A malformed value fails with a
  * `ConfigError` that names the bad entry.
  *
  * @example
  * import { Effect } from "effect"
  * import { Fallback } from "@clearside/llm"
- * const chain = Effect.runSync(Fallback.config)
+ * const options = Effect.runSync(Fallback.config)
  *
  * @since 0.1.0
  * @category Config
  */
-export const config: Config.Config<ReadonlyArray<Target>> = Config.string("LLM_FALLBACK").pipe(
+export const config: Config.Config<Options> = Config.string("LLM_FALLBACK").pipe(
   Config.withDefault(""),
   Config.mapOrFail((value) =>
-    Either.mapLeft(parse(value), (message) => ConfigError.InvalidData(["LLM_FALLBACK"], message))
+    Either.match(parse(value), {
+      onLeft: (message) => Either.left(ConfigError.InvalidData(["LLM_FALLBACK"], message)),
+      onRight: (chain): Either.Either<Options, ConfigError.ConfigError> => Either.right({ chain })
+    })
   )
 )
 
@@ -244,8 +239,7 @@ export const config: Config.Config<ReadonlyArray<Target>> = Config.string("LLM_F
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
-  Layer.effect(Llm.Llm, Effect.map(Llm.Llm, make(options)))
+export const layer = (options?: Options) => Llm.layerPolicy(make(options))
 
 /**
  * {@link layer} with the chain read from {@link config}; leaves the service unchanged when
@@ -259,6 +253,4 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm, never, Llm.Llm> =>
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm> = Layer.unwrapEffect(
-  Effect.map(config, (chain) => layer({ chain }))
-)
+export const layerConfig = Llm.layerPolicy(Effect.flatMap(config, make))
