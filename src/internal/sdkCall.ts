@@ -82,7 +82,13 @@ export const whole = <A>(
             (answer) => {
               if (settled) return
               settled = true
-              const answered = read(answer)
+              // A throw here would be lost in the promise and leave the call hanging.
+              let answered: Either.Either<LlmRequest.LlmResponse, LlmError>
+              try {
+                answered = read(answer)
+              } catch (cause) {
+                return resume(failWith(caller, cause, 0))
+              }
               resume(Either.isRight(answered) ? Effect.succeed(parts(answered.right)) : Effect.fail(answered.left))
             },
             (cause: unknown) => {
