@@ -3,7 +3,7 @@
  * (OpenAI, Anthropic, an OpenAI-compatible endpoint), routed by each request's `provider` with
  * `Llm.router`. Requests naming no provider go to `LLM_PROVIDER`, else to the first configured one;
  * `LLM_DEFAULT_MODEL` is that default provider's model (`OPENAI_COMPATIBLE_MODEL`, when set, is the
- * compatible endpoint's).
+ * compatible endpoint's). Every policy wraps every provider, in the order {@link compose} lists.
  *
  * With no provider configured, building the layer fails with a `ConfigError` that says which
  * variables to set. It never falls back to a fake model: use `LlmMock` for that, on purpose.
@@ -23,8 +23,7 @@
  * @since 0.1.0
  */
 import type { RateLimiter } from "@effect/experimental"
-import type { Redacted } from "effect"
-import { type Duration, ConfigError, Effect, Layer, Option } from "effect"
+import { ConfigError, type Duration, Effect, Layer, Option, type Redacted } from "effect"
 import * as Anthropic from "./Anthropic.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Fallback from "./Fallback.js"
@@ -38,10 +37,8 @@ import * as RateLimit from "./RateLimit.js"
 import * as RateLimitStore from "./RateLimitStore.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
+import * as Tracing from "./Tracing.js"
 import * as Usage from "./Usage.js"
-import * as BlankIsUnset from "./internal/blankIsUnset.js"
-import * as Dispatch from "./internal/dispatch.js"
-import * as Instrument from "./internal/instrument.js"
 
 /**
  * The names of the providers the environment configures, in the order `openai`, `anthropic`, the
@@ -62,9 +59,7 @@ export const configuredProviders: Effect.Effect<ReadonlyArray<string>, ConfigErr
   LlmConfig.configuredProviders
 )
 
-/**
- * The error when no provider is configured.
- */
+/** The error when no provider is configured. */
 const noProvider = ConfigError.MissingData(
   ["OPENAI_API_KEY"],
   "no LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY, or OPENAI_COMPATIBLE_NAME " +
@@ -72,13 +67,19 @@ const noProvider = ConfigError.MissingData(
 )
 
 /**
- * The settings of every policy, as read from the environment by each policy's own `config`.
+ * The settings of every policy in the stack.
  *
  * @example
- * import { Effect } from "effect"
- * import { LlmLive } from "@clearside/llm"
+ * import { Duration } from "effect"
+ * import type { LlmLive } from "@clearside/llm"
  *
- * const retries = Effect.map(LlmLive.policiesConfig(["openai"]), (policies) => policies.retry.maxRetries)
+ * const policies: LlmLive.Policies = {
+ *   retry: { maxRetries: 2 },
+ *   timeout: { timeout: Duration.seconds(20) },
+ *   rateLimit: { rpm: 600 },
+ *   circuitBreaker: {},
+ *   fallback: []
+ * }
  *
  * @since 0.1.0
  * @category Models
@@ -86,168 +87,156 @@ const noProvider = ConfigError.MissingData(
 export interface Policies {
   readonly retry: Retry.Options
   readonly timeout: Timeout.Options
-  readonly deadline: Option.Option<Duration.Duration>
+  /** The whole call's budget across retries and fallback; none when unset. */
+  readonly deadline?: Duration.DurationInput | undefined
   readonly rateLimit: RateLimit.Options
   readonly circuitBreaker: CircuitBreaker.Options
   readonly fallback: ReadonlyArray<Fallback.Target>
-  readonly logBodies: boolean
-  readonly prices: Pricing.PriceTable
+  readonly logging?: Omit<Logging.Options, "level" | "secrets" | "prices"> | undefined
+  readonly prices?: Pricing.PriceTable | undefined
 }
 
 /**
- * Reads every policy's settings for the given provider names (per-provider rate limits such as
- * `LLM_RATE_LIMIT_RPM_OPENAI` are read for each).
- *
- * @example
- * import { Effect } from "effect"
- * import { LlmLive } from "@clearside/llm"
- *
- * const policies = LlmLive.policiesConfig(["openai", "anthropic"])
- *
- * @since 0.1.0
- * @category Config
- */
-export const policiesConfig = (providers: ReadonlyArray<string>) =>
-  Effect.all({
-    retry: Retry.config,
-    timeout: Timeout.config,
-    deadline: Timeout.deadlineConfig,
-    rateLimit: RateLimit.config(providers),
-    circuitBreaker: CircuitBreaker.config,
-    fallback: Fallback.config,
-    logBodies: Effect.map(Logging.config, (logging) => logging.bodies),
-    prices: Pricing.config
-  }) satisfies Effect.Effect<Policies, ConfigError.ConfigError>
-
-/**
- * Builds the providers a configuration names, each with its model.
- */
-const buildProviders = (config: LlmConfig.LlmConfig, defaultProvider: string) =>
-  Effect.gen(function* () {
-    // LLM_DEFAULT_MODEL is the default provider's model; each other provider keeps its own default.
-    const modelFor = (name: string) => (name === defaultProvider ? config.defaultModel : undefined)
-    const providers: Record<string, Llm.Service> = {}
-    const models: Record<string, string> = {}
-    if (config.openai) {
-      const model = modelFor("openai") ?? OpenAi.defaultModel
-      providers.openai = yield* OpenAi.make({ ...config.openai, model })
-      models.openai = model
-    }
-    if (config.anthropic) {
-      const model = modelFor("anthropic") ?? Anthropic.defaultModel
-      providers.anthropic = yield* Anthropic.make({ ...config.anthropic, model })
-      models.anthropic = model
-    }
-    if (config.openaiCompatible) {
-      const name = config.openaiCompatible.name
-      const model = config.openaiCompatible.model ?? modelFor(name)
-      providers[name] = yield* OpenAiCompatible.make({ ...config.openaiCompatible, ...(model === undefined ? {} : { model }) })
-      if (model !== undefined) models[name] = model
-    }
-    return { providers, models }
-  })
-
-const circuitLabel = (state: CircuitBreaker.State): Usage.CircuitState => (state === "half-open" ? "half_open" : state)
-
-/**
- * Applies every policy, in the order of this module's documentation, to already-built providers.
+ * Applies every policy to already-built providers. The stack, outermost first, is the two lists in
+ * this function: per call (validation and routing come first, in `Llm.router`), the call's span and
+ * log line, the deadline and the fallback; then per provider, retry, the attempt's span and log
+ * line, the circuit breaker, the rate limiter, usage metrics and the attempt's time limits.
  * The limiter's state lives in the `RateLimiterStore` in context.
  *
  * @example
  * import { RateLimiter } from "@effect/experimental"
- * import { Effect, Option } from "effect"
- * import { LlmLive, LlmMock, Pricing } from "@clearside/llm"
+ * import { Effect } from "effect"
+ * import { LlmLive, LlmMock } from "@clearside/llm"
  *
  * const service = LlmLive.compose({
- *   providers: { echo: LlmMock.echo({ provider: "echo" }) },
- *   defaultProvider: "echo",
- *   policies: {
- *     retry: { maxRetries: 2 }, timeout: {}, deadline: Option.none(), rateLimit: { rpm: 600 },
- *     circuitBreaker: {}, fallback: [], logBodies: false, prices: Pricing.defaults
- *   }
+ *   providers: [LlmMock.echo({ provider: "echo" })],
+ *   policies: { retry: { maxRetries: 2 }, timeout: {}, rateLimit: { rpm: 600 }, circuitBreaker: {}, fallback: [] }
  * }).pipe(Effect.provide(RateLimiter.layerStoreMemory))
  *
  * @since 0.1.0
  * @category Constructors
  */
 export const compose = (options: {
-  readonly providers: Readonly<Record<string, Llm.Service>>
-  /** The model each provider answers with when a request names none, named in spans, metrics and logs. */
-  readonly models?: Readonly<Record<string, string>>
-  readonly defaultProvider: string
+  readonly providers: ReadonlyArray<Llm.Provider>
+  /** Where a request naming no provider goes; the first provider when unset. */
+  readonly defaultProvider?: string | undefined
   readonly policies: Policies
-  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+  /** Values to scrub from log lines and spans (the providers' keys). */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
 }): Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> =>
   Effect.gen(function* () {
     const { policies } = options
-    const names = Object.keys(options.providers)
+    const models = new Map(options.providers.map((provider) => [provider.name, provider.model]))
     for (const target of policies.fallback) {
-      if (!names.includes(target.provider)) {
+      if (!models.has(target.provider)) {
         return yield* Effect.fail(
           ConfigError.InvalidData(
             ["LLM_FALLBACK"],
-            `LLM_FALLBACK names provider "${target.provider}", which is not configured (configured: ${names.join(", ")})`
+            `LLM_FALLBACK names provider "${target.provider}", which is not configured (configured: ${[...models.keys()].join(", ")})`
           )
         )
       }
     }
-    // The span and the log line of each call, and of each attempt, are taken in one pass.
-    const instruments = {
-      trace: true,
-      log: { bodies: policies.logBodies, prices: policies.prices },
-      secrets: options.secrets ?? []
-    }
-    const limit = yield* RateLimit.make({ ...policies.rateLimit, onWait: Usage.recordRateLimitWait })
+    const prices = policies.prices ?? Pricing.defaults
+    const secrets = options.secrets ?? []
+    const logging = { ...policies.logging, prices, secrets }
+
+    // Per call.
+    const callSpan = yield* Tracing.make({ level: "call", secrets })
+    const callLog = yield* Logging.make({ ...logging, level: "call" })
+    const deadline = policies.deadline === undefined ? [] : [yield* Timeout.makeDeadline({ deadline: policies.deadline })]
+    // A target naming no model asks for its provider's, as a request naming none does.
+    const chain = policies.fallback.map((target) => (target.model === undefined ? { ...target, model: models.get(target.provider)! } : target))
+    const fallback = yield* Fallback.make({ chain })
+
+    // Per provider.
+    const retry = yield* Retry.make({ ...policies.retry, onRetry: Usage.recordRetry })
+    const attemptSpan = yield* Tracing.make({ level: "attempt", secrets })
+    const attemptLog = yield* Logging.make({ ...logging, level: "attempt" })
     const breaker = yield* CircuitBreaker.make({
       ...policies.circuitBreaker,
       onStateChange: (change) =>
-        Usage.recordCircuitTransition({ provider: change.provider, from: circuitLabel(change.from), to: circuitLabel(change.to) })
-    })
-    const retry = Retry.make({ ...policies.retry, onRetry: Usage.recordRetry })
-    const timeout = Timeout.make(policies.timeout)
-
-    const guarded: Record<string, Llm.Service> = {}
-    for (const name of names) {
-      const provider = options.providers[name]!
-      guarded[name] = retry(
-        Instrument.make(breaker(limit(Usage.wrap(timeout(provider), { prices: policies.prices }))), {
-          level: "attempt",
-          ...instruments
+        Usage.recordCircuitTransition({
+          provider: change.provider,
+          from: circuitLabel(change.from),
+          to: circuitLabel(change.to)
         })
-      )
-    }
-    // A target naming no model asks for its provider's, as a request naming none does.
-    const models = options.models ?? {}
-    const chain = policies.fallback.map((target) =>
-      target.model === undefined && Object.hasOwn(models, target.provider) ? { ...target, model: models[target.provider]! } : target
-    )
-    const routed = Fallback.make({ chain })(Dispatch.make(guarded))
-    const bounded = Option.match(policies.deadline, {
-      onNone: () => routed,
-      onSome: (deadline) => Timeout.deadline({ deadline })(routed)
     })
-    return Llm.validated(Instrument.make(bounded, { level: "call", ...instruments }), {
-      providers: names,
+    const rateLimit = yield* RateLimit.make({ ...policies.rateLimit, onWait: Usage.recordRateLimitWait })
+    const usage = yield* Usage.make({ prices })
+    const timeout = yield* Timeout.make(policies.timeout)
+
+    const perCall: ReadonlyArray<Llm.Policy> = [callSpan, callLog, ...deadline, fallback]
+    const perProvider: ReadonlyArray<Llm.Policy> = [retry, attemptSpan, attemptLog, breaker, rateLimit, usage, timeout]
+    return Llm.router({
+      providers: options.providers.map((provider) => ({ ...provider, call: Llm.compose(provider.call, perProvider) })),
       defaultProvider: options.defaultProvider,
-      models: options.models
+      policies: perCall
     })
   })
 
+const circuitLabel = (state: CircuitBreaker.State): Usage.CircuitState => (state === "half-open" ? "half_open" : state)
+
 /**
- * Builds the composed service from a configuration already read, with the policies' settings read
+ * Builds the providers a configuration names; `LLM_DEFAULT_MODEL` is the default provider's model,
+ * each other provider keeps its own.
+ */
+const buildProviders = (config: LlmConfig.LlmConfig, defaultProvider: string) =>
+  Effect.gen(function* () {
+    const modelFor = (name: string) => (name === defaultProvider ? config.defaultModel : undefined)
+    const providers: Array<Llm.Provider> = []
+    if (config.openai) {
+      providers.push(yield* OpenAi.make({ ...config.openai, model: modelFor("openai") ?? OpenAi.defaultModel }))
+    }
+    if (config.anthropic) {
+      providers.push(yield* Anthropic.make({ ...config.anthropic, model: modelFor("anthropic") ?? Anthropic.defaultModel }))
+    }
+    if (config.openaiCompatible) {
+      const model = config.openaiCompatible.model ?? modelFor(config.openaiCompatible.name)
+      providers.push(yield* OpenAiCompatible.make({ ...config.openaiCompatible, ...(model === undefined ? {} : { model }) }))
+    }
+    return providers
+  })
+
+/**
+ * The stack's policies from a configuration already read, and the fallback chain read from
+ * `LLM_FALLBACK`.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmConfig, LlmLive } from "@clearside/llm"
+ *
+ * const policies = Effect.flatMap(LlmConfig.config, LlmLive.policiesOf)
+ *
+ * @since 0.1.0
+ * @category Config
+ */
+export const policiesOf = (config: LlmConfig.LlmConfig): Effect.Effect<Policies, ConfigError.ConfigError> =>
+  Effect.map(Fallback.config, (fallback) => {
+    const { deadline, ...timeout } = config.timeout
+    return {
+      retry: config.retry,
+      timeout,
+      deadline,
+      // Limits belong to an API key: store keys carry each key's fingerprint, never the key.
+      rateLimit: { ...config.rateLimit, keyNamespaces: RateLimitStore.keyNamespaces(config) },
+      circuitBreaker: config.circuitBreaker,
+      fallback: fallback.chain ?? [],
+      logging: config.logging,
+      prices: { ...Pricing.defaults, ...config.prices }
+    }
+  })
+
+/**
+ * Builds the composed service from a configuration already read, with the fallback chain read
  * from the environment.
  *
  * @example
  * import { RateLimiter } from "@effect/experimental"
- * import { Duration, Effect } from "effect"
- * import { LlmLive } from "@clearside/llm"
+ * import { Effect } from "effect"
+ * import { LlmConfig, LlmLive } from "@clearside/llm"
  *
- * const service = LlmLive.fromConfig({
- *   timeout: Duration.seconds(30),
- *   maxRetries: 3,
- *   openaiCompatible: { name: "ollama", baseURL: "http://127.0.0.1:11434/v1" },
- *   defaultModel: "llama3.2"
- * }).pipe(Effect.provide(RateLimiter.layerStoreMemory))
+ * const service = Effect.flatMap(LlmConfig.config, LlmLive.fromConfig).pipe(Effect.provide(RateLimiter.layerStoreMemory))
  *
  * @since 0.1.0
  * @category Constructors
@@ -258,22 +247,14 @@ export const fromConfig = (
   Effect.gen(function* () {
     const defaultProvider = LlmConfig.defaultProvider(config)
     if (Option.isNone(defaultProvider)) return yield* Effect.fail(noProvider)
-    const { models, providers } = yield* buildProviders(config, defaultProvider.value)
-    const read = yield* policiesConfig(Object.keys(providers))
-    // Limits belong to an API key: store keys carry each key's fingerprint, never the key.
-    const policies = {
-      ...read,
-      rateLimit: { ...read.rateLimit, keyNamespaces: RateLimitStore.keyNamespaces(config) }
-    }
-    const secrets = [config.openai?.apiKey, config.anthropic?.apiKey, config.openaiCompatible?.apiKey].filter(
-      (key): key is Redacted.Redacted<string> => key !== undefined
-    )
-    return yield* compose({ providers, models, defaultProvider: defaultProvider.value, policies, secrets })
+    const providers = yield* buildProviders(config, defaultProvider.value)
+    const policies = yield* policiesOf(config)
+    return yield* compose({ providers, defaultProvider: defaultProvider.value, policies, secrets: LlmConfig.secrets(config) })
   })
 
 /**
- * Reads `LlmConfig.config` and every policy's settings (a blank variable counts as unset) and
- * builds the composed service.
+ * Reads the configuration (`LlmConfig`, with the compatible endpoint's own rate limits when one is
+ * configured) and builds the composed service.
  *
  * @example
  * import { RateLimiter } from "@effect/experimental"
@@ -287,15 +268,18 @@ export const fromConfig = (
  * @since 0.1.0
  * @category Constructors
  */
-export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> = BlankIsUnset.within(
-  Effect.flatMap(LlmConfig.config, fromConfig)
-)
+export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> = Effect.gen(function* () {
+  const first = yield* LlmConfig.config
+  // A compatible endpoint's limits are read under its own name, known only once the first read is done.
+  const config = first.openaiCompatible === undefined ? first : yield* LlmConfig.configFor([first.openaiCompatible.name])
+  return yield* fromConfig(config)
+})
 
 /**
  * The `Llm` layer built from the environment, with the rate limiter's state where
- * `LLM_RATE_LIMIT_STORE` says (this process's memory by default, or Redis shared by every instance)
- * and the logger that `LLM_LOG_FORMAT` / `LLM_LOG_LEVEL` select. Fails with a `ConfigError`
- * naming the variable at fault, or saying that no provider is configured.
+ * `LLM_RATE_LIMIT_STORE` says (this process's memory by default, or Redis shared by every
+ * instance). It leaves the application's logger and minimum log level alone. Fails with a
+ * `ConfigError` naming the variable at fault, or saying that no provider is configured.
  *
  * @example
  * import { Effect } from "effect"
@@ -306,11 +290,6 @@ export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimit
  * @since 0.1.0
  * @category Layers
  */
-export const layer: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.merge(
-  Layer.effect(Llm.Llm, make).pipe(Layer.provide(RateLimitStore.layerConfig)),
-  Layer.unwrapEffect(
-    BlankIsUnset.within(
-      Effect.map(Logging.config, (logging) => Logging.layerLogger({ format: logging.format, level: logging.level }))
-    )
-  )
+export const layer: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.effect(Llm.Llm, make).pipe(
+  Layer.provide(RateLimitStore.layerConfig)
 )

@@ -1,7 +1,8 @@
 import { RateLimiter } from "@effect/experimental"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Effect, HashMap, Layer, Logger, Metric, Stream } from "effect"
+import { Chunk, ConfigProvider, Effect, FiberRef, HashMap, Layer, Logger, LogLevel, Metric, Stream } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
+import * as Llm from "../src/Llm.js"
 import * as LlmLive from "../src/LlmLive.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
 
@@ -160,7 +161,7 @@ describe("a call that names no model is reported under the model its provider us
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
       const { capture, lines } = captureFields((message) => message === "llm call")
-      const env = simulatorEnv(sim, { LLM_PROVIDER: "anthropic", LLM_DEFAULT_MODEL: "claude-reported-1", LLM_MAX_RETRIES: "0" })
+      const env = simulatorEnv(sim, { LLM_PROVIDER: "anthropic", LLM_DEFAULT_MODEL: "claude-reported-1", LLM_MAX_RETRIES: "0", LLM_LOG_CALL_LEVEL: "info" })
       const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), withEnv(env))
       sim.enqueue("anthropic", { status: 400 })
       yield* Effect.flip(llm.complete(ask("hello"))).pipe(Effect.provide(capture))
@@ -191,7 +192,25 @@ describe("a call that names no model is reported under the model its provider us
         ["openai", "gpt-4o-mini"],
         ["anthropic", "claude-sonnet-4-6"]
       ])
-      expect(warnings.map((line) => [line.to, line.model])).toEqual([["anthropic", "claude-sonnet-4-6"]])
+      expect(warnings.map((line) => [line.provider, line.model, line.target])).toEqual([["openai", "gpt-4o-mini", "anthropic:claude-sonnet-4-6"]])
     }))
 })
 
+
+describe("LlmLive.layer leaves logging to the application", () => {
+  it.scopedLive("the application's logger and minimum level stay as it set them, and the call line is at debug", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const seen: Array<[string, string]> = []
+      const appLogger = Logger.make(({ logLevel, message }) => void seen.push([logLevel.label, String(message)]))
+      const app = Layer.mergeAll(Logger.replace(Logger.defaultLogger, appLogger), Logger.minimumLogLevel(LogLevel.Debug))
+      sim.enqueue("openai", { text: "hi back" })
+      yield* Effect.gen(function* () {
+        yield* Llm.complete(ask("hello", { provider: "openai" }))
+        yield* Effect.logDebug("the application's own line")
+        expect(yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).toEqual(LogLevel.Debug)
+      }).pipe(Effect.provide(LlmLive.layer), Effect.provide(app), withEnv(simulatorEnv(sim)))
+      expect(seen).toContainEqual(["DEBUG", "llm call"])
+      expect(seen).toContainEqual(["DEBUG", "the application's own line"])
+    }))
+})

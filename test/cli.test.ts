@@ -113,7 +113,7 @@ describe("usage and request errors exit 2 with one line on stderr", () => {
   it("a malformed variable is a ConfigError naming it, exit 2", async () => {
     const result = await run(["hi"], { LLM_TIMEOUT_MS: "abc" })
     expect(result.code).toBe(2)
-    expectOneErrorLine(result, "error: ConfigError: LLM_TIMEOUT_MS must be a positive integer")
+    expectOneErrorLine(result, 'error: ConfigError: LLM_TIMEOUT_MS must be a whole number of milliseconds')
   })
 })
 
@@ -140,7 +140,7 @@ describe("with a key set the CLI asks the configured provider", () => {
 
   it("keeps stdout for the answer: log lines, even at LLM_LOG_LEVEL=info, go to stderr", async () => {
     sim.enqueue("openai", { status: 503 }, { text: "after one retry" })
-    const result = await run(["hi"], { ...openai(), LLM_LOG_LEVEL: "info", LLM_RETRY_BASE_DELAY_MS: "5" })
+    const result = await run(["hi"], { ...openai(), LLM_LOG_LEVEL: "info", LLM_LOG_CALL_LEVEL: "info", LLM_RETRY_BASE_DELAY_MS: "5" })
     expect(result.code).toBe(0)
     expect(result.stdout).toBe("after one retry\n")
     expect(result.stderr).toMatch(/level=WARN .*Retrying the openai call after ServerError/)

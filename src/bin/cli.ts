@@ -10,8 +10,8 @@
  */
 import { RateLimiter } from "@effect/experimental"
 import { parseArgs } from "node:util"
-import { Cause, Config, ConfigError, Data, Effect, Exit, Layer, Logger, LogLevel, Option, Stream } from "effect"
-import * as BlankIsUnset from "../internal/blankIsUnset.js"
+import { Cause, ConfigError, Data, Effect, Exit, Layer, Option, Stream } from "effect"
+import * as LlmConfig from "../LlmConfig.js"
 import * as Llm from "../Llm.js"
 import { isLlmError, type LlmError } from "../LlmError.js"
 import * as LlmLive from "../LlmLive.js"
@@ -141,23 +141,18 @@ const run = (args: Arguments) =>
     )
   })
 
-const consoleLoggers = {
-  pretty: Logger.prettyLoggerDefault,
-  json: Logger.jsonLogger,
-  logfmt: Logger.logfmtLogger
-} as const
-
-/** Answers go to stdout; log lines go to stderr, warnings and worse unless `LLM_LOG_LEVEL` says otherwise. */
+/**
+ * Answers go to stdout; log lines go to stderr through the logger `LLM_LOG_FORMAT` names (logfmt
+ * by default): warnings and worse, or from the level `LLM_LOG_LEVEL` names.
+ */
 const logToStderr = Layer.unwrapEffect(
-  BlankIsUnset.within(Effect.gen(function* () {
-    const explicitLevel = yield* Config.option(Config.string("LLM_LOG_LEVEL"))
-    const settings = yield* Logging.config
-    const logger = Logger.withConsoleError(consoleLoggers[settings.format ?? "logfmt"])
-    return Layer.merge(
-      Logger.replace(Logger.defaultLogger, logger),
-      Logger.minimumLogLevel(Option.isSome(explicitLevel) ? settings.level : LogLevel.Warning)
-    )
-  }))
+  Effect.map(LlmConfig.config, ({ logging }) =>
+    Logging.layerLogger({
+      format: logging.format ?? "logfmt",
+      level: logging.minimumLevel === "trace" ? "warn" : logging.minimumLevel,
+      stderr: true
+    })
+  )
 )
 
 const main = (argv: ReadonlyArray<string>) =>
