@@ -45,6 +45,7 @@
  */
 import { Config, Duration, Effect, Option, Stream } from "effect"
 import * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 import { CircuitOpenError, type LlmError } from "./LlmError.js"
 
 /**
@@ -416,19 +417,12 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
  */
 export const layer = (options?: Options) => Llm.layerPolicy(make(options))
 
-const positiveMillis = (name: string, fallback: number) =>
-  Config.integer(name).pipe(
-    Config.validate({ message: `${name} must be a positive whole number of milliseconds`, validation: (n) => n > 0 }),
-    Config.withDefault(fallback),
-    Config.map(Duration.millis)
-  )
-
 /**
  * Breaker options from the environment: `LLM_CIRCUIT_MODE` (`ratio`, the default, or
  * `consecutive`), `LLM_CIRCUIT_FAILURE_RATIO` (0.5; more than 0, at most 1),
  * `LLM_CIRCUIT_MINIMUM_CALLS` (20; 1 to 100000), `LLM_CIRCUIT_WINDOW_MS` (10000),
- * `LLM_CIRCUIT_FAILURE_THRESHOLD` (5, consecutive mode) and `LLM_CIRCUIT_COOLDOWN_MS` (30000). A bad
- * value is a `ConfigError` naming the variable.
+ * `LLM_CIRCUIT_FAILURE_THRESHOLD` (5, consecutive mode) and `LLM_CIRCUIT_COOLDOWN_MS` (30000), as
+ * `LlmConfig` reads them. A bad value is a `ConfigError` naming the variable.
  *
  * @example
  * import { Effect } from "effect"
@@ -438,29 +432,7 @@ const positiveMillis = (name: string, fallback: number) =>
  * @since 0.1.0
  * @category Config
  */
-export const config: Config.Config<Options> = Config.all({
-  mode: Config.literal("ratio", "consecutive")("LLM_CIRCUIT_MODE").pipe(Config.withDefault("ratio" as const)),
-  failureRatio: Config.number("LLM_CIRCUIT_FAILURE_RATIO").pipe(
-    Config.validate({
-      message: "LLM_CIRCUIT_FAILURE_RATIO must be more than 0 and at most 1, e.g. 0.5",
-      validation: (n) => n > 0 && n <= 1
-    }),
-    Config.withDefault(0.5)
-  ),
-  minimumCalls: Config.integer("LLM_CIRCUIT_MINIMUM_CALLS").pipe(
-    Config.validate({
-      message: "LLM_CIRCUIT_MINIMUM_CALLS must be a whole number from 1 to 100000",
-      validation: (n) => n >= 1 && n <= 100_000
-    }),
-    Config.withDefault(20)
-  ),
-  window: positiveMillis("LLM_CIRCUIT_WINDOW_MS", 10_000),
-  failureThreshold: Config.integer("LLM_CIRCUIT_FAILURE_THRESHOLD").pipe(
-    Config.validate({ message: "LLM_CIRCUIT_FAILURE_THRESHOLD must be a whole number, 1 or more", validation: (n) => n >= 1 }),
-    Config.withDefault(5)
-  ),
-  cooldown: positiveMillis("LLM_CIRCUIT_COOLDOWN_MS", 30_000)
-})
+export const config: Config.Config<Options> = Config.map(LlmConfig.config, (settings) => settings.circuitBreaker)
 
 /**
  * {@link layer} with options read from {@link config}.

@@ -546,13 +546,12 @@ describe("CircuitBreaker: layers and config", () => {
         failureRatio: 0.5,
         minimumCalls: 20,
         window: Duration.millis(10_000),
-        failureThreshold: 5,
         cooldown: Duration.millis(30_000)
       })
     })
   )
 
-  it.effect("config reads every LLM_CIRCUIT_ variable", () =>
+  it.effect("config reads the variables of the mode it names", () =>
     Effect.gen(function* () {
       const options = yield* CircuitBreaker.config.pipe(
         withEnv([
@@ -564,13 +563,20 @@ describe("CircuitBreaker: layers and config", () => {
           ["LLM_CIRCUIT_COOLDOWN_MS", "5000"]
         ])
       )
-      expect(options).toEqual({
-        mode: "consecutive",
+      expect(options).toEqual({ mode: "consecutive", failureThreshold: 3, cooldown: Duration.millis(5000) })
+      const ratio = yield* CircuitBreaker.config.pipe(
+        withEnv([
+          ["LLM_CIRCUIT_FAILURE_RATIO", "0.25"],
+          ["LLM_CIRCUIT_MINIMUM_CALLS", "50"],
+          ["LLM_CIRCUIT_WINDOW_MS", "60000"]
+        ])
+      )
+      expect(ratio).toEqual({
+        mode: "ratio",
         failureRatio: 0.25,
         minimumCalls: 50,
         window: Duration.millis(60_000),
-        failureThreshold: 3,
-        cooldown: Duration.millis(5000)
+        cooldown: Duration.millis(30_000)
       })
     })
   )
