@@ -21,7 +21,8 @@
  * @since 0.1.0
  */
 import AnthropicSdk from "@anthropic-ai/sdk"
-import { type ConfigError, Effect, Layer, Redacted } from "effect"
+import type { Layer} from "effect";
+import { type ConfigError, Effect, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as SdkCall from "./internal/sdkCall.js"
@@ -186,6 +187,11 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(ProviderConfig.keyed("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"), layer)
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
+  (config) =>
+    config.anthropic === undefined
+      ? undefined
+      : { ...config.anthropic, ...(config.defaultModel === undefined ? {} : { model: config.defaultModel }) },
+  layer,
+  { required: "ANTHROPIC_API_KEY", message: "ANTHROPIC_API_KEY is required" }
 )

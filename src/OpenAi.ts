@@ -16,7 +16,8 @@
  *
  * @since 0.1.0
  */
-import { type ConfigError, Effect, Layer, Redacted } from "effect"
+import type { Layer} from "effect";
+import { type ConfigError, Effect, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import type * as Llm from "./Llm.js"
@@ -137,6 +138,11 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(ProviderConfig.keyed("OPENAI_API_KEY", "OPENAI_BASE_URL"), layer)
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
+  (config) =>
+    config.openai === undefined
+      ? undefined
+      : { ...config.openai, ...(config.defaultModel === undefined ? {} : { model: config.defaultModel }) },
+  layer,
+  { required: "OPENAI_API_KEY", message: "OPENAI_API_KEY is required" }
 )

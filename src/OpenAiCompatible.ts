@@ -13,7 +13,8 @@
  *
  * @since 0.1.0
  */
-import { Config, type ConfigError, Effect, Layer, Redacted } from "effect"
+
+import { type ConfigError, Effect, type Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import type * as Llm from "./Llm.js"
@@ -114,21 +115,14 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.map(
-    Config.all({
-      name: Config.nonEmptyString("OPENAI_COMPATIBLE_NAME"),
-      baseURL: Config.nonEmptyString("OPENAI_COMPATIBLE_BASE_URL"),
-      apiKey: ProviderConfig.optionalSecret("OPENAI_COMPATIBLE_API_KEY"),
-      model: ProviderConfig.optionalString("OPENAI_COMPATIBLE_MODEL"),
-      defaultModel: ProviderConfig.optionalString("LLM_DEFAULT_MODEL")
-    }),
-    ({ apiKey, baseURL, defaultModel, model, name }) =>
-      layer({
-        name,
-        baseURL,
-        ...ProviderConfig.field("apiKey", apiKey),
-        ...ProviderConfig.field("model", model._tag === "Some" ? model : defaultModel)
-      })
-  )
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
+  ({ defaultModel, openaiCompatible }) =>
+    openaiCompatible === undefined
+      ? undefined
+      : {
+          ...openaiCompatible,
+          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {})
+        },
+  layer,
+  { required: "OPENAI_COMPATIBLE_BASE_URL", message: "OPENAI_COMPATIBLE_NAME and OPENAI_COMPATIBLE_BASE_URL are required" }
 )
