@@ -17,7 +17,7 @@ import { ConsoleMetricExporter, PeriodicExportingMetricReader } from "@opentelem
 import { ConsoleSpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Chunk, Duration, Effect, Layer, Redacted, Stream } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
-import type * as Llm from "../src/Llm.js"
+import * as Llm from "../src/Llm.js"
 import * as Logging from "../src/Logging.js"
 import * as OpenAi from "../src/OpenAi.js"
 import * as Retry from "../src/Retry.js"
@@ -31,20 +31,23 @@ const Otel = NodeSdk.layer(() => ({
   metricReader: new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis: 600_000 })
 }))
 
-/** The observability layers around a provider, in the order the live layer uses. */
-const instrumented = (provider: Llm.Service): Llm.Service =>
-  Tracing.wrap(
-    Logging.wrap(
-      Retry.make({ maxRetries: 2, base: Duration.millis(20), onRetry: Usage.recordRetry })(
-        Tracing.wrapAttempt(Logging.wrapAttempt(Usage.wrap(provider)))
-      )
-    )
-  )
+/** The observability policies around a provider, in the order the live layer uses. */
+const instrumented = (provider: Llm.Provider) =>
+  Effect.gen(function* () {
+    const perCall = [yield* Tracing.make({ level: "call" }), yield* Logging.make({ level: "call", callLevel: "info" })]
+    const perProvider = [
+      yield* Retry.make({ maxRetries: 2, base: Duration.millis(20), onRetry: Usage.recordRetry }),
+      yield* Tracing.make({ level: "attempt" }),
+      yield* Logging.make({ level: "attempt" }),
+      yield* Usage.make()
+    ]
+    return Llm.router({ providers: [{ ...provider, call: Llm.compose(provider.call, perProvider) }], policies: perCall })
+  })
 
 const program = Effect.gen(function* () {
   const sim = yield* Simulator.make()
   const openai = yield* OpenAi.make({ apiKey: Redacted.make("sk-example-not-a-real-key"), baseURL: `${sim.url}/v1` })
-  const llm = instrumented(openai)
+  const llm = yield* instrumented(openai)
 
   // The first attempt fails with a 503 and is retried; the stream answers at once.
   sim.enqueue(
