@@ -2,74 +2,77 @@
  * Client-side rate limiting per provider: requests per minute, tokens per minute and calls in
  * flight, so a busy process stays under its provider limits instead of collecting 429s.
  *
- * Limits are kept per provider (the request's `provider`) as token buckets of
- * `@effect/experimental`'s `RateLimiter`: a full minute's budget may be spent at once, then it
- * refills evenly (`rpm: 60` admits 60 calls at once, then one a second; `burst` sets how many
- * go at once). The buckets live in a
- * `RateLimiter.RateLimiterStore` the caller provides: `RateLimitStore.layerMemory` for one
- * process (read and settled without running an Effect), `RateLimitStore.layerRedis` to share limits
- * between processes, or any other store, without changing any caller. The limiter calls the
- * store's token-bucket operation directly (as `RateLimiter.consume` does), with each provider's
- * refill rate computed once. Calls in flight are capped with a counter of free slots and a queue of
- * waiters.
+ * A policy over the stream of parts, so it holds for `complete` and `stream` alike. A call is
+ * admitted when its stream starts, its tokens are settled on its `Finish`, and its slot is given
+ * back when the stream ends, fails or is interrupted.
  *
- * - A caller without capacity waits for it, up to `maxWait` (default 30 s); when the wait would be
- *   longer it fails at once with a local `RateLimitError` whose `retryAfter` says when capacity
- *   returns (none when it waited for a free slot). `Retry` does not retry these (the wait is spent)
- *   and `CircuitBreaker` does not count them; `Fallback` may move to another provider.
+ * Limits are kept per provider (the request's `provider`, set inside `Llm.router`) as token
+ * buckets of `@effect/experimental`'s `RateLimiter`: a full minute's budget may be spent at once,
+ * then it refills evenly (`rpm: 60` admits 60 calls at once, then one a second; `burst` sets how
+ * many go at once). The buckets live in a `RateLimiter.RateLimiterStore` the caller provides:
+ * `RateLimitStore.layerMemory` for one process, `RateLimitStore.layerRedis` to share limits between
+ * processes, or any other store, without changing any caller.
+ *
+ * - Calls in flight (`maxConcurrency`) take slots in arrival order: a slot given back goes to the
+ *   oldest waiter alone, so thousands of waiters cost one wake-up per call, and a caller that
+ *   stops waiting (`maxWait`, or interrupted) leaves the queue without a slot.
+ * - A caller without capacity waits for it, up to `maxWait` (default 30 s) in all; when the wait
+ *   would be longer it fails with a `RateLimitError` marked `local: true` whose message names the
+ *   limit, and whose `retryAfter` says when capacity returns (none when it waited for a slot).
+ *   `Retry` does not retry these (the wait is spent) and `CircuitBreaker` does not count them;
+ *   `Fallback` may move to another provider.
  * - Tokens per minute: each call is charged an estimate before it starts (prompt characters / 4,
  *   plus 4 tokens a message and 3 for the reply's framing, plus `maxTokens` or
  *   `defaultOutputTokens`, as providers reserve the maximum output) and settled against the real
- *   `usage` when it answers: the difference is charged, or refunded. The store has no refund
+ *   `usage` of its `Finish`: the difference is charged, or refunded. The store has no refund
  *   operation, so a refund is a negative charge, capped so a bucket never rises above its limit.
  *   A failed call keeps its charge. A request whose estimate exceeds the whole budget fails at once
- *   with a non-retryable `RateLimitError`.
- * - A provider's 429 with `retryAfter` pauses that provider for every caller of this process until
- *   `retryAfter` has passed, so a burst does not turn one 429 into fifty. With a shared store
+ *   with a local, non-retryable `RateLimitError`.
+ * - A provider's 429 with `retryAfter` pauses that provider for every caller of this process, for
+ *   `retryAfter` but never longer than `maxRetryAfter` (default 60 s), so a burst does not turn one
+ *   429 into fifty and an absurd `retry-after` cannot stop a provider for days. With a shared store
  *   (`RateLimitStore.layerRedis`), the pause reaches every instance through it.
  * - `keyNamespaces` (e.g. `RateLimitStore.keyNamespaces(config)`) puts each provider's API-key
  *   fingerprint in its store keys, so two keys never share a budget.
  *
  * @example
- * import { RateLimiter } from "@effect/experimental"
  * import { Layer } from "effect"
- * import { LlmMock, RateLimit } from "@clearside/llm"
+ * import { LlmMock, RateLimit, RateLimitStore } from "@clearside/llm"
  *
  * const layer = RateLimit.layer({ rpm: 500, tpm: 200_000, maxConcurrency: 16, providers: { anthropic: { rpm: 50 } } }).pipe(
  *   Layer.provide(LlmMock.layerEcho()),
- *   Layer.provide(RateLimiter.layerStoreMemory)
+ *   Layer.provide(RateLimitStore.layerMemory)
  * )
  *
  * @since 0.1.0
  */
 import { RateLimiter } from "@effect/experimental"
 import {
-  Cause,
   Channel,
-  Chunk,
-  Clock,
+  type Chunk,
+  type Clock,
   Config,
-  type ConfigError,
-  Context,
+  type Context,
+  Deferred,
   Duration,
   Effect,
   Exit,
-  Fiber,
-  FiberRef,
-  Layer,
+  type Fiber,
+  FiberId,
   Option,
+  type Scope,
   Stream
 } from "effect"
 import * as Llm from "./Llm.js"
 import { type LlmError, RateLimitError } from "./LlmError.js"
-import type { LlmRequest, LlmResponse, LlmStreamEvent, Usage } from "./LlmRequest.js"
+import type { LlmStreamEvent, Usage } from "./LlmRequest.js"
 import { SharedPauses } from "./RateLimitStore.js"
-import * as LocalRejection from "./internal/localRejection.js"
-import * as MemoryStore from "./internal/memoryRateLimitStore.js"
+import * as Rules from "./internal/configRules.js"
+import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import * as TokenEstimate from "./internal/tokenEstimate.js"
 
 /**
- * Limits of one provider. Each is off when absent.
+ * Limits of one provider. Each is off when absent (or not a positive number).
  *
  * @example
  * import type { RateLimit } from "@clearside/llm"
@@ -92,11 +95,12 @@ export interface Limits {
 
 /**
  * Limiter options: the limits for every provider, `providers` to override them per provider
- * name, `maxWait` (default 30 s) the longest a caller waits for capacity, `defaultOutputTokens`
- * (default 1024) the output budget charged when a request sets no `maxTokens`, `keyPrefix`
- * (default `"llm:"`) the prefix of the store keys (`llm:openai:rpm`, `llm:openai:tpm`), and
- * `keyNamespaces` a namespace per provider name placed after it (`llm:openai:<namespace>:rpm`),
- * normally the API key's `RateLimitStore.fingerprint`.
+ * name, `maxWait` (default 30 s) the longest a caller waits for capacity, `maxRetryAfter` (default
+ * 60 s) the longest a provider's 429 pauses it, `defaultOutputTokens` (default 1024) the output
+ * budget charged when a request sets no `maxTokens`, `keyPrefix` (default `"llm:"`) the prefix of
+ * the store keys (`llm:openai:rpm`, `llm:openai:tpm`), and `keyNamespaces` a namespace per
+ * provider name placed after it (`llm:openai:<namespace>:rpm`), normally the API key's
+ * `RateLimitStore.fingerprint`. Durations are held to what a timer can hold (about 24.8 days).
  *
  * @example
  * import { Duration } from "effect"
@@ -105,7 +109,8 @@ export interface Limits {
  * const options: RateLimit.Options = {
  *   maxConcurrency: 8,
  *   providers: { openai: { rpm: 500, tpm: 200_000 }, anthropic: { rpm: 50, tpm: 40_000 } },
- *   maxWait: Duration.seconds(10)
+ *   maxWait: Duration.seconds(10),
+ *   maxRetryAfter: Duration.seconds(30)
  * }
  *
  * @since 0.1.0
@@ -114,12 +119,18 @@ export interface Limits {
 export interface Options extends Limits {
   readonly providers?: Readonly<Record<string, Limits>>
   readonly maxWait?: Duration.DurationInput
+  readonly maxRetryAfter?: Duration.DurationInput
   readonly defaultOutputTokens?: number
   readonly keyPrefix?: string
   readonly keyNamespaces?: Readonly<Record<string, string>>
-  /** Runs before a call waits for capacity (e.g. `Usage.recordRateLimitWait`). */
+  /** Runs before a call waits for rate capacity (e.g. `Usage.recordRateLimitWait`). */
   readonly onWait?: (info: { readonly provider: string; readonly delay: Duration.Duration }) => Effect.Effect<void>
 }
+
+type Store = Context.Tag.Service<RateLimiter.RateLimiterStore>
+
+/** Which limit held a call back, as its refusal names it. */
+type Limit = "requests per minute" | "tokens per minute" | "pause after the provider's 429"
 
 /** A token bucket of one provider: its store key, size and refill interval. */
 interface Bucket {
@@ -130,53 +141,145 @@ interface Bucket {
 }
 
 /**
- * The calls in flight of one provider: a counting semaphore whose free slot is taken at once,
- * without running an Effect. A waiter is woken on the fiber scheduler when a slot is given back,
- * and takes it if it is still free (as `Effect.Semaphore` does).
+ * The calls in flight of one provider. A slot given back goes straight to the oldest waiter, so a
+ * free slot means nobody waits and a newcomer never overtakes a waiter.
  */
-class Slots {
-  taken = 0
-  private readonly waiters = new Set<() => void>()
-  constructor(readonly permits: number) {}
+interface Slots {
+  readonly permits: number
+  /** Takes a slot, waiting (interruptibly) at most the limiter's `maxWait`; true when taken. */
+  readonly take: Effect.Effect<boolean>
+  readonly release: Effect.Effect<void>
+}
 
-  tryTake(): boolean {
-    if (this.taken >= this.permits) return false
-    this.taken++
+/**
+ * A caller waiting for a slot. `state` is decided once, synchronously, by whichever comes first: a
+ * release (granted), its deadline or its interruption (left).
+ */
+interface Waiter {
+  readonly decided: Deferred.Deferred<boolean>
+  readonly deadline: number
+  state: "waiting" | "granted" | "left"
+}
+
+/** The expiry timer of a queue; `fiber` is set once it has been forked. */
+interface Timer {
+  fiber: Fiber.RuntimeFiber<void> | undefined
+}
+
+const decidedTrue = Exit.succeed(true)
+const decidedFalse = Exit.succeed(false)
+
+/**
+ * FIFO slots on a `Deferred` per waiter. `Effect.Semaphore` is not used: its release wakes every
+ * waiter and only the first to run takes the permit, the others queueing again at the back (2,000
+ * callers through 10 permits with a 1 ms call did not finish in 120 s). Nor is `Queue.take` on a
+ * pool of permits: it drops the item when the taker is interrupted after the hand-off (a timeout at
+ * the instant of a release would leak a slot), and removes an interrupted taker by copying the queue.
+ *
+ * Every waiter of a queue waits the same `maxWait`, so deadlines come in arrival order and one timer
+ * serves the whole queue: it sleeps until the oldest waiter's deadline, refuses every waiter whose
+ * deadline has come, and sleeps again, and is stopped when nobody waits. A timer per waiter
+ * (`Effect.timeoutOption`) costs two forked fibers each, and under `TestClock` 3,000 waiters timing
+ * out together took 24 s (one clock step each) against one step here.
+ */
+const makeSlots = (permits: number, maxWaitMs: number): Slots => {
+  let free = permits
+  // Waiters in arrival order from `head`; those that left are skipped when reached.
+  let queue: Array<Waiter> = []
+  let head = 0
+  let waiting = 0
+  let timer: Timer | undefined
+
+  const stopTimer = () => {
+    timer?.fiber?.unsafeInterruptAsFork(FiberId.none)
+    timer = undefined
+  }
+
+  const decide = (waiter: Waiter, state: "granted" | "left") => {
+    waiter.state = state
+    waiting--
+    Deferred.unsafeDone(waiter.decided, state === "granted" ? decidedTrue : decidedFalse)
+  }
+
+  const oldest = (): Waiter | undefined => {
+    while (head < queue.length && queue[head]!.state !== "waiting") head++
+    if (head === queue.length || head > 1024) {
+      queue = queue.slice(head)
+      head = 0
+    }
+    return queue[head]
+  }
+
+  /** Gives a slot to the oldest waiter; false when nobody waits. */
+  const grant = (): boolean => {
+    const waiter = oldest()
+    if (waiter === undefined) return false
+    decide(waiter, "granted")
+    if (waiting === 0) stopTimer()
     return true
   }
 
-  /** Waits for a free slot and takes it; interruptible while it waits. */
-  readonly take: Effect.Effect<void> = Effect.async<void>((resume) => {
-    const attempt = Effect.suspend(() => (this.tryTake() ? Effect.void : this.take))
-    if (this.taken < this.permits) {
-      resume(attempt)
-      return
-    }
-    const observer = () => {
-      if (this.taken >= this.permits) return
-      this.waiters.delete(observer)
-      resume(attempt)
-    }
-    this.waiters.add(observer)
-    return Effect.sync(() => {
-      this.waiters.delete(observer)
-    })
+  const release = Effect.sync(() => {
+    if (!grant()) free++
   })
 
-  private readonly wake = () => {
-    for (const observer of this.waiters) {
-      if (this.taken >= this.permits) return
-      observer()
-    }
+  /** Refuses the waiters whose deadline has come, then sleeps until the next one's. */
+  const expire = (self: Timer, clock: Clock.Clock): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (timer !== self) return Effect.void
+      const now = clock.unsafeCurrentTimeMillis()
+      let next = oldest()
+      while (next !== undefined && next.deadline <= now) {
+        decide(next, "left")
+        next = oldest()
+      }
+      if (next === undefined) {
+        timer = undefined
+        return Effect.void
+      }
+      return Effect.zipRight(clock.sleep(Duration.millis(next.deadline - now)), expire(self, clock))
+    })
+
+  const startTimer = (clock: Clock.Clock): Effect.Effect<void> => {
+    const self: Timer = { fiber: undefined }
+    timer = self
+    return Effect.map(Effect.forkDaemon(Effect.interruptible(expire(self, clock))), (fiber) => {
+      // Stopped before it was forked: nobody waits any more.
+      if (timer === self) self.fiber = fiber
+      else fiber.unsafeInterruptAsFork(FiberId.none)
+    })
   }
 
-  /** Gives a slot back; `fiber` is the fiber giving it, whose scheduler wakes the waiters. */
-  release(fiber: Fiber.RuntimeFiber<unknown, unknown>): void {
-    this.taken--
-    if (this.waiters.size > 0) {
-      fiber.currentScheduler.scheduleTask(this.wake, fiber.getFiberRef(FiberRef.currentSchedulingPriority), fiber)
-    }
-  }
+  const take: Effect.Effect<boolean> = Effect.clockWith((clock) =>
+    Effect.suspend(() => {
+      if (free > 0) {
+        free--
+        return Effect.succeed(true)
+      }
+      if (maxWaitMs <= 0) return Effect.succeed(false)
+      const waiter: Waiter = {
+        decided: Deferred.unsafeMake<boolean>(FiberId.none),
+        deadline: clock.unsafeCurrentTimeMillis() + maxWaitMs,
+        state: "waiting"
+      }
+      queue.push(waiter)
+      waiting++
+      const wait = Effect.onInterrupt(Effect.interruptible(Deferred.await(waiter.decided)), () =>
+        Effect.sync(() => {
+          if (waiter.state === "waiting") {
+            decide(waiter, "left")
+            if (waiting === 0) stopTimer()
+          } else if (waiter.state === "granted" && !grant()) {
+            // Granted as the caller was interrupted: the slot goes on to the next waiter.
+            free++
+          }
+        })
+      )
+      return timer === undefined ? Effect.zipRight(startTimer(clock), wait) : wait
+    })
+  )
+
+  return { permits, take, release }
 }
 
 /** Per-provider state, built once on the provider's first call. */
@@ -187,528 +290,276 @@ interface ProviderLimiter {
   readonly rpm: Bucket | undefined
   readonly tpm: Bucket | undefined
   readonly slots: Slots | undefined
-  readonly maxConcurrency: number
-  /** Takes one request from the rpm bucket; the delay before it may start, in ms. Built once. */
-  readonly takeRequest: Effect.Effect<number> | undefined
+  /** When the provider's 429 pause ends, on the limiter's clock (0: not paused). */
   pausedUntil: number
 }
 
-const minute = Duration.minutes(1)
+/** The longest delay a timer holds; every wait and pause is kept within it. */
+const maxTimerMs = Rules.maxTimerMillis
 
-const localError = (provider: string, message: string, retryAfterMs?: number) =>
-  LocalRejection.mark(
-    new RateLimitError(
-      retryAfterMs === undefined
-        ? { provider, message }
-        : { provider, message, retryAfter: Duration.millis(Math.ceil(retryAfterMs)) }
-    )
-  )
+/** Milliseconds within what a timer holds; `fallback` for anything that is not a duration. */
+const boundedMillis = (input: unknown, fallback: number): number => {
+  const decoded = Option.map(Duration.decodeUnknown(input), Duration.toMillis)
+  const ms = Option.getOrElse(decoded, () => fallback)
+  return Number.isNaN(ms) ? fallback : Math.min(Math.max(ms, 0), maxTimerMs)
+}
+
+/** A limit that is on: a positive, finite number, rounded down to a whole one (at least 1). */
+const limitOf = (value: number | undefined): number | undefined =>
+  value !== undefined && Number.isFinite(value) && value > 0 ? Math.max(1, Math.floor(value)) : undefined
 
 const formatMs = (ms: number) => Duration.format(Duration.millis(Math.ceil(ms)))
 
 const usedTokens = (usage: Usage) => usage.totalTokens || usage.inputTokens + usage.outputTokens
 
-/** A provider's 429 that pauses it (one with `retryAfter`, not raised here), found in `cause`. */
-const pauseOf = (cause: Cause.Cause<LlmError>): RateLimitError | undefined => {
-  const failure = Cause.failureOption(cause)
-  if (failure._tag === "None") return undefined
-  const error = failure.value
-  return error._tag === "RateLimitError" && error.retryAfter !== undefined && !LocalRejection.isLocal(error) ? error : undefined
-}
+/** A provider's own 429 that asks for a pause (not the limiter's own refusal). */
+const isProviderPause = (error: LlmError): error is RateLimitError =>
+  error._tag === "RateLimitError" && error.retryAfter !== undefined && !error.local
 
-/** The time on the clock of `fiber`, as `Clock.currentTimeMillis` would read it there. */
-const nowOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): number =>
-  Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-
-const releaseOn = (slots: Slots, fiber: Fiber.RuntimeFiber<unknown, unknown>): Effect.Effect<void> =>
-  Effect.sync(() => {
-    slots.release(fiber)
-  })
-
-/** The usage of the first `Finish` event of a chunk. */
+/** The usage of the first `Finish` of a chunk. */
 const finishUsage = (chunk: Chunk.Chunk<LlmStreamEvent>): Usage | undefined => {
-  const events = Chunk.toReadonlyArray(chunk)
-  for (let i = 0; i < events.length; i++) {
-    const event = events[i]!
-    if (event._tag === "Finish") return event.usage
-  }
+  for (const part of chunk) if (part._tag === "Finish") return part.usage
   return undefined
 }
 
 /**
- * A rate-limiting wrapper: apply it to a service. All services it wraps share its per-provider
- * limits.
+ * Builds the limiter on the `RateLimiterStore` in context (and its `SharedPauses`, when the store
+ * shares them). Every call through the policy shares its per-provider limits.
  *
  * @example
  * import { Effect } from "effect"
- * import { LlmMock, RateLimit } from "@clearside/llm"
- *
- * const wrapped = Effect.map(RateLimit.make({ rpm: 60 }), (limit) => limit(LlmMock.echo()))
- *
- * @since 0.1.0
- * @category Models
- */
-export type Limiter = (service: Llm.Service) => Llm.Service
-
-/**
- * Builds a limiter on the `RateLimiterStore` in context.
- *
- * @example
- * import { RateLimiter } from "@effect/experimental"
- * import { Effect } from "effect"
- * import { LlmMock, RateLimit } from "@clearside/llm"
+ * import { Llm, LlmMock, RateLimit, RateLimitStore } from "@clearside/llm"
  *
  * const program = Effect.gen(function* () {
  *   const limit = yield* RateLimit.make({ rpm: 60, maxConcurrency: 4 })
- *   const llm = limit(LlmMock.echo({ provider: "openai" }))
- *   return yield* llm.complete({ provider: "openai", messages: [{ role: "user", content: "hi" }] })
- * }).pipe(Effect.provide(RateLimiter.layerStoreMemory))
+ *   const llm = Llm.router({ providers: [LlmMock.echo({ provider: "openai" })], policies: [limit] })
+ *   return yield* llm.complete({ messages: [{ role: "user", content: "hi" }] })
+ * }).pipe(Effect.provide(RateLimitStore.layerMemory))
  *
  * @since 0.1.0
  * @category Constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Limiter, never, RateLimiter.RateLimiterStore> =>
+export const make = (options: Options = {}): Effect.Effect<Llm.Policy, never, RateLimiter.RateLimiterStore> =>
   Effect.gen(function* () {
     const store = yield* RateLimiter.RateLimiterStore
     const pauses = Option.getOrUndefined(yield* Effect.serviceOption(SharedPauses))
-    const ownClock = yield* Effect.clock
-    return limiter(options, store, pauses, ownClock)
+    const clock = yield* Effect.clock
+    return policy(options, store, pauses, clock)
   })
 
-type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-
-const limiter = (
+const policy = (
   options: Options,
-  store: Context.Tag.Service<RateLimiter.RateLimiterStore>,
+  store: Store,
   pauses: Context.Tag.Service<SharedPauses> | undefined,
   ownClock: Clock.Clock
-): Limiter => {
-  const maxWaitMs = Duration.toMillis(Duration.decode(options.maxWait ?? Duration.seconds(30)))
-  const defaultOutputTokens = options.defaultOutputTokens ?? 1024
+): Llm.Policy => {
+  const maxWaitMs = boundedMillis(options.maxWait, 30_000)
+  const maxRetryAfterMs = boundedMillis(options.maxRetryAfter, 60_000)
+  const defaultOutputTokens = limitOf(options.defaultOutputTokens) ?? 1024
   const prefix = options.keyPrefix ?? "llm:"
   const providers = new Map<string, ProviderLimiter>()
-  // The in-process store answers at once: its buckets are taken and settled without an Effect.
-  const bucketNow = MemoryStore.tokenBucketOf(store)
-
-  // The store's own token-bucket operation, as `RateLimiter.consume` uses it, called directly
-  // with the refill rate computed once per provider (a call far below the limits allocates
-  // almost nothing). With `allowOverflow` a bucket goes negative: the debt is the wait.
-  // Store failures (e.g. Redis down) fail open: the call goes through without waiting.
-  const take = (bucket: Bucket, tokens: number): Effect.Effect<number> =>
-    Effect.orElseSucceed(
-      Effect.map(
-        store.tokenBucket({ key: bucket.key, tokens, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
-        (remaining) => (remaining < 0 ? -remaining * bucket.refillMs : 0)
-      ),
-      () => 0
-    )
 
   const keyOf = (name: string, kind: "rpm" | "tpm" | "pause") => {
-    const namespace = options.keyNamespaces?.[name]
+    const namespaces = options.keyNamespaces
+    const namespace = namespaces !== undefined && Object.hasOwn(namespaces, name) ? namespaces[name] : undefined
     return namespace === undefined ? `${prefix}${name}:${kind}` : `${prefix}${name}:${namespace}:${kind}`
   }
 
   /** A bucket refilled with `perMinute` tokens a minute, holding at most `size` (default `perMinute`). */
-  const bucketOf = (
-    name: string,
-    kind: "rpm" | "tpm",
-    perMinute: number | undefined,
-    size?: number
-  ): Bucket | undefined => {
+  const bucketOf = (name: string, kind: "rpm" | "tpm", perMinute: number | undefined, size: number | undefined) => {
     if (perMinute === undefined) return undefined
-    const refillRate = Duration.unsafeDivide(minute, perMinute)
-    return { key: keyOf(name, kind), limit: size ?? perMinute, refillRate, refillMs: Duration.toMillis(refillRate) }
+    const refillMs = 60_000 / perMinute
+    return { key: keyOf(name, kind), limit: size ?? perMinute, refillRate: Duration.millis(refillMs), refillMs }
+  }
+
+  /** Extends the provider's pause to `ms` from now (never shortens it); true when extended. */
+  const pauseFor = (s: ProviderLimiter, ms: number, now: number): boolean => {
+    const until = now + ms
+    if (until <= s.pausedUntil) return false
+    s.pausedUntil = until
+    return true
   }
 
   const limiterFor = (name: string): ProviderLimiter => {
-    let state = providers.get(name)
-    if (state === undefined) {
-      const own = options.providers?.[name]
-      const rpm = bucketOf(name, "rpm", own?.rpm ?? options.rpm, own?.burst ?? options.burst)
-      const maxConcurrency = own?.maxConcurrency ?? options.maxConcurrency
+    let s = providers.get(name)
+    if (s === undefined) {
+      const own = options.providers !== undefined && Object.hasOwn(options.providers, name) ? options.providers[name] : undefined
+      const maxConcurrency = limitOf(own?.maxConcurrency ?? options.maxConcurrency)
       const created: ProviderLimiter = {
         name,
         pauseKey: keyOf(name, "pause"),
-        rpm,
-        tpm: bucketOf(name, "tpm", own?.tpm ?? options.tpm),
-        slots: maxConcurrency === undefined ? undefined : new Slots(maxConcurrency),
-        maxConcurrency: maxConcurrency ?? Infinity,
-        takeRequest: rpm === undefined ? undefined : take(rpm, 1),
+        rpm: bucketOf(name, "rpm", limitOf(own?.rpm ?? options.rpm), limitOf(own?.burst ?? options.burst)),
+        tpm: bucketOf(name, "tpm", limitOf(own?.tpm ?? options.tpm), undefined),
+        slots: maxConcurrency === undefined ? undefined : makeSlots(maxConcurrency, maxWaitMs),
         pausedUntil: 0
       }
-      state = created
-      providers.set(name, state)
+      s = created
+      providers.set(name, created)
       // A pause announced by another instance extends this one's, as a 429 seen here would.
       pauses?.watch(created.pauseKey, (millis) => {
-        const until = ownClock.unsafeCurrentTimeMillis() + millis
-        if (until > created.pausedUntil) created.pausedUntil = until
+        if (Number.isFinite(millis) && millis > 0) pauseFor(created, Math.min(millis, maxRetryAfterMs), ownClock.unsafeCurrentTimeMillis())
       })
     }
-    return state
+    return s
   }
+
+  // The store's own token-bucket operation, as `RateLimiter.consume` uses it, with each provider's
+  // refill rate computed once. With `allowOverflow` a bucket goes negative: the debt is the wait.
+  // Store failures (e.g. Redis down) fail open: the call goes through without waiting.
+  const level = (bucket: Bucket, tokens: number): Effect.Effect<number> =>
+    Effect.orElseSucceed(
+      store.tokenBucket({ key: bucket.key, tokens, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
+      () => bucket.limit
+    )
+
+  /** Takes `tokens` from the bucket; the delay before they are there, in ms. */
+  const take = (bucket: Bucket | undefined, tokens: number): Effect.Effect<number> =>
+    bucket === undefined
+      ? Effect.succeed(0)
+      : Effect.map(level(bucket, tokens), (remaining) => (remaining < 0 ? -remaining * bucket.refillMs : 0))
 
   /** Charges (delta > 0) or refunds (delta < 0) tokens, never lifting a bucket above its limit. */
-  const adjust = (bucket: Bucket, delta: number): Effect.Effect<void> => {
-    if (delta === 0) return Effect.void
-    if (delta > 0) return Effect.asVoid(take(bucket, delta))
-    return Effect.flatMap(
-      Effect.orElseSucceed(
-        store.tokenBucket({ key: bucket.key, tokens: 0, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
-        () => bucket.limit
-      ),
-      (remaining) => {
-        const refund = Math.min(-delta, bucket.limit - remaining)
-        return refund > 0 ? Effect.asVoid(take(bucket, -refund)) : Effect.void
-      }
-    )
-  }
-
-  /** {@link take} on the in-process store, at `now`. */
-  const takeNow = (tokenBucket: MemoryStore.TokenBucket, bucket: Bucket, tokens: number, now: number): number => {
-    const remaining = tokenBucket(bucket.key, tokens, bucket.limit, bucket.refillMs, true, now)
-    return remaining < 0 ? -remaining * bucket.refillMs : 0
-  }
-
-  /** {@link adjust} on the in-process store, at `now`. */
-  const adjustNow = (tokenBucket: MemoryStore.TokenBucket, bucket: Bucket, delta: number, now: number): void => {
-    if (delta === 0) return
-    if (delta > 0) {
-      tokenBucket(bucket.key, delta, bucket.limit, bucket.refillMs, true, now)
-      return
-    }
-    const remaining = tokenBucket(bucket.key, 0, bucket.limit, bucket.refillMs, true, now)
-    const refund = Math.min(-delta, bucket.limit - remaining)
-    if (refund > 0) tokenBucket(bucket.key, -refund, bucket.limit, bucket.refillMs, true, now)
+  const adjust = (bucket: Bucket | undefined, delta: number): Effect.Effect<void> => {
+    if (bucket === undefined || delta === 0) return Effect.void
+    if (delta > 0) return Effect.asVoid(level(bucket, delta))
+    return Effect.flatMap(level(bucket, 0), (remaining) => {
+      const refund = Math.min(-delta, bucket.limit - remaining)
+      return refund > 0 ? Effect.asVoid(level(bucket, -refund)) : Effect.void
+    })
   }
 
   /** Gives back what {@link reserve} took, when the call will not be made. */
   const unreserve = (s: ProviderLimiter, tokens: number): Effect.Effect<void> =>
-    Effect.zipRight(
-      s.rpm === undefined ? Effect.void : adjust(s.rpm, -1),
-      s.tpm === undefined ? Effect.void : adjust(s.tpm, -tokens)
-    )
+    Effect.zipRight(adjust(s.rpm, -1), adjust(s.tpm, -tokens))
 
-  /**
-   * Waits `rateDelay` (or until a 429 pause ends, whichever is later) if that fits in the
-   * caller's remaining `budgetMs`; else gives the reservation back and fails.
-   */
-  const wait = (s: ProviderLimiter, tokens: number, rateDelay: number, budgetMs: number): Effect.Effect<void, RateLimitError> =>
-    Effect.clockWith((clock) => {
-      let paused = s.pausedUntil - clock.unsafeCurrentTimeMillis()
-      if (paused <= 0) {
-        s.pausedUntil = 0
-        paused = 0
-      }
-      const delay = paused > rateDelay ? paused : rateDelay
-      if (delay <= 0) return Effect.void
-      if (delay > budgetMs) {
-        return Effect.zipRight(
-          unreserve(s, tokens),
-          Effect.fail(
-            localError(
-              s.name,
-              `Local rate limit for ${s.name}: capacity returns in ${formatMs(delay)}, more than the ${formatMs(maxWaitMs)} a call may wait`,
-              delay
-            )
-          )
-        )
-      }
-      const sleep = Effect.onInterrupt(Effect.sleep(Duration.millis(delay)), () => unreserve(s, tokens))
-      return options.onWait === undefined
-        ? sleep
-        : Effect.zipRight(options.onWait({ provider: s.name, delay: Duration.millis(delay) }), sleep)
+  const refused = (s: ProviderLimiter, limit: Limit, delay: number, budgetMs: number) =>
+    new RateLimitError({
+      provider: s.name,
+      local: true,
+      retryAfter: Duration.millis(Math.ceil(delay)),
+      message:
+        `Local rate limit for ${s.name} (${limit}): capacity returns in ${formatMs(delay)}, more than the ` +
+        (budgetMs < maxWaitMs ? `${formatMs(Math.max(budgetMs, 0))} left of the ` : "") +
+        `${formatMs(maxWaitMs)} a call may wait (maxWait)`
+    })
+
+  const noSlot = (s: ProviderLimiter) =>
+    new RateLimitError({
+      provider: s.name,
+      local: true,
+      message: `Local concurrency limit for ${s.name}: no free slot of ${s.slots?.permits} calls in flight within ${formatMs(maxWaitMs)} (maxWait)`
+    })
+
+  const overBudget = (s: ProviderLimiter, tokens: number) =>
+    new RateLimitError({
+      provider: s.name,
+      local: true,
+      retryable: false,
+      message: `Local rate limit for ${s.name} (tokens per minute): the request needs about ${tokens} tokens, more than the whole budget of ${s.tpm?.limit}`
     })
 
   /**
-   * Reserves a request and `tokens` in the buckets, then waits for them if needed. Undefined when
-   * the call may start at once (decided without an Effect on the in-process store).
+   * Reserves a request and `tokens` in the buckets, then waits until both are there and any 429
+   * pause is over, if that fits in `budgetMs`; else gives the reservation back and fails.
    */
-  const reserve = (
-    s: ProviderLimiter,
-    tokens: number,
-    budgetMs: number,
-    fiber: Fiber.RuntimeFiber<unknown, unknown>
-  ): Effect.Effect<void, RateLimitError> | undefined => {
-    const tpm = s.tpm
-    if (bucketNow !== undefined || (s.rpm === undefined && tpm === undefined)) {
-      let delay = 0
-      if (s.rpm !== undefined || tpm !== undefined) {
-        const now = nowOf(fiber)
-        if (s.rpm !== undefined) delay = takeNow(bucketNow!, s.rpm, 1, now)
-        if (tpm !== undefined) {
-          const tokenDelay = takeNow(bucketNow!, tpm, tokens, now)
-          if (tokenDelay > delay) delay = tokenDelay
-        }
-      }
-      return delay <= 0 && s.pausedUntil === 0 ? undefined : wait(s, tokens, delay, budgetMs)
-    }
-    const rate =
-      tpm === undefined
-        ? s.takeRequest!
-        : s.takeRequest === undefined
-          ? take(tpm, tokens)
-          : Effect.zipWith(s.takeRequest, take(tpm, tokens), (a, b) => (a > b ? a : b))
-    return Effect.flatMap(rate, (delay) => (delay <= 0 && s.pausedUntil === 0 ? Effect.void : wait(s, tokens, delay, budgetMs)))
-  }
-
-  /** Takes a slot, waiting at most `maxWait`; true when taken. */
-  const takeSlot = (slots: Slots): Effect.Effect<boolean> => {
-    let held = false
-    const taken = Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(restore(slots.take), () =>
-        Effect.sync(() => {
-          held = true
+  const reserve = (s: ProviderLimiter, tokens: number, budgetMs: number): Effect.Effect<void, RateLimitError> =>
+    Effect.flatMap(take(s.rpm, 1), (requestDelay) =>
+      Effect.flatMap(take(s.tpm, tokens), (tokenDelay) =>
+        Effect.clockWith((clock) => {
+          const paused = s.pausedUntil - clock.unsafeCurrentTimeMillis()
+          const delay = Math.max(paused, requestDelay, tokenDelay)
+          if (delay <= 0) return Effect.void
+          if (delay > budgetMs) {
+            const limit: Limit =
+              delay === paused ? "pause after the provider's 429" : delay === requestDelay ? "requests per minute" : "tokens per minute"
+            return Effect.zipRight(unreserve(s, tokens), Effect.fail(refused(s, limit, delay, budgetMs)))
+          }
+          const sleep = Effect.onInterrupt(Effect.sleep(Duration.millis(delay)), () => unreserve(s, tokens))
+          return options.onWait === undefined
+            ? sleep
+            : Effect.zipRight(options.onWait({ provider: s.name, delay: Duration.millis(delay) }), sleep)
         })
       )
     )
-    // `held` also covers a slot taken in the same instant the wait timed out.
-    return Effect.map(Effect.timeoutOption(taken, Duration.millis(maxWaitMs)), () => held)
-  }
 
-  const onProviderError = (s: ProviderLimiter, error: RateLimitError): Effect.Effect<void> => {
-    const retryAfterMs = Duration.toMillis(error.retryAfter!)
-    return Effect.clockWith((clock) => {
-      const until = clock.unsafeCurrentTimeMillis() + retryAfterMs
-      if (until <= s.pausedUntil) return Effect.void
-      s.pausedUntil = until
+  /** Takes a slot (held until the scope closes), then reserves with what is left of `maxWait`. */
+  const admit = (s: ProviderLimiter, slots: Slots, tokens: number): Effect.Effect<void, RateLimitError, Scope.Scope> =>
+    Effect.clockWith((clock) => {
+      const start = clock.unsafeCurrentTimeMillis()
+      const slot = Effect.acquireRelease(
+        Effect.flatMap(slots.take, (taken) => (taken ? Effect.void : Effect.fail(noSlot(s)))),
+        () => slots.release
+      )
+      return Effect.zipRight(
+        slot,
+        Effect.suspend(() => reserve(s, tokens, maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)))
+      )
+    })
+
+  const onProviderPause = (s: ProviderLimiter, error: RateLimitError): Effect.Effect<void> =>
+    Effect.clockWith((clock) => {
+      const retryAfterMs = Math.min(boundedMillis(error.retryAfter, 0), maxRetryAfterMs)
+      if (retryAfterMs <= 0 || !pauseFor(s, retryAfterMs, clock.unsafeCurrentTimeMillis())) return Effect.void
       const logged = Effect.logWarning(`Pausing calls to ${s.name} for ${formatMs(retryAfterMs)} after a rate limit answer`).pipe(
         Effect.annotateLogs({ provider: s.name, retryAfterMs })
       )
       return pauses === undefined ? logged : Effect.zipRight(pauses.announce(s.pauseKey, retryAfterMs), logged)
     })
-  }
 
-  const overBudget = (s: ProviderLimiter, tokens: number) =>
-    LocalRejection.mark(
-      new RateLimitError({
-        provider: s.name,
-        retryable: false,
-        message: `Request needs about ${tokens} tokens, more than the whole budget of ${s.tpm?.limit} tokens per minute for ${s.name}`
-      })
-    )
-
-  const noSlot = (s: ProviderLimiter) =>
-    localError(s.name, `Local concurrency limit for ${s.name}: no free slot of ${s.maxConcurrency} within ${formatMs(maxWaitMs)}`)
-
-  /**
-   * Waits (interruptibly, through `restore`) for a slot when none is free, then reserves the
-   * call's request and tokens. On success the slot is held; on failure it is not.
-   */
-  const waitForSlot = (
-    s: ProviderLimiter,
-    slots: Slots,
-    tokens: number,
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    restore: Restore
-  ): Effect.Effect<void, RateLimitError> => {
-    const start = nowOf(fiber)
-    return Effect.flatMap(restore(takeSlot(slots)), (taken) => {
-      if (!taken) return Effect.fail(noSlot(s))
-      const waiting = reserve(s, tokens, maxWaitMs - (nowOf(fiber) - start), fiber)
-      if (waiting === undefined) return Effect.void
-      return Effect.onError(restore(waiting), () =>
-        Effect.sync(() => {
-          slots.release(fiber)
-        })
-      )
-    })
-  }
-
-  const estimate = (s: ProviderLimiter, request: LlmRequest) =>
-    s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
-
-  /**
-   * Passes a stream's chunks on and settles the tokens against the usage of its `Finish` event
-   * before handing it on (at once on the in-process store).
-   */
-  const settling = (tpm: Bucket, charged: number) => {
-    const reader: Channel.Channel<
-      Chunk.Chunk<LlmStreamEvent>,
-      Chunk.Chunk<LlmStreamEvent>,
-      LlmError,
-      LlmError,
-      unknown,
-      unknown
-    > = Channel.readWithCause({
-      onInput: (chunk: Chunk.Chunk<LlmStreamEvent>) => {
-        const usage = finishUsage(chunk)
-        if (usage !== undefined) {
-          if (bucketNow === undefined) {
-            return Channel.flatMap(Channel.fromEffect(adjust(tpm, usedTokens(usage) - charged)), () =>
-              Channel.flatMap(Channel.write(chunk), next)
-            )
-          }
-          const tokenBucket = bucketNow
-          const used = usedTokens(usage)
-          return Channel.flatMap(
-            Channel.fromEffect(
-              Effect.withFiberRuntime<void>((fiber) => {
-                adjustNow(tokenBucket, tpm, used - charged, nowOf(fiber))
-                return Effect.void
-              })
-            ),
-            () => Channel.flatMap(Channel.write(chunk), next)
-          )
-        }
-        return Channel.flatMap(Channel.write(chunk), next)
-      },
-      onFailure: Channel.failCause,
-      onDone: Channel.succeed
-    })
-    const next = () => reader
-    return reader
-  }
-
-  /**
-   * Runs an admitted call: settles its tokens against the usage it reports, pauses the provider on
-   * its 429, then gives its slot back (`held`), however it ends.
-   */
-  const run = (
-    s: ProviderLimiter,
-    tokens: number,
-    call: Effect.Effect<LlmResponse, LlmError>,
-    held: boolean,
-    fiber: Fiber.RuntimeFiber<unknown, unknown>,
-    restore: Restore
-  ): Effect.Effect<LlmResponse, LlmError> =>
-    Effect.matchCauseEffect(restore(call), {
-      onFailure(cause) {
-        const limited = pauseOf(cause)
-        if (limited === undefined) {
-          if (held) s.slots!.release(fiber)
-          return Effect.failCause(cause)
-        }
-        const failed = Effect.zipRight(restore(onProviderError(s, limited)), Effect.failCause(cause))
-        return held ? Effect.ensuring(failed, releaseOn(s.slots!, fiber)) : failed
-      },
-      onSuccess(response) {
-        const tpm = s.tpm
-        if (tpm === undefined || bucketNow !== undefined) {
-          if (held) s.slots!.release(fiber)
-          if (tpm !== undefined) adjustNow(bucketNow!, tpm, usedTokens(response.usage) - tokens, nowOf(fiber))
-          return Effect.succeed(response)
-        }
-        const settled = Effect.as(restore(adjust(tpm, usedTokens(response.usage) - tokens)), response)
-        return held ? Effect.ensuring(settled, releaseOn(s.slots!, fiber)) : settled
-      }
-    })
-
-  return (service) => ({
-    complete: (request) => {
-      const s = limiterFor(request.provider ?? "default")
-      const tokens = estimate(s, request)
-      if (s.tpm !== undefined && tokens > s.tpm.limit) return Effect.fail(overBudget(s, tokens))
-      const call = service.complete(request)
-      return Effect.uninterruptibleMask((restore) =>
-        Effect.withFiberRuntime<LlmResponse, LlmError>((fiber) => {
-          const slots = s.slots
-          if (slots !== undefined && !slots.tryTake()) {
-            return Effect.flatMap(waitForSlot(s, slots, tokens, fiber, restore), () => run(s, tokens, call, true, fiber, restore))
-          }
-          const waiting = reserve(s, tokens, maxWaitMs, fiber)
-          if (waiting === undefined) return run(s, tokens, call, slots !== undefined, fiber, restore)
-          return Effect.matchCauseEffect(restore(waiting), {
-            onFailure(cause) {
-              if (slots !== undefined) slots.release(fiber)
-              return Effect.failCause(cause)
-            },
-            onSuccess() {
-              return run(s, tokens, call, slots !== undefined, fiber, restore)
-            }
+  /** The call's parts, its tokens settled on its `Finish`, its provider paused on its 429. */
+  const watched = (s: ProviderLimiter, tokens: number, parts: Stream.Stream<LlmStreamEvent, LlmError>) => {
+    const tpm = s.tpm
+    const settled =
+      tpm === undefined
+        ? parts
+        : Stream.mapChunksEffect(parts, (chunk) => {
+            const usage = finishUsage(chunk)
+            return usage === undefined ? Effect.succeed(chunk) : Effect.as(adjust(tpm, usedTokens(usage) - tokens), chunk)
           })
-        })
-      )
-    },
-    stream: (request) => {
-      const s = limiterFor(request.provider ?? "default")
-      const tokens = estimate(s, request)
-      if (s.tpm !== undefined && tokens > s.tpm.limit) return Stream.fail(overBudget(s, tokens))
-      const events = Stream.toChannel(service.stream(request))
-      return Stream.fromChannel(
-        Channel.suspend(() => {
-          // Per run of the stream: whether it holds a slot, released when the stream ends.
-          let held = false
-          const end = (exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> => {
-            const limited = Exit.isFailure(exit) ? pauseOf(exit.cause) : undefined
-            const release = held
-              ? Effect.withFiberRuntime<void>((fiber) => {
-                  held = false
-                  s.slots!.release(fiber)
-                  return Effect.void
-                })
-              : Effect.void
-            return limited === undefined ? release : Effect.ensuring(onProviderError(s, limited), release)
-          }
-          const body = s.tpm === undefined ? events : Channel.pipeTo(events, settling(s.tpm, tokens))
-          // Admitted at once when a slot is free: the slot is taken and its finalizer registered in
-          // one synchronous step of the stream's executor, so nothing can interrupt in between.
-          const current = Fiber.getCurrentFiber()
-          const slotsNow = s.slots
-          if (current._tag === "Some" && (slotsNow === undefined || slotsNow.tryTake())) {
-            held = slotsNow !== undefined
-            const waiting = reserve(s, tokens, maxWaitMs, current.value)
-            return Channel.ensuringWith(waiting === undefined ? body : Channel.unwrap(Effect.as(waiting, body)), end)
-          }
-          const admission = Effect.uninterruptibleMask((restore) =>
-            Effect.withFiberRuntime<void, RateLimitError>((fiber) => {
-              const slots = s.slots
-              if (slots !== undefined && !slots.tryTake()) {
-                return Effect.map(waitForSlot(s, slots, tokens, fiber, restore), () => {
-                  held = true
-                })
-              }
-              held = slots !== undefined
-              const waiting = reserve(s, tokens, maxWaitMs, fiber)
-              return waiting === undefined ? Effect.void : restore(waiting)
-            })
-          )
-          // The slot is held until the stream ends, however it ends; a provider's 429 pauses the
-          // provider before the error is passed on.
-          return Channel.ensuringWith(Channel.unwrap(Effect.as(admission, body)), end)
-        })
-      )
-    }
-  })
+    return Stream.tapError(settled, (error) => (isProviderPause(error) ? onProviderPause(s, error) : Effect.void))
+  }
+
+  return (next) => (request, mode) => {
+    const s = limiterFor(request.provider ?? "default")
+    const tokens = s.tpm === undefined ? 0 : TokenEstimate.estimate(request, defaultOutputTokens)
+    if (s.tpm !== undefined && tokens > s.tpm.limit) return Stream.fail(overBudget(s, tokens))
+    const parts = watched(s, tokens, next(request, mode))
+    const slots = s.slots
+    if (slots === undefined) return StreamUnwrap.unwrap(Effect.as(reserve(s, tokens, maxWaitMs), parts))
+    // The scope lives as long as the stream: the slot is given back however it ends.
+    return Stream.fromChannel(Channel.unwrapScoped(Effect.as(admit(s, slots, tokens), Stream.toChannel(parts))))
+  }
 }
 
 /**
  * Wraps the `Llm` service in context with a limiter on the `RateLimiterStore` the caller
- * provides (`RateLimiter.layerStoreMemory`, or a shared Redis store).
+ * provides (`RateLimitStore.layerMemory`, or a shared Redis store).
  *
  * @example
- * import { RateLimiter } from "@effect/experimental"
  * import { Layer } from "effect"
- * import { LlmMock, RateLimit } from "@clearside/llm"
+ * import { LlmMock, RateLimit, RateLimitStore } from "@clearside/llm"
  *
  * const layer = RateLimit.layer({ rpm: 60 }).pipe(
  *   Layer.provide(LlmMock.layerEcho()),
- *   Layer.provide(RateLimiter.layerStoreMemory)
+ *   Layer.provide(RateLimitStore.layerMemory)
  * )
  *
  * @since 0.1.0
  * @category Layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Llm.Llm, never, Llm.Llm | RateLimiter.RateLimiterStore> =>
-  Layer.effect(Llm.Llm, Effect.zipWith(make(options), Llm.Llm, (limit, service) => limit(service)))
+export const layer = (options?: Options) => Llm.layerPolicy(make(options))
 
 /** `LLM_RATE_LIMIT_RPM_OPENAI` for `openai`; names are upper-cased, other characters become `_`. */
 const variable = (base: string, provider?: string) =>
   provider === undefined ? base : `${base}_${provider.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`
 
-const positiveInteger = (name: string) =>
-  Config.option(
-    Config.integer(name).pipe(
-      Config.validate({ message: `${name} must be a positive whole number`, validation: (n) => n > 0 })
-    )
-  )
-
 const limitsConfig = (provider?: string): Config.Config<Limits> =>
   Config.map(
     Config.all({
-      rpm: positiveInteger(variable("LLM_RATE_LIMIT_RPM", provider)),
-      burst: positiveInteger(variable("LLM_RATE_LIMIT_BURST", provider)),
-      tpm: positiveInteger(variable("LLM_RATE_LIMIT_TPM", provider)),
-      maxConcurrency: positiveInteger(variable("LLM_MAX_CONCURRENCY", provider))
+      rpm: Rules.optional(variable("LLM_RATE_LIMIT_RPM", provider), Rules.wholeNumber(1, 1_000_000)),
+      burst: Rules.optional(variable("LLM_RATE_LIMIT_BURST", provider), Rules.wholeNumber(1, 1_000_000)),
+      tpm: Rules.optional(variable("LLM_RATE_LIMIT_TPM", provider), Rules.wholeNumber(1, 1_000_000_000)),
+      maxConcurrency: Rules.optional(variable("LLM_MAX_CONCURRENCY", provider), Rules.wholeNumber(1, 100_000))
     }),
     (limits): Limits => ({
       ...(Option.isSome(limits.rpm) ? { rpm: limits.rpm.value } : {}),
@@ -718,51 +569,51 @@ const limitsConfig = (provider?: string): Config.Config<Limits> =>
     })
   )
 
+/** The providers whose own limits {@link config} reads. */
+const providerNames = ["openai", "anthropic"] as const
+
 /**
  * Limiter options from the environment: `LLM_RATE_LIMIT_RPM`, `LLM_RATE_LIMIT_BURST`,
- * `LLM_RATE_LIMIT_TPM` and `LLM_MAX_CONCURRENCY` for every provider (each off when unset), the same with the provider's name
- * appended for each of `providers` (e.g. `LLM_RATE_LIMIT_RPM_OPENAI`, which wins over the shared
- * one), and `LLM_RATE_LIMIT_MAX_WAIT_MS` (30000).
+ * `LLM_RATE_LIMIT_TPM` and `LLM_MAX_CONCURRENCY` for every provider (each off when unset), the
+ * same with the provider's name appended for `openai` and `anthropic` (e.g.
+ * `LLM_RATE_LIMIT_RPM_OPENAI`, which wins over the shared one; `LlmConfig` also reads them for an
+ * OpenAI-compatible provider),
+ * `LLM_RATE_LIMIT_MAX_WAIT_MS` (30000) and `LLM_RETRY_MAX_RETRY_AFTER_MS` (60000). A bad value is
+ * a `ConfigError` naming the variable.
  *
  * @example
  * import { Effect } from "effect"
  * import { RateLimit } from "@clearside/llm"
- * const options = Effect.runSync(RateLimit.config(["openai", "anthropic", "groq"]))
+ * const options = Effect.runSync(RateLimit.config)
  *
  * @since 0.1.0
  * @category Config
  */
-export const config = (providers: ReadonlyArray<string> = ["openai", "anthropic"]): Config.Config<Options> =>
-  Config.map(
-    Config.all({
-      shared: limitsConfig(),
-      own: Config.all(providers.map((name) => Config.map(limitsConfig(name), (limits) => [name, limits] as const))),
-      maxWait: Config.integer("LLM_RATE_LIMIT_MAX_WAIT_MS").pipe(
-        Config.validate({ message: "LLM_RATE_LIMIT_MAX_WAIT_MS must be 0 or more", validation: (n) => n >= 0 }),
-        Config.withDefault(30_000)
-      )
-    }),
-    ({ maxWait, own, shared }): Options => ({
-      ...shared,
-      maxWait: Duration.millis(maxWait),
-      providers: Object.fromEntries(own.filter(([, limits]) => Object.keys(limits).length > 0))
-    })
-  )
+export const config: Config.Config<Options> = Config.map(
+  Config.all({
+    shared: limitsConfig(),
+    own: Config.all(providerNames.map((name) => Config.map(limitsConfig(name), (limits) => [name, limits] as const))),
+    maxWait: Rules.withDefault("LLM_RATE_LIMIT_MAX_WAIT_MS", Rules.milliseconds(0, 600_000), Duration.seconds(30)),
+    maxRetryAfter: Rules.withDefault("LLM_RETRY_MAX_RETRY_AFTER_MS", Rules.milliseconds(0, 600_000), Duration.minutes(1))
+  }),
+  ({ maxRetryAfter, maxWait, own, shared }): Options => ({
+    ...shared,
+    maxWait,
+    maxRetryAfter,
+    providers: Object.fromEntries(own.filter(([, limits]) => Object.keys(limits).length > 0))
+  })
+)
 
 /**
- * {@link layer} with options read from {@link config} for the given provider names.
+ * {@link layer} with options read from {@link config}.
  *
  * @example
- * import { RateLimiter } from "@effect/experimental"
  * import { Layer } from "effect"
- * import { LlmMock, RateLimit } from "@clearside/llm"
+ * import { LlmMock, RateLimit, RateLimitStore } from "@clearside/llm"
  *
- * const layer = RateLimit.layerConfig().pipe(Layer.provide(LlmMock.layerEcho()), Layer.provide(RateLimiter.layerStoreMemory))
+ * const layer = RateLimit.layerConfig.pipe(Layer.provide(LlmMock.layerEcho()), Layer.provide(RateLimitStore.layerMemory))
  *
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig = (
-  providers?: ReadonlyArray<string>
-): Layer.Layer<Llm.Llm, ConfigError.ConfigError, Llm.Llm | RateLimiter.RateLimiterStore> =>
-  Layer.unwrapEffect(Effect.map(config(providers), layer))
+export const layerConfig = Llm.layerPolicy(Effect.flatMap(config, make))

@@ -33,7 +33,6 @@ import { RateLimiter } from "@effect/experimental"
 import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Metric, Option, Redacted, type Scope } from "effect"
 import type * as LlmConfig from "./LlmConfig.js"
 import * as BlankIsUnset from "./internal/blankIsUnset.js"
-import * as MemoryStore from "./internal/memoryRateLimitStore.js"
 import * as RedisConnection from "./internal/redisRateLimitStore.js"
 
 /**
@@ -65,7 +64,9 @@ export const fingerprint = (key: Redacted.Redacted<string> | undefined): string 
  * @since 0.1.0
  * @category Utils
  */
-export const keyNamespaces = (config: LlmConfig.LlmConfig): Readonly<Record<string, string>> => ({
+export const keyNamespaces = (
+  config: Pick<LlmConfig.LlmConfig, "openai" | "anthropic" | "openaiCompatible">
+): Readonly<Record<string, string>> => ({
   ...(config.openai === undefined ? {} : { openai: fingerprint(config.openai.apiKey) }),
   ...(config.anthropic === undefined ? {} : { anthropic: fingerprint(config.anthropic.apiKey) }),
   ...(config.openaiCompatible === undefined
@@ -293,8 +294,7 @@ export const makeRedis = (
   })
 
 /**
- * The in-process store (the buckets of `RateLimiter.layerStoreMemory`, which `RateLimit` also
- * reads without running an Effect), with pauses kept in the process.
+ * The in-process store (`RateLimiter.layerStoreMemory`), with pauses kept in the process.
  *
  * @example
  * import { Layer } from "effect"
@@ -306,7 +306,7 @@ export const makeRedis = (
  * @category Layers
  */
 export const layerMemory: Layer.Layer<RateLimiter.RateLimiterStore | SharedPauses> = Layer.merge(
-  Layer.sync(RateLimiter.RateLimiterStore, MemoryStore.make),
+  RateLimiter.layerStoreMemory,
   Layer.succeed(SharedPauses, localPauses)
 )
 
@@ -384,7 +384,7 @@ export const config: Config.Config<StoreConfig> = Config.all({
  * import { Layer } from "effect"
  * import { LlmMock, RateLimit, RateLimitStore } from "@clearside/llm"
  *
- * const layer = RateLimit.layerConfig().pipe(Layer.provide(LlmMock.layerEcho()), Layer.provide(RateLimitStore.layerConfig))
+ * const layer = RateLimit.layerConfig.pipe(Layer.provide(LlmMock.layerEcho()), Layer.provide(RateLimitStore.layerConfig))
  *
  * @since 0.1.0
  * @category Layers

@@ -1,8 +1,8 @@
 import * as Net from "node:net"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Layer, Logger, Metric, Redacted, TestClock } from "effect"
-import type * as Llm from "../src/Llm.js"
-import type { LlmConfig } from "../src/LlmConfig.js"
+import { ConfigProvider, Duration, Effect, Fiber, Layer, Logger, Metric, Redacted, Stream, TestClock } from "effect"
+import * as Llm from "../src/Llm.js"
+import type { LlmStreamEvent } from "../src/LlmRequest.js"
 import * as RateLimit from "../src/RateLimit.js"
 import * as RateLimitStore from "../src/RateLimitStore.js"
 
@@ -29,18 +29,23 @@ const request = (extra: { maxTokens?: number } = {}) => ({
 /** Records the virtual time at which each call reached the provider. */
 const recorder = (usage = { inputTokens: 60, outputTokens: 40, totalTokens: 100 }) => {
   const starts: Array<number> = []
-  const service: Llm.Service = {
-    complete: (r) =>
-      Effect.map(TestClock.currentTimeMillis, (now) => {
-        starts.push(now)
-        return { id: "r", provider: r.provider ?? "openai", model: "m", content: "ok", finishReason: "stop" as const, usage }
-      }),
-    stream: () => {
-      throw new Error("not used")
-    }
+  const provider: Llm.Provider = {
+    name: "openai",
+    model: "m",
+    call: (r) =>
+      Stream.fromEffect(
+        Effect.map(TestClock.currentTimeMillis, (now): LlmStreamEvent => {
+          starts.push(now)
+          return { _tag: "Finish", id: "r", provider: r.provider ?? "openai", model: "m", finishReason: "stop", usage }
+        })
+      )
   }
-  return { starts, service }
+  return { starts, provider }
 }
+
+/** The provider of `fake` behind `RateLimit.make(options)` on the store in context. */
+const limited = (options: RateLimit.Options, fake: ReturnType<typeof recorder>) =>
+  Effect.map(RateLimit.make(options), (limit) => Llm.router({ providers: [fake.provider], policies: [limit] }))
 
 const collectLogs = () => {
   const lines: Array<string> = []
@@ -71,9 +76,7 @@ describe("RateLimitStore: API-key fingerprints", () => {
   })
 
   it("gives each configured provider its key's fingerprint as its key namespace", () => {
-    const config: LlmConfig = {
-      timeout: Duration.seconds(30),
-      maxRetries: 3,
+    const config = {
       openai: { apiKey: Redacted.make("sk-openai") },
       anthropic: { apiKey: Redacted.make("sk-ant") },
       openaiCompatible: { name: "ollama", baseURL: "http://127.0.0.1:11434/v1" }
@@ -83,7 +86,7 @@ describe("RateLimitStore: API-key fingerprints", () => {
       anthropic: RateLimitStore.fingerprint(Redacted.make("sk-ant")),
       ollama: "keyless"
     })
-    expect(RateLimitStore.keyNamespaces({ timeout: Duration.seconds(30), maxRetries: 3 })).toEqual({})
+    expect(RateLimitStore.keyNamespaces({})).toEqual({})
   })
 })
 
@@ -146,8 +149,7 @@ describe("RateLimitStore: configuration", () => {
   it.effect("layerConfig gives the memory store by default, blank values and all, with pauses kept in the process", () =>
     Effect.gen(function* () {
       const fake = recorder()
-      const limit = yield* RateLimit.make({ rpm: 2 })
-      const llm = limit(fake.service)
+      const llm = yield* limited({ rpm: 2 }, fake)
       const fiber = yield* Effect.fork(Effect.all([llm.complete(request()), llm.complete(request()), llm.complete(request())]))
       yield* TestClock.adjust(Duration.seconds(30))
       yield* Fiber.join(fiber)
@@ -175,7 +177,7 @@ describe("RateLimitStore: Redis unreachable", () => {
   it.effect("keeps calls going on a local limiter whose limit is divided by the instance count", () =>
     Effect.gen(function* () {
       const fake = recorder()
-      const llm = (yield* RateLimit.make({ rpm: 6, maxWait: Duration.minutes(1) }))(fake.service)
+      const llm = yield* limited({ rpm: 6, maxWait: Duration.minutes(1) }, fake)
       const fiber = yield* Effect.fork(Effect.all(Array.from({ length: 5 }, () => llm.complete(request()))))
       yield* TestClock.adjust(Duration.minutes(1))
       yield* Fiber.join(fiber)
@@ -187,7 +189,7 @@ describe("RateLimitStore: Redis unreachable", () => {
   it.effect("settles tokens locally as a memory store with the divided limit would", () =>
     Effect.gen(function* () {
       const fake = recorder()
-      const llm = (yield* RateLimit.make({ tpm: 2000 }))(fake.service)
+      const llm = yield* limited({ tpm: 2000 }, fake)
       // Same sequence as one instance with tpm 1000: five calls at once (each settles to 100
       // tokens), the sixth is 9 tokens short, at 30 ms a token of the local bucket's 2000 a minute
       // charged twice.
@@ -204,7 +206,7 @@ describe("RateLimitStore: Redis unreachable", () => {
     return Effect.gen(function* () {
       const before = (yield* Metric.value(RateLimitStore.localDecisions)).count
       const fake = recorder()
-      const llm = (yield* RateLimit.make({ rpm: 100 }))(fake.service)
+      const llm = yield* limited({ rpm: 100 }, fake)
       for (let i = 0; i < 3; i++) yield* llm.complete(request())
       expect((yield* Metric.value(RateLimitStore.storeDegraded)).value).toBe(1)
       expect((yield* Metric.value(RateLimitStore.localDecisions)).count - before).toBe(3)
