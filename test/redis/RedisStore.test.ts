@@ -3,7 +3,8 @@ import { RateLimiter } from "@effect/experimental"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Logger, LogLevel, Metric, Redacted } from "effect"
 import type { Redis } from "ioredis"
-import type * as Llm from "../../src/Llm.js"
+import * as Llm from "../../src/Llm.js"
+import * as LlmMock from "../../src/LlmMock.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as RateLimitStore from "../../src/RateLimitStore.js"
 import { connect, type PrivateRedis, redisUrl, skipReason, startPrivateRedis } from "./support.js"
@@ -97,25 +98,12 @@ describe.runIf(redisUrl !== undefined)("RateLimitStore on Redis", () => {
         const namespace = prefix()
         const secret = "sk-test-do-not-store-0123456789"
         const apiKey = Redacted.make(secret)
-        const echo: Llm.Service = {
-          complete: (r) =>
-            Effect.succeed({
-              id: "r",
-              provider: r.provider ?? "openai",
-              model: "m",
-              content: "ok",
-              finishReason: "stop" as const,
-              usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }
-            }),
-          stream: () => {
-            throw new Error("not used")
-          }
-        }
         const { store } = yield* storeOf({ prefix: namespace })
         const limit = yield* RateLimit.make({ rpm: 100, tpm: 10_000, keyNamespaces: { openai: RateLimitStore.fingerprint(apiKey) } }).pipe(
           Effect.provideService(RateLimiter.RateLimiterStore, store)
         )
-        yield* limit(echo).complete({ provider: "openai", messages: [{ role: "user", content: "hi" }] })
+        const llm = Llm.router({ providers: [LlmMock.echo({ provider: "openai" })], policies: [limit] })
+        yield* llm.complete({ provider: "openai", messages: [{ role: "user", content: "hi" }] })
         const keys = (yield* Effect.promise(() => admin.keys(`${namespace}*`))).sort()
         const fp = RateLimitStore.fingerprint(apiKey)
         expect(keys).toEqual([`${namespace}llm:openai:${fp}:rpm`, `${namespace}llm:openai:${fp}:tpm`])

@@ -7,8 +7,8 @@
  * `concurrency` loops for `durationMs` and prints one `WorkerResult` JSON line.
  */
 import * as Readline from "node:readline"
-import { Duration, Effect, Logger, Metric, Redacted } from "effect"
-import type * as Llm from "../../src/Llm.js"
+import { Duration, Effect, Logger, Metric, Redacted, Stream } from "effect"
+import * as Llm from "../../src/Llm.js"
 import * as OpenAi from "../../src/OpenAi.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as RateLimitStore from "../../src/RateLimitStore.js"
@@ -45,9 +45,9 @@ const program = Effect.gen(function* () {
   const apiKey = Redacted.make(config.apiKey)
   const openai = yield* OpenAi.make({ apiKey, baseURL: `${config.simUrl}/v1`, model: "gpt-4o-mini" })
   // The moment each call really reaches the provider, after the limiter let it through.
-  const timed: Llm.Service = {
-    complete: (request) => Effect.zipRight(Effect.sync(() => result.starts.push(Date.now())), openai.complete(request)),
-    stream: openai.stream
+  const timed: Llm.Provider = {
+    ...openai,
+    call: (request, mode) => Stream.concat(Stream.execute(Effect.sync(() => result.starts.push(Date.now()))), openai.call(request, mode))
   }
   const limit = yield* RateLimit.make({
     ...(config.rpm === undefined ? {} : { rpm: config.rpm }),
@@ -55,7 +55,7 @@ const program = Effect.gen(function* () {
     keyPrefix: config.keyPrefix,
     keyNamespaces: { openai: RateLimitStore.fingerprint(apiKey) }
   })
-  const llm = limit(timed)
+  const llm = Llm.router({ providers: [timed], policies: [limit] })
 
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`)
   yield* Effect.promise(go)
@@ -69,7 +69,7 @@ const program = Effect.gen(function* () {
       onFailure: (error) =>
         Effect.sync(() => {
           result.failures[error._tag] = (result.failures[error._tag] ?? 0) + 1
-          if (error._tag === "RateLimitError" && !error.message.startsWith("Local")) {
+          if (error._tag === "RateLimitError" && !error.local) {
             result.providerRateLimits.push({ at: Date.now(), retryAfterMs: error.retryAfter ? Duration.toMillis(error.retryAfter) : -1 })
           }
         })
