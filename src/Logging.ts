@@ -2,12 +2,13 @@
  * Structured log lines of `Llm` calls, through the application's own `Logger`: one line per call
  * (message `llm call`, at debug by default, like the official SDKs, or at info with
  * `callLevel: "info"` for an access log) and, with `level: "attempt"`, one debug line per provider
- * attempt (message `llm attempt`). Retries, an opened circuit and a fallback are logged at warn by
+ * attempt (message `llm attempt`, numbered by the call-level policy that records the call). Retries, an opened circuit and a fallback are logged at warn by
  * those policies themselves.
  *
  * Logging belongs to the application. The library never installs a logger or changes the minimum
- * level: its lines go through `Effect.logWithLevel`, so the program's logger decides where they go
- * and the program's minimum level (`Logger.withMinimumLogLevel`, Info by default) which it keeps.
+ * level: its lines go to the fiber's loggers as `Effect.logWithLevel` sends them (with the
+ * program's own log annotations and log spans), so the program's logger decides where they go and
+ * the program's minimum level (`Logger.withMinimumLogLevel`, Info by default) which it keeps.
  * `minimumLevel` (`LLM_LOG_LEVEL`) filters only the library's own lines, on top of that. A program
  * that wants the library to install one of Effect's loggers asks for it with {@link layerLogger}
  * (the CLI does); `LlmLive.layer` no longer does.

