@@ -3,6 +3,7 @@ import { ConfigProvider, Duration, Effect, Fiber, Metric, type MetricState, Stre
 import * as Llm from "../src/Llm.js"
 import * as LlmMock from "../src/LlmMock.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
+import * as Pricing from "../src/Pricing.js"
 import * as Retry from "../src/Retry.js"
 import * as Usage from "../src/Usage.js"
 
@@ -357,4 +358,28 @@ describe("Usage.layer", () => {
         ConfigProvider.fromMap(new Map([["LLM_PRICES", '{"mock-echo":{"input":1,"output":1}}']]))
       )
     ))
+})
+
+describe("Usage.config", () => {
+  it.effect("is the price table of LLM_PRICES over the defaults", () =>
+    Effect.gen(function* () {
+      const options = yield* Usage.config
+      expect(options.prices?.["house"]).toEqual({ input: 1, output: 2 })
+      expect(options.prices?.["gpt-4o"]).toEqual(Pricing.defaults["gpt-4o"])
+    }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["LLM_PRICES", '{"house":{"input":1,"output":2}}']])))))
+})
+
+describe("Usage.make records once per call, whole or streamed", () => {
+  it.effect("counts one request and one duration for a whole answer and for a stream of many parts", () =>
+    Effect.gen(function* () {
+      const provider = uniqueProvider("once")
+      const llm = yield* scripted([LlmMock.reply("one two three four five"), LlmMock.reply("one two three four five")])
+      yield* llm.complete(ask(provider))
+      yield* Stream.runDrain(llm.stream(ask(provider)))
+      expect(yield* requestCount(provider, "complete", "success")).toBe(1)
+      expect(yield* requestCount(provider, "stream", "success")).toBe(1)
+      expect((yield* histogram(base(provider, "complete")(Usage.operationDuration))).count).toBe(1)
+      expect((yield* histogram(base(provider, "stream")(Usage.operationDuration))).count).toBe(1)
+      expect(yield* tokens(provider, "stream", "output")).toEqual({ count: 1, sum: 5 })
+    }))
 })
