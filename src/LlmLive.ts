@@ -29,7 +29,6 @@ import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Fallback from "./Fallback.js"
 import * as Llm from "./Llm.js"
 import * as LlmConfig from "./LlmConfig.js"
-import * as Logging from "./Logging.js"
 import * as OpenAi from "./OpenAi.js"
 import * as OpenAiCompatible from "./OpenAiCompatible.js"
 import * as Pricing from "./Pricing.js"
@@ -37,8 +36,8 @@ import * as RateLimit from "./RateLimit.js"
 import * as RateLimitStore from "./RateLimitStore.js"
 import * as Retry from "./Retry.js"
 import * as Timeout from "./Timeout.js"
-import * as Tracing from "./Tracing.js"
 import * as Usage from "./Usage.js"
+import * as Instrument from "./internal/instrument.js"
 
 /**
  * The names of the providers the environment configures, in the order `openai`, `anthropic`, the
@@ -92,7 +91,7 @@ export interface Policies {
   readonly rateLimit: RateLimit.Options
   readonly circuitBreaker: CircuitBreaker.Options
   readonly fallback: ReadonlyArray<Fallback.Target>
-  readonly logging?: Omit<Logging.Options, "level" | "secrets" | "prices"> | undefined
+  readonly logging?: Instrument.LogOptions | undefined
   readonly prices?: Pricing.PriceTable | undefined
 }
 
@@ -139,11 +138,11 @@ export const compose = (options: {
     }
     const prices = policies.prices ?? Pricing.defaults
     const secrets = options.secrets ?? []
-    const logging = { ...policies.logging, prices, secrets }
+    const logging = { ...policies.logging, prices }
 
     // Per call.
-    const callSpan = yield* Tracing.make({ level: "call", secrets })
-    const callLog = yield* Logging.make({ ...logging, level: "call" })
+    // The span and the log line of a call, and of an attempt, are one policy each.
+    const callTelemetry = Instrument.make({ level: "call", trace: true, log: logging, secrets })
     const deadline = policies.deadline === undefined ? [] : [yield* Timeout.makeDeadline({ deadline: policies.deadline })]
     // A target naming no model asks for its provider's, as a request naming none does.
     const chain = policies.fallback.map((target) => (target.model === undefined ? { ...target, model: models.get(target.provider)! } : target))
@@ -151,8 +150,7 @@ export const compose = (options: {
 
     // Per provider.
     const retry = yield* Retry.make({ ...policies.retry, onRetry: Usage.recordRetry })
-    const attemptSpan = yield* Tracing.make({ level: "attempt", secrets })
-    const attemptLog = yield* Logging.make({ ...logging, level: "attempt" })
+    const attemptTelemetry = Instrument.make({ level: "attempt", trace: true, log: logging, secrets })
     const breaker = yield* CircuitBreaker.make({
       ...policies.circuitBreaker,
       onStateChange: (change) =>
@@ -166,8 +164,8 @@ export const compose = (options: {
     const usage = yield* Usage.make({ prices })
     const timeout = yield* Timeout.make(policies.timeout)
 
-    const perCall: ReadonlyArray<Llm.Policy> = [callSpan, callLog, ...deadline, fallback]
-    const perProvider: ReadonlyArray<Llm.Policy> = [retry, attemptSpan, attemptLog, breaker, rateLimit, usage, timeout]
+    const perCall: ReadonlyArray<Llm.Policy> = [callTelemetry, ...deadline, fallback]
+    const perProvider: ReadonlyArray<Llm.Policy> = [retry, attemptTelemetry, breaker, rateLimit, usage, timeout]
     return Llm.router({
       providers: options.providers.map((provider) => ({ ...provider, call: Llm.compose(provider.call, perProvider) })),
       defaultProvider: options.defaultProvider,
