@@ -49,10 +49,10 @@
  *
  * @since 0.1.0
  */
-import { Config, ConfigError, Effect, Either, Layer, Logger, Option, type Redacted } from "effect"
+import { Config, type ConfigError, Effect, Layer, Logger, type Redacted } from "effect"
 import * as Instrument from "./internal/instrument.js"
-import * as Redaction from "./internal/redaction.js"
 import * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 import * as Pricing from "./Pricing.js"
 
 /**
@@ -141,16 +141,6 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
  */
 export const layer = (options?: Options): Layer.Layer<Llm.Llm, never, Llm.Llm> => Llm.layerPolicy(make(options))
 
-const levelName = <A extends string>(name: string, allowed: ReadonlyArray<A>) =>
-  Config.string(name).pipe(
-    Config.mapOrFail((raw) => {
-      const value = raw.trim().toLowerCase()
-      return (allowed as ReadonlyArray<string>).includes(value)
-        ? Either.right(value as A)
-        : Either.left(ConfigError.InvalidData([], `${name} must be one of ${allowed.join(", ")} (got "${raw}")`))
-    })
-  )
-
 /**
  * The logging options of the environment: `LLM_LOG_LEVEL` (the library's own minimum, one of
  * {@link levelNames}, any case; default `trace`, none dropped), `LLM_LOG_CALL_LEVEL` (`debug` or
@@ -166,13 +156,13 @@ const levelName = <A extends string>(name: string, allowed: ReadonlyArray<A>) =>
  * @since 0.1.0
  * @category Config
  */
-export const config: Config.Config<Options> = Config.all({
-  minimumLevel: levelName("LLM_LOG_LEVEL", levelNames).pipe(Config.withDefault<LevelName>("trace")),
-  callLevel: levelName("LLM_LOG_CALL_LEVEL", ["debug", "info"] as const).pipe(Config.withDefault<"debug" | "info">("debug")),
-  bodies: Config.boolean("LLM_LOG_BODIES").pipe(Config.withDefault(false)),
-  prices: Pricing.config,
-  secrets: Redaction.secretsConfig
-})
+export const config: Config.Config<Options> = Config.map(LlmConfig.config, (settings) => ({
+  minimumLevel: settings.logging.minimumLevel,
+  callLevel: settings.logging.callLevel,
+  bodies: settings.logging.bodies,
+  prices: { ...Pricing.defaults, ...settings.prices },
+  secrets: LlmConfig.secrets(settings)
+}))
 
 /**
  * {@link layer} with the options of {@link config}. It installs no logger.
@@ -263,6 +253,4 @@ export const layerLogger = (options: LoggerOptions): Layer.Layer<never> =>
  * @since 0.1.0
  * @category Config
  */
-export const formatConfig: Config.Config<Format | undefined> = Config.option(
-  Config.literal("pretty", "json", "logfmt")("LLM_LOG_FORMAT")
-).pipe(Config.map(Option.getOrUndefined))
+export const formatConfig: Config.Config<Format | undefined> = Config.map(LlmConfig.config, (settings) => settings.logging.format)

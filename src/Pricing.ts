@@ -18,8 +18,9 @@
  *
  * @since 0.1.0
  */
-import { Config, ConfigError, Either, Option, ParseResult, Schema } from "effect"
+import { Config, Option, Schema } from "effect"
 import type * as LlmRequest from "./LlmRequest.js"
+import * as LlmConfig from "./LlmConfig.js"
 
 /**
  * USD per million tokens. `cachedInput` is the price of input tokens read from the provider's
@@ -204,8 +205,6 @@ export const cost = (table: PriceTable, model: string, usage: LlmRequest.Usage):
  */
 export const PriceTableFromJson = Schema.parseJson(Schema.Record({ key: Schema.String, value: Price }))
 
-const decodeTable = Schema.decodeUnknownEither(PriceTableFromJson)
-
 /**
  * The price table from the environment: {@link defaults} with the entries of `LLM_PRICES` (JSON,
  * see {@link PriceTableFromJson}) added or replacing theirs. Malformed JSON is a configuration
@@ -221,12 +220,4 @@ const decodeTable = Schema.decodeUnknownEither(PriceTableFromJson)
  * @since 0.1.0
  * @category Config
  */
-export const config: Config.Config<PriceTable> = Config.string("LLM_PRICES").pipe(
-  Config.mapOrFail((json) =>
-    Either.mapLeft(decodeTable(json), (error) =>
-      ConfigError.InvalidData([], `LLM_PRICES must be a JSON price table: ${ParseResult.TreeFormatter.formatErrorSync(error)}`)
-    )
-  ),
-  Config.withDefault({}),
-  Config.map((overrides): PriceTable => ({ ...defaults, ...overrides }))
-)
+export const config: Config.Config<PriceTable> = Config.map(LlmConfig.config, (settings) => ({ ...defaults, ...settings.prices }))

@@ -199,7 +199,14 @@ describe("Tracing layers", () => {
       expect(options.secrets?.map(Redacted.value)).toEqual(["sk-ant-one-two-three", "house-key-1234"])
     }).pipe(
       Effect.withConfigProvider(
-        ConfigProvider.fromMap(new Map([["ANTHROPIC_API_KEY", "sk-ant-one-two-three"], ["OPENAI_COMPATIBLE_API_KEY", "house-key-1234"]]))
+        ConfigProvider.fromMap(
+          new Map([
+            ["ANTHROPIC_API_KEY", "sk-ant-one-two-three"],
+            ["OPENAI_COMPATIBLE_NAME", "house"],
+            ["OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:9/v1"],
+            ["OPENAI_COMPATIBLE_API_KEY", "house-key-1234"]
+          ])
+        )
       )
     ))
 

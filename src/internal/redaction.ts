@@ -4,8 +4,9 @@
  *
  * @internal
  */
-import { Config, Option, Redacted } from "effect"
+import { Config, Redacted } from "effect"
 import type { LlmError } from "../LlmError.js"
+import * as LlmConfig from "../LlmConfig.js"
 
 /** What replaces a secret. */
 export const mask = "<redacted>"
@@ -61,11 +62,4 @@ export const scrubError = <E extends LlmError>(scrub: Scrub, error: E): E => {
 }
 
 /** The provider keys of the environment, to scrub wherever they might surface. */
-export const secretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Config.map(
-  Config.all([
-    Config.option(Config.redacted("OPENAI_API_KEY")),
-    Config.option(Config.redacted("ANTHROPIC_API_KEY")),
-    Config.option(Config.redacted("OPENAI_COMPATIBLE_API_KEY"))
-  ]),
-  (keys) => keys.flatMap(Option.toArray)
-)
+export const secretsConfig: Config.Config<ReadonlyArray<Redacted.Redacted<string>>> = Config.map(LlmConfig.config, LlmConfig.secrets)
