@@ -7,15 +7,9 @@ import * as Llm from "../../src/Llm.js"
 import * as LlmMock from "../../src/LlmMock.js"
 import * as RateLimit from "../../src/RateLimit.js"
 import * as RateLimitStore from "../../src/RateLimitStore.js"
-import { connect, type PrivateRedis, redisUrl, skipReason, startPrivateRedis } from "./support.js"
+import { connect, type PrivateRedis, redisUrl, startPrivateRedis } from "./support.js"
 
 // Real Redis, real time: these tests wait on the server's clock, never on TestClock.
-if (redisUrl === undefined) {
-  describe("RateLimitStore on Redis", () => {
-    it.skip(skipReason, () => {})
-  })
-}
-
 describe.runIf(redisUrl !== undefined)("RateLimitStore on Redis", () => {
   const url = redisUrl ?? ""
   let admin: Redis

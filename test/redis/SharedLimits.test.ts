@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Simulator from "../../simulator/Simulator.js"
-import { connect, type PrivateRedis, redisUrl, runWorkers, skipReason, startPrivateRedis, type WorkerConfig, type WorkerResult } from "./support.js"
+import { connect, type PrivateRedis, redisUrl, runWorkers, startPrivateRedis, type WorkerConfig, type WorkerResult } from "./support.js"
 
 // Several service instances are separate processes here, so these tests run in real time: each
 // worker is a `node` process limited by `RateLimit` on the Redis store, calling the simulator.
@@ -16,12 +16,6 @@ const base = (simUrl: string, redis: string): Omit<WorkerConfig, "concurrency" |
 })
 
 const startsIn = (result: WorkerResult, from: number, to: number) => result.starts.filter((at) => at > from && at < to).length
-
-if (redisUrl === undefined) {
-  describe("RateLimit shared through Redis by several processes", () => {
-    it.skip(skipReason, () => {})
-  })
-}
 
 describe.runIf(redisUrl !== undefined)("RateLimit shared through Redis by several processes", () => {
   const url = redisUrl ?? ""

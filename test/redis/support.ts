@@ -3,17 +3,31 @@
  * `redis-server` that a test may kill and restart, and worker processes.
  */
 import { type ChildProcess, spawn } from "node:child_process"
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
 
-/** The Redis the tests use; they run whenever it is set (CI always sets it). */
+/**
+ * The Redis the tests use; they run whenever it is set. Set by the caller, or by the global setup
+ * (test/globalSetup.ts), which starts a redis-server of its own when the caller sets none.
+ */
 export const redisUrl: string | undefined = process.env.REDIS_URL?.trim() || undefined
 
-export const skipReason =
-  "REDIS_URL is not set: start a redis-server (see README, 'Rate limits shared through Redis') and set REDIS_URL to run these tests"
+/** Whether `redis-server` can be started: an executable of that name on the PATH. */
+export const redisServerOnPath = (): boolean =>
+  (process.env.PATH ?? "").split(Path.delimiter).some((dir) => {
+    if (dir === "") return false
+    try {
+      accessSync(Path.join(dir, "redis-server"), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
 
 /** Connects to `url` and pings it; rejects with a readable message when it cannot. */
 export const connect = async (url: string): Promise<Redis> => {
@@ -40,13 +54,17 @@ export const freePort = () =>
     })
   })
 
-/** A `redis-server` of the test's own on `port`, persistence off, in the foreground of a child process. */
+/**
+ * A `redis-server` of the test's own on a free loopback port, persistence off, in the foreground
+ * of a child process, working in a temporary directory of its own.
+ */
 export interface PrivateRedis {
   readonly url: string
   /** SIGKILL: the server dies at once, as in a crash. */
   readonly kill: () => Promise<void>
   /** Starts a new, empty server on the same port. */
   readonly restart: () => Promise<void>
+  /** Kills the server and removes its directory. */
   readonly stop: () => Promise<void>
 }
 
@@ -59,11 +77,16 @@ const waitForExit = (child: ChildProcess) =>
 export const startPrivateRedis = async (): Promise<PrivateRedis> => {
   const port = await freePort()
   const url = `redis://127.0.0.1:${port}`
+  const dir = mkdtempSync(Path.join(Os.tmpdir(), "clearside-llm-redis-"))
+  const logfile = Path.join(dir, "redis.log")
   let child: ChildProcess | undefined
   const launch = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-      stdio: "ignore"
-    })
+    const started = spawn(
+      "redis-server",
+      ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", dir, "--logfile", logfile],
+      { stdio: "ignore" }
+    )
+    child = started
     const deadline = Date.now() + 10_000
     for (;;) {
       try {
@@ -71,7 +94,16 @@ export const startPrivateRedis = async (): Promise<PrivateRedis> => {
         probe.disconnect()
         return
       } catch (error) {
-        if (Date.now() > deadline) throw error
+        if (started.exitCode !== null || Date.now() > deadline) {
+          const log = (() => {
+            try {
+              return readFileSync(logfile, "utf8").trim().split("\n").slice(-5).join("\n")
+            } catch {
+              return "(no log)"
+            }
+          })()
+          throw new Error(`redis-server on port ${port} did not answer PING: ${String(error)}\n${log}`)
+        }
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
     }
@@ -83,8 +115,17 @@ export const startPrivateRedis = async (): Promise<PrivateRedis> => {
     dying.kill("SIGKILL")
     await waitForExit(dying)
   }
-  await launch()
-  return { url, kill, restart: launch, stop: kill }
+  const stop = async () => {
+    await kill()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    await launch()
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { url, kill, restart: launch, stop }
 }
 
 /** What a worker is told to do (see worker.ts). */
