@@ -211,7 +211,7 @@ export const fromCall = (call: Call): Service => ({
  *
  * const guarded = Effect.gen(function* () {
  *   const retry = yield* Retry.make({ maxRetries: 2 })
- *   const timeout = yield* Timeout.make({ attempt: "10 seconds" })
+ *   const timeout = yield* Timeout.make({ timeout: "10 seconds" })
  *   return Llm.compose(LlmMock.echo().call, [retry, timeout])
  * })
  *

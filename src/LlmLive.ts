@@ -216,8 +216,13 @@ export const policiesOf = (config: LlmConfig.LlmConfig): Effect.Effect<Policies,
       retry: config.retry,
       timeout,
       deadline,
-      // Limits belong to an API key: store keys carry each key's fingerprint, never the key.
-      rateLimit: { ...config.rateLimit, keyNamespaces: RateLimitStore.keyNamespaces(config) },
+      // Limits belong to an API key: store keys carry each key's fingerprint, never the key. A 429
+      // pauses a provider no longer than a retry would wait for it.
+      rateLimit: {
+        ...config.rateLimit,
+        maxRetryAfter: config.retry.maxRetryAfter,
+        keyNamespaces: RateLimitStore.keyNamespaces(config)
+      },
       circuitBreaker: config.circuitBreaker,
       fallback: fallback.chain ?? [],
       logging: config.logging,

@@ -6,7 +6,7 @@
  */
 import { RateLimiter } from "@effect/experimental"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Logger, LogLevel, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Fiber, Logger, LogLevel, TestClock } from "effect"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import type * as Llm from "../../src/Llm.js"
@@ -134,6 +134,21 @@ describe("a provider's absurd Retry-After does not take it down", () => {
         expect(server.received()).toBe(2)
       }).pipe(quiet))
   }
+})
+
+describe("LLM_RETRY_MAX_RETRY_AFTER_MS caps the pause", () => {
+  it.scoped("with 5000, a provider's 429 asking for a day pauses it for 5 s", () =>
+    Effect.gen(function* () {
+      const server = yield* upstream((n) => (n === 1 ? { status: 429, headers: { "retry-after": "86400" } } : { status: 200 }))
+      const llm = yield* live(server.url, { LLM_RETRY_MAX_RETRY_AFTER_MS: "5000" })
+      yield* Effect.flip(llm.complete(ask))
+      // Within the caller's 30 s maxWait, the next call waits out the pause, which is 5 s, not a day.
+      const next = yield* Effect.fork(llm.complete(ask))
+      yield* TestClock.adjust(Duration.millis(4999))
+      expect(server.received()).toBe(1)
+      yield* TestClock.adjust(Duration.millis(1))
+      expect((yield* Fiber.join(next)).content).toBe("fine")
+    }).pipe(quiet))
 })
 
 describe("the in-flight limit under load", () => {
