@@ -1,8 +1,8 @@
 /**
  * Builds the `Llm` service exactly as an application does, through `LlmLive.layer` read from a
  * configuration map, so whatever `LlmLive` composes (retry, timeouts, limits, breaker, fallback,
- * metrics, logs, spans) is what the benchmarks and the soak measure. Logs are formatted at info
- * level and then discarded, and counted by level.
+ * metrics, logs, spans) is what the benchmarks and the soak measure. The application's level is
+ * info: lines at info and above are formatted as logfmt, then discarded, and counted by level.
  */
 import { ConfigProvider, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
 import type { Llm } from "../src/index.js"
@@ -43,7 +43,8 @@ export const make = (config: Readonly<Record<string, string>>): Live => {
 
 /**
  * The configuration that turns every policy on without letting any of them wait: limits far above
- * what a benchmark sends, a long timeout, three retries.
+ * what a benchmark sends (the highest each variable accepts), a long timeout, three retries. Logging
+ * keeps its defaults: the call line at debug, below the application's info level.
  */
 export const allPolicies = (baseURL: string): Record<string, string> => ({
   OPENAI_API_KEY: "sk-bench-not-a-real-key",
@@ -51,9 +52,8 @@ export const allPolicies = (baseURL: string): Record<string, string> => ({
   LLM_PROVIDER: "openai",
   LLM_DEFAULT_MODEL: "sim-gpt",
   LLM_TIMEOUT_MS: "30000",
-  LLM_LOG_LEVEL: "info",
   LLM_MAX_RETRIES: "3",
-  LLM_RATE_LIMIT_RPM: "100000000",
-  LLM_RATE_LIMIT_TPM: "100000000000",
+  LLM_RATE_LIMIT_RPM: "1000000",
+  LLM_RATE_LIMIT_TPM: "1000000000",
   LLM_MAX_CONCURRENCY: "100000"
 })

@@ -7,15 +7,26 @@
  * Case 1 also runs two reference rows: the raw SDK call through `Effect.promise` in one fiber, and
  * the same with one `Effect.logInfo` line carrying the fields of the library's `llm call` line.
  *
+ * Case 1 runs at the default logging configuration: the call line is at debug, below the
+ * application's info level, so no line is formatted.
+ *
+ * The CPU cases (streamCpu, inflightCpu) measure this process's CPU time (`process.cpuUsage`, user +
+ * system) rather than wall time, since there the network, not the client, sets the pace: 100
+ * streams at once whose events arrive one per network read a few ms apart, and 200 calls in
+ * flight. The queue case sends 5,000 callers through `LLM_MAX_CONCURRENCY=10` at 20 ms a call and
+ * measures the wall time against the ideal and the event loop's delay.
+ *
  * Environment: BENCH_ROUNDS (7), BENCH_STREAM_ROUNDS (15), BENCH_CALLS (2000), BENCH_STREAM_EVENTS (2000),
- * BENCH_CONCURRENCY (1000), BENCH_RATE_SECONDS (22), BENCH_ONLY (comma list of case names:
- * overhead, stream, concurrency, rate, policies).
+ * BENCH_CONCURRENCY (1000), BENCH_RATE_SECONDS (22), BENCH_CPU_ROUNDS (7), BENCH_CHUNK_DELAY_MS (3),
+ * BENCH_INFLIGHT_CALLS (2000), BENCH_QUEUE_CALLERS (5000), BENCH_POLICY_CALLS (1000),
+ * BENCH_POLICY_STREAMS (200), BENCH_ONLY (comma list of case names:
+ * overhead, stream, concurrency, streamCpu, inflightCpu, queue, rate, policies).
  */
 import { createOpenAI } from "@ai-sdk/openai"
 import { generateText, streamText } from "ai"
 import { Duration, Effect, Metric, Stream } from "effect"
 import { mkdirSync, writeFileSync } from "node:fs"
-import { performance } from "node:perf_hooks"
+import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import OpenAI from "openai"
 import { Llm } from "../src/index.js"
 import type { LlmRequest } from "../src/index.js"
@@ -37,6 +48,18 @@ const STREAM_EVENTS = env("BENCH_STREAM_EVENTS", 2000)
 const STREAMS_PER_ROUND = env("BENCH_STREAMS_PER_ROUND", 8)
 const CONCURRENCY = env("BENCH_CONCURRENCY", 1000)
 const RATE_SECONDS = env("BENCH_RATE_SECONDS", 22)
+const CPU_ROUNDS = env("BENCH_CPU_ROUNDS", 7)
+const CHUNK_DELAY_MS = env("BENCH_CHUNK_DELAY_MS", 3)
+const INFLIGHT_CALLS = env("BENCH_INFLIGHT_CALLS", 2000)
+const QUEUE_CALLERS = env("BENCH_QUEUE_CALLERS", 5000)
+const POLICY_CALLS = env("BENCH_POLICY_CALLS", 1000)
+const POLICY_STREAMS = env("BENCH_POLICY_STREAMS", 200)
+// streamCpu: 100 streams at once of 100 events each; inflightCpu: 200 calls in flight.
+const CPU_STREAMS = 100
+const CPU_STREAM_EVENTS = 100
+const INFLIGHT = 200
+const QUEUE_SLOTS = 10
+const QUEUE_CALL_MS = 20
 const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim())
 const enabled = (name: string) => only === undefined || only.includes(name)
 const MODEL = "sim-gpt"
@@ -58,6 +81,39 @@ const interleave = async (runners: Record<string, Runner>, rounds: number, betwe
     }
   }
   return times
+}
+
+/** The µs of this process's CPU time (user + system) that `run` takes. */
+const cpuTimed = async (run: () => Promise<void>) => {
+  const before = process.cpuUsage()
+  await run()
+  const spent = process.cpuUsage(before)
+  return spent.user + spent.system
+}
+
+/** Runs `count` tasks with at most `concurrency` at once, as a caller without Effect would. */
+const pool = async (count: number, concurrency: number, task: (i: number) => Promise<unknown>) => {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(count, concurrency) }, async () => {
+      while (next < count) await task(next++)
+    })
+  )
+}
+
+/** Medians of CPU samples (µs per run) as µs per operation, with the ratio to the baseline. */
+const cpuSummary = (samples: Record<string, Array<number>>, baseline: string, perRun: number) => {
+  const perOp = (name: string) => median(samples[name]!) / perRun
+  return Object.fromEntries(
+    Object.keys(samples).map((name) => [
+      name,
+      {
+        cpuUsPerOp: round(perOp(name)),
+        ratioToBaseline: round(perOp(name) / perOp(baseline), 3),
+        samplesUsPerOp: samples[name]!.map((s) => round(s / perRun))
+      }
+    ])
+  )
 }
 
 const timed = async (run: () => Promise<void>) => {
@@ -169,7 +225,13 @@ const main = async () => {
       ROUNDS,
       () => sim.reset()
     )
-    results.overhead = { calls: CALLS, baseline: "openaiSdk", goal: "llmLive within 5% of openaiSdk", ...summary(times, "openaiSdk", CALLS) }
+    results.overhead = {
+      calls: CALLS,
+      configuration: "every policy on, logging at its defaults (call line at debug, below the application's info level)",
+      baseline: "openaiSdk",
+      goal: "llmLive within 5% of openaiSdk",
+      ...summary(times, "openaiSdk", CALLS)
+    }
     console.log(JSON.stringify(results.overhead, null, 1))
   }
 
@@ -260,6 +322,91 @@ const main = async () => {
     console.log(JSON.stringify(results.concurrency, null, 1))
   }
 
+
+  if (enabled("streamCpu")) {
+    // One event per network read: the simulator waits CHUNK_DELAY_MS between two SSE frames.
+    const words = Array.from({ length: CPU_STREAM_EVENTS }, (_, i) => `w${i}`).join(" ")
+    const streamRequest: LlmRequest.LlmRequest = { messages: [{ role: "user", content: words }] }
+    const check = (client: string, count: number) => {
+      if (count < CPU_STREAM_EVENTS) throw new Error(`${client} stream gave ${count} deltas`)
+    }
+    const libOne = Effect.map(
+      Stream.runFold(llm.stream(streamRequest), 0, (n, event) => (event._tag === "TextDelta" ? n + 1 : n)),
+      (count) => check("LlmLive", count)
+    )
+    const runners: Record<string, () => Promise<void>> = {
+      llmLive: () => live.runtime.runPromise(Effect.forEach(Array.from({ length: CPU_STREAMS }), () => libOne, { concurrency: "unbounded", discard: true })),
+      openaiSdk: () =>
+        pool(CPU_STREAMS, CPU_STREAMS, async () => {
+          const stream = await sdk.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: words }], stream: true })
+          let count = 0
+          for await (const chunk of stream) if (chunk.choices[0]?.delta.content) count++
+          check("openai", count)
+        }),
+      aiSdk: () =>
+        pool(CPU_STREAMS, CPU_STREAMS, async () => {
+          const result = streamText({ model: peer, prompt: words, maxRetries: 0 })
+          let count = 0
+          for await (const text of result.textStream) if (text.length > 0) count++
+          check("ai", count)
+        })
+    }
+    const sample = (run: () => Promise<void>) => async () => {
+      await sim.enqueue("openai", [{ delayBetweenChunksMs: CHUNK_DELAY_MS }], CPU_STREAMS)
+      return cpuTimed(run)
+    }
+    console.log(`case streamCpu: ${CPU_STREAMS} streams at once of ${CPU_STREAM_EVENTS} events, ${CHUNK_DELAY_MS} ms apart, x ${CPU_ROUNDS} rounds`)
+    for (const run of Object.values(runners)) await sample(run)()
+    const samples = await interleave(
+      Object.fromEntries(Object.entries(runners).map(([name, run]) => [name, sample(run)])),
+      CPU_ROUNDS,
+      () => sim.reset()
+    )
+    results.streamCpu = {
+      streams: CPU_STREAMS,
+      eventsPerStream: CPU_STREAM_EVENTS,
+      delayBetweenChunksMs: CHUNK_DELAY_MS,
+      unit: "CPU µs of this process per event",
+      baseline: "openaiSdk",
+      goal: "llmLive at most 1.2x openaiSdk",
+      ...cpuSummary(samples, "openaiSdk", CPU_STREAMS * CPU_STREAM_EVENTS)
+    }
+    console.log(JSON.stringify(results.streamCpu, null, 1))
+  }
+
+  if (enabled("inflightCpu")) {
+    const delayBeforeHeadersMs = 10
+    const runners: Record<string, () => Promise<void>> = {
+      llmLive: () =>
+        live.runtime.runPromise(
+          Effect.forEach(Array.from({ length: INFLIGHT_CALLS }), () => llm.complete(request), { concurrency: INFLIGHT, discard: true })
+        ),
+      openaiSdk: () => pool(INFLIGHT_CALLS, INFLIGHT, () => sdk.chat.completions.create({ model: MODEL, messages, max_tokens: 32 })),
+      aiSdk: () => pool(INFLIGHT_CALLS, INFLIGHT, () => generateText({ model: peer, prompt, maxOutputTokens: 32, maxRetries: 0 }))
+    }
+    const sample = (run: () => Promise<void>) => async () => {
+      await sim.enqueue("openai", [{ delayBeforeHeadersMs }], INFLIGHT_CALLS)
+      return cpuTimed(run)
+    }
+    console.log(`case inflightCpu: ${INFLIGHT_CALLS} calls, ${INFLIGHT} in flight, ${delayBeforeHeadersMs} ms before headers, x ${CPU_ROUNDS} rounds`)
+    for (const run of Object.values(runners)) await sample(run)()
+    const samples = await interleave(
+      Object.fromEntries(Object.entries(runners).map(([name, run]) => [name, sample(run)])),
+      CPU_ROUNDS,
+      () => sim.reset()
+    )
+    results.inflightCpu = {
+      calls: INFLIGHT_CALLS,
+      inFlight: INFLIGHT,
+      delayBeforeHeadersMs,
+      unit: "CPU µs of this process per call",
+      baseline: "openaiSdk",
+      goal: "llmLive at most 1.2x openaiSdk",
+      ...cpuSummary(samples, "openaiSdk", INFLIGHT_CALLS)
+    }
+    console.log(JSON.stringify(results.inflightCpu, null, 1))
+  }
+
   const metrics = await live.runtime.runPromise(Metric.snapshot)
   results.policiesObserved = {
     metrics: metrics.map((pair) => pair.metricKey.name).filter((name) => name.startsWith("llm.") || name.startsWith("gen_ai.")),
@@ -268,6 +415,8 @@ const main = async () => {
   }
   await live.runtime.dispose()
   await sim.close()
+
+  if (enabled("queue")) results.queue = await queue()
 
   if (enabled("rate")) {
     results.rateLimit = [
@@ -278,7 +427,7 @@ const main = async () => {
 
   if (enabled("policies")) {
     console.log("case 6: CPU per policy, in process")
-    results.policies = await Policies.measure({ calls: 20_000, streams: 1_000, rounds: ROUNDS })
+    results.policies = await Policies.measure({ calls: POLICY_CALLS, streams: POLICY_STREAMS, rounds: ROUNDS })
     console.log(JSON.stringify(results.policies, null, 1))
   }
 
@@ -287,6 +436,71 @@ const main = async () => {
   writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify(results, null, 2) + "\n")
   writeFileSync(new URL("./results/latest.md", import.meta.url), markdown(results))
   console.log(markdown(results))
+}
+
+/**
+ * The queue case: QUEUE_CALLERS callers at once through `LLM_MAX_CONCURRENCY=10`, each call taking
+ * 20 ms at the simulator; ideally 10 s for 5,000. Reports the wall time against that ideal and
+ * the event loop's delay while they wait (`monitorEventLoopDelay`).
+ */
+const queue = async () => {
+  console.log(`case queue: ${QUEUE_CALLERS} callers through ${QUEUE_SLOTS} slots, ${QUEUE_CALL_MS} ms a call`)
+  const sim = await Sim.spawn()
+  const live = Live.make({ ...Live.allPolicies(`${sim.url}/v1`), LLM_MAX_CONCURRENCY: String(QUEUE_SLOTS) })
+  const llm = await live.runtime.runPromise(Llm.Llm)
+  const request: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "queued" }], maxTokens: 8 }
+  await live.runtime.runPromise(Effect.forEach(Array.from({ length: 50 }), () => llm.complete(request), { concurrency: QUEUE_SLOTS }))
+  await sim.reset()
+  await sim.enqueue("openai", [{ delayBeforeHeadersMs: QUEUE_CALL_MS }], QUEUE_CALLERS)
+  const failures: Record<string, number> = {}
+  const waits: Array<number> = []
+  const delay = monitorEventLoopDelay({ resolution: 10 })
+  const before = process.cpuUsage()
+  const start = performance.now()
+  delay.enable()
+  await live.runtime.runPromise(
+    Effect.forEach(
+      Array.from({ length: QUEUE_CALLERS }),
+      () =>
+        Effect.suspend(() => {
+          const t = performance.now()
+          return Effect.exit(llm.complete(request)).pipe(
+            Effect.map((exit) => {
+              waits.push(performance.now() - t)
+              if (exit._tag === "Failure") {
+                const tag = exit.cause._tag === "Fail" ? exit.cause.error._tag : exit.cause._tag
+                failures[tag] = (failures[tag] ?? 0) + 1
+              }
+            })
+          )
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+  )
+  delay.disable()
+  const wallMs = performance.now() - start
+  const cpu = process.cpuUsage(before)
+  await live.runtime.dispose()
+  await sim.close()
+  const idealMs = (QUEUE_CALLERS / QUEUE_SLOTS) * QUEUE_CALL_MS
+  const result = {
+    callers: QUEUE_CALLERS,
+    slots: QUEUE_SLOTS,
+    callMs: QUEUE_CALL_MS,
+    idealMs,
+    wallMs: round(wallMs),
+    wallToIdeal: round(wallMs / idealMs, 3),
+    eventLoopDelayP50Ms: round(delay.percentile(50) / 1e6),
+    eventLoopDelayP99Ms: round(delay.percentile(99) / 1e6),
+    eventLoopDelayMaxMs: round(delay.max / 1e6),
+    callerWaitP50Ms: round(percentile(waits, 0.5)),
+    callerWaitMaxMs: round(Math.max(...waits)),
+    cpuUsPerCall: round((cpu.user + cpu.system) / QUEUE_CALLERS),
+    failuresByTag: failures,
+    goal: "wall within 1.2x the ideal, event-loop delay p99 under 50 ms, no failure"
+  }
+  console.log(JSON.stringify(result, null, 1))
+  return result
 }
 
 /**
@@ -370,7 +584,7 @@ const markdown = (results: Record<string, unknown>): string => {
     lines.push("")
   }
   const overhead = results.overhead as Record<string, unknown> | undefined
-  table(`1. ${String(overhead?.calls)} sequential \`complete\` calls, every policy on (goal: within 5% of the SDK)`, overhead, "per call (µs)")
+  table(`1. ${String(overhead?.calls)} sequential \`complete\` calls, every policy on, default logging (goal: within 5% of the SDK)`, overhead, "per call (µs)")
   const stream = results.stream as Record<string, unknown> | undefined
   table(
     `2. ${String(stream?.streamsPerSample)} streams of ${String(stream?.events)} events (goal: within 10%)`,
@@ -391,6 +605,38 @@ const markdown = (results: Record<string, unknown>): string => {
     }
     lines.push("")
   }
+  const cpuTable = (title: string, section: Record<string, unknown> | undefined, unit: string) => {
+    if (section === undefined) return
+    lines.push(`**${title}**`, "", `| client | ${unit} | vs openai SDK |`, "| --- | ---: | ---: |")
+    for (const name of ["llmLive", "openaiSdk", "aiSdk"]) {
+      const row = section[name] as { cpuUsPerOp: number; ratioToBaseline: number } | undefined
+      if (row !== undefined) lines.push(`| ${name} | ${row.cpuUsPerOp} | ${row.ratioToBaseline} |`)
+    }
+    lines.push("")
+  }
+  const streamCpu = results.streamCpu as Record<string, unknown> | undefined
+  cpuTable(
+    `streamCpu. ${String(streamCpu?.streams)} streams at once of ${String(streamCpu?.eventsPerStream)} events, one per network read ${String(streamCpu?.delayBetweenChunksMs)} ms apart (goal: at most 1.2x the SDK)`,
+    streamCpu,
+    "CPU per event (µs)"
+  )
+  const inflightCpu = results.inflightCpu as Record<string, unknown> | undefined
+  cpuTable(
+    `inflightCpu. ${String(inflightCpu?.calls)} \`complete\` calls, ${String(inflightCpu?.inFlight)} in flight, ${String(inflightCpu?.delayBeforeHeadersMs)} ms before headers (goal: at most 1.2x the SDK)`,
+    inflightCpu,
+    "CPU per call (µs)"
+  )
+  const q = results.queue as Record<string, unknown> | undefined
+  if (q !== undefined) {
+    lines.push(
+      `**queue. ${String(q.callers)} callers through LLM_MAX_CONCURRENCY=${String(q.slots)}, ${String(q.callMs)} ms a call (goal: wall within 1.2x the ideal ${String(q.idealMs)} ms, event-loop delay p99 under 50 ms)**`,
+      "",
+      "| wall (ms) | vs ideal | event-loop delay p50 / p99 / max (ms) | caller wait p50 / max (ms) | CPU per call (µs) | failed calls |",
+      "| ---: | ---: | ---: | ---: | ---: | --- |",
+      `| ${String(q.wallMs)} | ${String(q.wallToIdeal)} | ${String(q.eventLoopDelayP50Ms)} / ${String(q.eventLoopDelayP99Ms)} / ${String(q.eventLoopDelayMaxMs)} | ${String(q.callerWaitP50Ms)} / ${String(q.callerWaitMaxMs)} | ${String(q.cpuUsPerCall)} | ${JSON.stringify(q.failuresByTag).replaceAll("|", "/")} |`,
+      ""
+    )
+  }
   const rates = results.rateLimit as ReadonlyArray<Record<string, unknown>> | undefined
   if (rates !== undefined) {
     lines.push(
@@ -408,7 +654,7 @@ const markdown = (results: Record<string, unknown>): string => {
   }
   const policies = results.policies as Awaited<ReturnType<typeof Policies.measure>> | undefined
   if (policies !== undefined) {
-    lines.push("**6. CPU per policy: each wrapper alone around an in-process provider, and the whole stack**", "", ...Policies.markdown(policies), "")
+    lines.push("**6. CPU per policy (process.cpuUsage, median of rounds): each policy's `make` alone around an in-process provider, and the whole stack**", "", ...Policies.markdown(policies), "")
   }
   return lines.join("\n")
 }

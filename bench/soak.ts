@@ -77,8 +77,9 @@ export interface Report {
 }
 
 /**
- * The soak's configuration: a short timeout so hangs end quickly, small backoff, three retries, a
- * breaker that tolerates a 20% fault rate, limits that never wait.
+ * The soak's configuration: a short timeout so hangs end quickly, small backoff, three retries,
+ * limits that never wait, and the circuit breaker at its defaults (ratio mode: opens at half the
+ * outcomes of 10 s failing, once 20 are counted), which a 20% fault rate must not trip.
  */
 export const config = (options: Pick<Options, "primary" | "fallback" | "config">): Record<string, string> => ({
   ...Live.allPolicies(`${options.primary.url}/v1`),
@@ -86,10 +87,6 @@ export const config = (options: Pick<Options, "primary" | "fallback" | "config">
   LLM_MAX_RETRIES: "3",
   LLM_RETRY_BASE_DELAY_MS: "10",
   LLM_RETRY_MAX_DELAY_MS: "50",
-  // At least the calls in flight: one stall of the provider fails every in-flight attempt at once,
-  // and those failures in a row say less about its health than the count suggests.
-  LLM_CIRCUIT_FAILURE_THRESHOLD: "50",
-  LLM_CIRCUIT_COOLDOWN_MS: "200",
   ...(options.fallback === undefined
     ? {}
     : {

@@ -2,7 +2,8 @@
  * A reduced chaos soak inside `npm test`: 500 calls at concurrency 50 through `LlmLive` against a
  * simulator injecting 20% seeded transient faults (the full one is `npm run chaos`). The simulators
  * run in child processes, so their recorded requests do not count in this process's heap, and on
- * real time, so the soak does too, with a 1 s attempt timeout and 10-50 ms backoff.
+ * real time, so the soak does too, with a 1 s attempt timeout, 10-50 ms backoff and the circuit
+ * breaker at its default settings.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Sim from "../bench/simulator.js"
