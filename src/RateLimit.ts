@@ -60,7 +60,6 @@ import {
   type Fiber,
   FiberId,
   Option,
-  type Scope,
   Stream
 } from "effect"
 import * as Llm from "./Llm.js"
@@ -405,7 +404,9 @@ const policy = (
 
   // The store's own token-bucket operation, as `RateLimiter.consume` uses it, with each provider's
   // refill rate computed once. With `allowOverflow` a bucket goes negative: the debt is the wait.
-  // Store failures (e.g. Redis down) fail open: the call goes through without waiting.
+  // Store failures (e.g. Redis down) fail open: the call goes through without waiting. On the
+  // memory store one operation costs about 0.7 µs of CPU run as an Effect (measured over 200,000),
+  // a few µs a call for its two takes and its settlement, so there is no synchronous twin.
   const level = (bucket: Bucket, tokens: number): Effect.Effect<number> =>
     Effect.orElseSucceed(
       store.tokenBucket({ key: bucket.key, tokens, limit: bucket.limit, refillRate: bucket.refillRate, allowOverflow: true }),
@@ -482,19 +483,16 @@ const policy = (
       )
     )
 
-  /** Takes a slot (held until the scope closes), then reserves with what is left of `maxWait`. */
-  const admit = (s: ProviderLimiter, slots: Slots, tokens: number): Effect.Effect<void, RateLimitError, Scope.Scope> =>
+  /** Takes a slot, waiting at most `maxWait`; when it was taken, on the limiter's clock. */
+  const takeSlot = (s: ProviderLimiter, slots: Slots): Effect.Effect<number, RateLimitError> =>
     Effect.clockWith((clock) => {
       const start = clock.unsafeCurrentTimeMillis()
-      const slot = Effect.acquireRelease(
-        Effect.flatMap(slots.take, (taken) => (taken ? Effect.void : Effect.fail(noSlot(s)))),
-        () => slots.release
-      )
-      return Effect.zipRight(
-        slot,
-        Effect.suspend(() => reserve(s, tokens, maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)))
-      )
+      return Effect.flatMap(slots.take, (taken) => (taken ? Effect.succeed(start) : Effect.fail(noSlot(s))))
     })
+
+  /** Reserves the call's request and tokens with what the slot wait left of `maxWait`. */
+  const reserveAfter = (s: ProviderLimiter, tokens: number, start: number): Effect.Effect<void, RateLimitError> =>
+    Effect.clockWith((clock) => reserve(s, tokens, maxWaitMs - (clock.unsafeCurrentTimeMillis() - start)))
 
   const onProviderPause = (s: ProviderLimiter, error: RateLimitError): Effect.Effect<void> =>
     Effect.clockWith((clock) => {
@@ -526,8 +524,16 @@ const policy = (
     const parts = watched(s, tokens, next(request, mode))
     const slots = s.slots
     if (slots === undefined) return StreamUnwrap.unwrap(Effect.as(reserve(s, tokens, maxWaitMs), parts))
-    // The scope lives as long as the stream: the slot is given back however it ends.
-    return Stream.fromChannel(Channel.unwrapScoped(Effect.as(admit(s, slots, tokens), Stream.toChannel(parts))))
+    // The slot is taken uninterruptibly (only its wait can be interrupted) and given back however
+    // the stream ends. `Channel.unwrapScoped` would do the same at the cost of running the stream
+    // inside another one: about 200 µs of CPU a call here, against nothing measurable for this.
+    return Stream.fromChannel(
+      Channel.acquireUseRelease(
+        takeSlot(s, slots),
+        (start) => Channel.unwrap(Effect.as(reserveAfter(s, tokens, start), Stream.toChannel(parts))),
+        () => slots.release
+      )
+    )
   }
 }
 
