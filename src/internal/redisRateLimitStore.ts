@@ -216,7 +216,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
         const parsed: unknown = JSON.parse(message)
         if (typeof parsed !== "object" || parsed === null || !("key" in parsed) || !("ms" in parsed) || !("origin" in parsed)) return
         const { key, ms, origin } = parsed
-        if (origin !== instance && typeof key === "string" && typeof ms === "number") notify(key, ms)
+        if (origin !== instance && typeof key === "string" && typeof ms === "number" && Number.isFinite(ms)) notify(key, ms)
       } catch {
         // Not one of ours.
       }
@@ -253,7 +253,9 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
         return [Number(answer[0]), Number(answer[1])] as const
       },
       announcePause: async (key, ms) => {
-        const duration = Math.max(1, Math.ceil(ms))
+        // Within what a timer holds: Redis would refuse a non-finite PX, and a watcher would sleep on it.
+        if (!Number.isFinite(ms) || ms <= 0) return
+        const duration = Math.min(Math.ceil(ms), 2_147_483_647)
         await run(scripts.pause, key, [duration, channel, JSON.stringify({ key, ms: duration, origin: instance })])
       },
       watchPause: (key, onPause) => {

@@ -198,6 +198,21 @@ describe.runIf(redisUrl !== undefined)("RateLimitStore on Redis", () => {
       }).pipe(Effect.scoped)
     )
 
+    it.live("are held to what a timer holds: a non-finite pause is not written, a huge one is cut to 2^31 - 1 ms", () =>
+      Effect.gen(function* () {
+        const shared = prefix()
+        const { pauses } = yield* storeOf({ prefix: shared })
+        expect((yield* Effect.exit(pauses.announce("nan", Number.NaN)))._tag).toBe("Success")
+        expect((yield* Effect.exit(pauses.announce("forever", Infinity)))._tag).toBe("Success")
+        yield* pauses.announce("huge", 1e12)
+        expect(yield* Effect.promise(() => admin.pttl(`${shared}nan`))).toBe(-2)
+        expect(yield* Effect.promise(() => admin.pttl(`${shared}forever`))).toBe(-2)
+        const huge = yield* Effect.promise(() => admin.pttl(`${shared}huge`))
+        expect(huge).toBeGreaterThan(2_147_000_000)
+        expect(huge).toBeLessThanOrEqual(2_147_483_647)
+      }).pipe(Effect.scoped)
+    )
+
     it.live("never shorten a longer pause already in force", () =>
       Effect.gen(function* () {
         const shared = prefix()
