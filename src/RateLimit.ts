@@ -63,6 +63,7 @@ import {
   Stream
 } from "effect"
 import * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 import { type LlmError, RateLimitError } from "./LlmError.js"
 import type { LlmStreamEvent, Usage } from "./LlmRequest.js"
 import { SharedPauses } from "./RateLimitStore.js"
@@ -555,37 +556,14 @@ const policy = (
  */
 export const layer = (options?: Options) => Llm.layerPolicy(make(options))
 
-/** `LLM_RATE_LIMIT_RPM_OPENAI` for `openai`; names are upper-cased, other characters become `_`. */
-const variable = (base: string, provider?: string) =>
-  provider === undefined ? base : `${base}_${provider.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`
-
-const limitsConfig = (provider?: string): Config.Config<Limits> =>
-  Config.map(
-    Config.all({
-      rpm: Rules.optional(variable("LLM_RATE_LIMIT_RPM", provider), Rules.wholeNumber(1, 1_000_000)),
-      burst: Rules.optional(variable("LLM_RATE_LIMIT_BURST", provider), Rules.wholeNumber(1, 1_000_000)),
-      tpm: Rules.optional(variable("LLM_RATE_LIMIT_TPM", provider), Rules.wholeNumber(1, 1_000_000_000)),
-      maxConcurrency: Rules.optional(variable("LLM_MAX_CONCURRENCY", provider), Rules.wholeNumber(1, 100_000))
-    }),
-    (limits): Limits => ({
-      ...(Option.isSome(limits.rpm) ? { rpm: limits.rpm.value } : {}),
-      ...(Option.isSome(limits.burst) ? { burst: limits.burst.value } : {}),
-      ...(Option.isSome(limits.tpm) ? { tpm: limits.tpm.value } : {}),
-      ...(Option.isSome(limits.maxConcurrency) ? { maxConcurrency: limits.maxConcurrency.value } : {})
-    })
-  )
-
-/** The providers whose own limits {@link config} reads. */
-const providerNames = ["openai", "anthropic"] as const
-
 /**
  * Limiter options from the environment: `LLM_RATE_LIMIT_RPM`, `LLM_RATE_LIMIT_BURST`,
  * `LLM_RATE_LIMIT_TPM` and `LLM_MAX_CONCURRENCY` for every provider (each off when unset), the
  * same with the provider's name appended for `openai` and `anthropic` (e.g.
  * `LLM_RATE_LIMIT_RPM_OPENAI`, which wins over the shared one; `LlmConfig` also reads them for an
  * OpenAI-compatible provider),
- * `LLM_RATE_LIMIT_MAX_WAIT_MS` (30000) and `LLM_RETRY_MAX_RETRY_AFTER_MS` (60000). A bad value is
- * a `ConfigError` naming the variable.
+ * `LLM_RATE_LIMIT_MAX_WAIT_MS` (30000) and `LLM_RETRY_MAX_RETRY_AFTER_MS` (60000), as `LlmConfig`
+ * reads them. A bad value is a `ConfigError` naming the variable.
  *
  * @example
  * import { Effect } from "effect"
@@ -595,20 +573,10 @@ const providerNames = ["openai", "anthropic"] as const
  * @since 0.1.0
  * @category Config
  */
-export const config: Config.Config<Options> = Config.map(
-  Config.all({
-    shared: limitsConfig(),
-    own: Config.all(providerNames.map((name) => Config.map(limitsConfig(name), (limits) => [name, limits] as const))),
-    maxWait: Rules.withDefault("LLM_RATE_LIMIT_MAX_WAIT_MS", Rules.milliseconds(0, 600_000), Duration.seconds(30)),
-    maxRetryAfter: Rules.withDefault("LLM_RETRY_MAX_RETRY_AFTER_MS", Rules.milliseconds(0, 600_000), Duration.minutes(1))
-  }),
-  ({ maxRetryAfter, maxWait, own, shared }): Options => ({
-    ...shared,
-    maxWait,
-    maxRetryAfter,
-    providers: Object.fromEntries(own.filter(([, limits]) => Object.keys(limits).length > 0))
-  })
-)
+export const config: Config.Config<Options> = Config.map(LlmConfig.config, (settings) => ({
+  ...settings.rateLimit,
+  maxRetryAfter: settings.retry.maxRetryAfter
+}))
 
 /**
  * {@link layer} with options read from {@link config}.
