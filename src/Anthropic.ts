@@ -187,11 +187,8 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
-  (config) =>
-    config.anthropic === undefined
-      ? undefined
-      : { ...config.anthropic, ...(config.defaultModel === undefined ? {} : { model: config.defaultModel }) },
-  layer,
-  { required: "ANTHROPIC_API_KEY", message: "ANTHROPIC_API_KEY is required" }
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.keyedLayerFromConfig(
+  "anthropic",
+  "ANTHROPIC_API_KEY",
+  layer
 )

@@ -138,11 +138,8 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @since 0.1.0
  * @category Layers
  */
-export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
-  (config) =>
-    config.openai === undefined
-      ? undefined
-      : { ...config.openai, ...(config.defaultModel === undefined ? {} : { model: config.defaultModel }) },
-  layer,
-  { required: "OPENAI_API_KEY", message: "OPENAI_API_KEY is required" }
+export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.keyedLayerFromConfig(
+  "openai",
+  "OPENAI_API_KEY",
+  layer
 )

@@ -502,6 +502,13 @@ const outcomeOf = (exit: Exit.Exit<unknown, LlmError>, finished: boolean): Outco
 
 const seconds = (from: bigint, to: bigint) => Number(to - from) / 1e9
 
+/** The usage of an answer cut short, estimated from the prompt and the text delivered. */
+const estimatedUsage = (request: LlmRequest.LlmRequest, chars: number): LlmRequest.Usage => {
+  const inputTokens = estimateTokens(promptChars(request))
+  const outputTokens = estimateTokens(chars)
+  return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
+}
+
 /**
  * The usage policy: measures every attempt (tokens, cost, duration, time to the first streamed
  * text, outcome) and adds its usage to the enclosing {@link withUsage} regions and to the call's
@@ -543,15 +550,7 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
               const provider = request.provider ?? finish?.provider ?? outcome.provider ?? "unknown"
               const model = request.model ?? finish?.model ?? "unknown"
               const estimated = finish === undefined && chars > 0
-              const usage: LlmRequest.Usage | undefined =
-                finish?.usage ??
-                (estimated
-                  ? {
-                      inputTokens: estimateTokens(promptChars(request)),
-                      outputTokens: estimateTokens(chars),
-                      totalTokens: estimateTokens(promptChars(request)) + estimateTokens(chars)
-                    }
-                  : undefined)
+              const usage = finish?.usage ?? (estimated ? estimatedUsage(request, chars) : undefined)
               const instruments = instrumentsFor(provider, model, operation)
               const byOutcome = outcomeInstruments(instruments, outcome.outcome, outcome.errorType)
               const usd = usage === undefined ? 0 : Pricing.cost(prices, finish?.model ?? model, usage)

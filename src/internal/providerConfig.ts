@@ -36,3 +36,24 @@ export const layerFromConfig = <Options>(
  */
 export const layer = (provider: Effect.Effect<Llm.Provider>): Layer.Layer<Llm.Llm> =>
   Layer.effect(Llm.Llm, Effect.map(provider, Llm.fromProvider))
+
+/**
+ * The layer of a keyed provider (`openai` or `anthropic`) from `LlmConfig`: its key and base URL,
+ * and `LLM_DEFAULT_MODEL` as its model when set; `keyVariable` is required.
+ *
+ * @internal
+ */
+export const keyedLayerFromConfig = (
+  provider: "openai" | "anthropic",
+  keyVariable: string,
+  layerOf: (options: LlmConfig.KeyedProvider & { readonly model?: string }) => Layer.Layer<Llm.Llm>
+): Layer.Layer<Llm.Llm, ConfigError.ConfigError> =>
+  layerFromConfig(
+    (config) => {
+      const settings = config[provider]
+      if (settings === undefined) return undefined
+      return config.defaultModel === undefined ? settings : { ...settings, model: config.defaultModel }
+    },
+    layerOf,
+    { required: keyVariable, message: `${keyVariable} is required` }
+  )
