@@ -30,8 +30,8 @@ export interface Context {
   readonly provider: string
   /** Epoch milliseconds, to read `retry-after` HTTP dates. */
   readonly now: number
-  /** The API key, removed from any text that ends up in a message. */
-  readonly secret?: string | undefined
+  /** The API key (and the values of custom headers), removed from any text that ends up in a message. */
+  readonly secret?: string | ReadonlyArray<string> | undefined
   /** Characters of answer text a stream had delivered before it failed. */
   readonly textEmitted?: number | undefined
 }
@@ -76,16 +76,31 @@ const maxMessageLength = 300
 const stringField = (record: unknown, key: string): string | undefined =>
   Predicate.isRecord(record) && typeof record[key] === "string" && record[key] !== "" ? record[key] : undefined
 
+/** A code as text: gateways send `"code": "content_filter"` and also `"code": 400`. */
+const codeField = (record: unknown): string | undefined =>
+  Predicate.isRecord(record) && typeof record.code === "number" && Number.isFinite(record.code)
+    ? String(record.code)
+    : stringField(record, "code")
+
 /**
  * The `type`, `code` and `message` of an error body, whether it is OpenAI's `{ error: { ... } }`,
- * Anthropic's `{ type: "error", error: { ... } }` or the inner object itself.
+ * Anthropic's `{ type: "error", error: { ... } }`, the inner object itself, or another shape that
+ * gateways and frameworks send: the message is the first of `error.message`, `message`, `detail`
+ * (with `title` before it: RFC 9457 problem details), `title`, and `error` as a string.
  *
  * @internal
  */
 export const errorDetail = (body: unknown): Detail => {
   if (typeof body === "string") return { message: body }
   const inner = Predicate.isRecord(body) && Predicate.isRecord(body.error) ? body.error : body
-  return { type: stringField(inner, "type"), code: stringField(inner, "code"), message: stringField(inner, "message") }
+  const title = stringField(inner, "title")
+  const detail = stringField(inner, "detail")
+  const message =
+    stringField(inner, "message") ??
+    (detail !== undefined ? (title !== undefined ? `${title}: ${detail}` : detail) : title) ??
+    stringField(inner, "error") ??
+    (inner !== body ? stringField(body, "message") : undefined)
+  return { type: stringField(inner, "type"), code: codeField(inner) ?? codeField(body), message }
 }
 
 const secretPatterns = [/\bsk-[A-Za-z0-9_*\-.]{4,}/g, /\bBearer\s+\S+/gi]
@@ -100,9 +115,11 @@ const maxTextRead = 64 * 1024
  *
  * @internal
  */
-export const clean = (text: string, secret?: string): string => {
+export const clean = (text: string, secret?: string | ReadonlyArray<string>): string => {
   let out = text
-  if (secret !== undefined && secret.length >= 4) out = out.split(secret).join("[redacted]")
+  for (const value of typeof secret === "string" ? [secret] : (secret ?? [])) {
+    if (value.length >= 4) out = out.split(value).join("[redacted]")
+  }
   if (out.length > maxTextRead) out = out.slice(0, maxTextRead)
   const title = /<title[^<>]*>([^<]*)<\/title>/i.exec(out)
   if (title?.[1] !== undefined && title[1].trim() !== "") out = title[1]
