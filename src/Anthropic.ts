@@ -26,6 +26,7 @@ import { type ConfigError, Effect, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as SdkCall from "./internal/sdkCall.js"
+import * as Transport from "./internal/transport.js"
 import type * as Llm from "./Llm.js"
 
 /**
@@ -46,6 +47,15 @@ export interface Options {
   readonly baseURL?: string
   readonly model?: string
   readonly maxTokens?: number
+  /**
+   * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
+   * headers). Every value is kept out of messages, logs and spans like the key.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /** Query parameters sent with every request. */
+  readonly query?: Readonly<Record<string, string>> | undefined
+  /** The `fetch` the SDK client uses (a proxy agent, mutual TLS); the global `fetch` by default. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
 }
 
 /**
@@ -131,12 +141,16 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       maxRetries: 0,
       timeout: sdkTimeoutMs,
       logLevel: "off",
-      openTelemetry: false
+      openTelemetry: false,
+      fetch: Transport.keepErrorBodies(options.fetch),
+      defaultHeaders: Transport.headerText(options.headers),
+      ...(options.query === undefined ? {} : { defaultQuery: { ...options.query } })
     })
-    const caller: SdkCall.Caller = { provider: providerName, secret, sdk: sdkErrors }
+    const secrets = Transport.secretsOf(secret, options.headers)
+    const caller: SdkCall.Caller = { provider: providerName, secret: secrets, sdk: sdkErrors }
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens
-    const errorContext = { provider: providerName, now: 0, secret }
+    const errorContext = { provider: providerName, now: 0, secret: secrets }
     const call: Llm.Call = (request, mode) => {
       const model = request.model ?? configuredModel
       const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model)

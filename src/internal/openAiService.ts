@@ -4,11 +4,12 @@
  * @internal
  */
 import { Stream } from "effect"
-import OpenAI from "openai"
+import OpenAI, { AzureOpenAI } from "openai"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
 import * as OpenAiWire from "./openAiWire.js"
 import * as SdkCall from "./sdkCall.js"
+import * as Transport from "./transport.js"
 
 /**
  * Effectively no SDK timeout: time limits are the `Timeout` policy's. Kept below Node's 2^31-1 ms
@@ -31,6 +32,11 @@ export interface Settings {
   /** `undefined` when there is no default: every request must name a model. */
   readonly model: string | undefined
   readonly maxTokensField: OpenAiWire.MaxTokensField
+  readonly headers?: Transport.HeaderValues | undefined
+  readonly query?: Readonly<Record<string, string>> | undefined
+  readonly fetch?: Transport.Fetch | undefined
+  /** Azure OpenAI: the `api-key` header, `api-version` on every request, the model as deployment. */
+  readonly azure?: { readonly apiVersion: string } | undefined
 }
 
 const sdkErrors = {
@@ -46,25 +52,34 @@ const sdkErrors = {
  * @internal
  */
 export const make = (settings: Settings): Llm.Provider => {
-  const client = new OpenAI({
-    // The SDK insists on a credential; without a key the header is removed below.
-    apiKey: settings.apiKey ?? "unused",
+  const options = {
     baseURL: settings.baseURL,
     organization: null,
     project: null,
     maxRetries: 0,
     timeout: sdkTimeoutMs,
-    logLevel: "off",
-    ...(settings.apiKey === undefined ? { defaultHeaders: { Authorization: null } } : {})
-  })
+    logLevel: "off" as const,
+    fetch: Transport.keepErrorBodies(settings.fetch),
+    defaultHeaders: {
+      ...Transport.headerText(settings.headers),
+      // The SDK insists on a credential; without a key the header is removed.
+      ...(settings.apiKey === undefined ? { Authorization: null } : {})
+    },
+    ...(settings.query === undefined ? {} : { defaultQuery: { ...settings.query } })
+  }
+  const client =
+    settings.azure === undefined
+      ? new OpenAI({ ...options, apiKey: settings.apiKey ?? "unused" })
+      : new AzureOpenAI({ ...options, apiKey: settings.apiKey ?? "unused", apiVersion: settings.azure.apiVersion })
   const provider = settings.provider
-  const caller: SdkCall.Caller = { provider, secret: settings.apiKey, sdk: sdkErrors }
+  const secret = Transport.secretsOf(settings.apiKey, settings.headers)
+  const caller: SdkCall.Caller = { provider, secret, sdk: sdkErrors }
   const noModel = new InvalidRequestError({
     provider,
     field: "model",
     message: `Invalid request: ${provider} has no default model; name one in the request or the provider options`
   })
-  const errorContext = { provider, now: 0, secret: settings.apiKey }
+  const errorContext = { provider, now: 0, secret }
   const call: Llm.Call = (request, mode) => {
     const model = request.model || settings.model
     if (model === undefined || model === "") return Stream.fail(noModel)

@@ -18,7 +18,8 @@ import * as ServerSentEvents from "./serverSentEvents.js"
  */
 export interface Caller {
   readonly provider: string
-  readonly secret: string | undefined
+  /** The key and any other value to keep out of messages (custom header values). */
+  readonly secret: string | ReadonlyArray<string> | undefined
   readonly sdk: ProviderErrors.SdkErrors
 }
 
