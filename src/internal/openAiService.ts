@@ -61,9 +61,10 @@ export const make = (settings: Settings): Llm.Provider => {
     logLevel: "off" as const,
     fetch: Transport.keepErrorBodies(settings.fetch),
     defaultHeaders: {
-      ...Transport.headerText(settings.headers),
-      // The SDK insists on a credential; without a key the header is removed.
-      ...(settings.apiKey === undefined ? { Authorization: null } : {})
+      // The SDK insists on a credential; without a key its header is removed, unless the custom
+      // headers carry one of their own.
+      ...(settings.apiKey === undefined ? { Authorization: null } : {}),
+      ...Transport.headerText(settings.headers)
     },
     ...(settings.query === undefined ? {} : { defaultQuery: { ...settings.query } })
   }
