@@ -240,13 +240,16 @@ export const query: Rule<Record<string, string>> = {
 }
 
 /**
- * The name of an environment variable: letters, digits and `_`, not starting with a digit.
+ * The name of an environment variable, upper-case as such names are: letters, digits and `_`, not
+ * starting with a digit. Keys are rarely all upper-case, so a key written in its place is caught.
  *
  * @internal
  */
 export const variableName: Rule<string> = {
-  rule: "the name of an environment variable (letters, digits and _, not starting with a digit) such as GROQ_API_KEY",
-  parse: (text) => Option.liftPredicate(text, (name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+  rule: "the name of the variable that holds the key (upper-case letters, digits and _, not starting with a digit) such as GROQ_API_KEY, never the key itself",
+  parse: (text) => Option.liftPredicate(text, (name) => /^[A-Z_][A-Z0-9_]*$/.test(name)),
+  // A key written in place of the variable's name must not be repeated.
+  show: () => "a value not shown here (it may be a key)"
 }
 
 /**
