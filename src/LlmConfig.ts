@@ -19,7 +19,11 @@
  * | `LLM_DEFAULT_MODEL` | per provider | |
  * | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | none | base URL: http(s) URL |
  * | `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL` | none | base URL: http(s) URL |
+ * | `OPENAI_HEADERS`, `ANTHROPIC_HEADERS` | none | JSON object of header names to strings; values are secrets, never shown |
+ * | `AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `OPENAI_API_VERSION`, `AZURE_OPENAI_DEPLOYMENT` | none | the endpoint (http(s) URL) needs the key and an API version such as `2024-10-21` |
  * | `OPENAI_COMPATIBLE_NAME`, `OPENAI_COMPATIBLE_BASE_URL`, `OPENAI_COMPATIBLE_API_KEY`, `OPENAI_COMPATIBLE_MODEL` | none | name and base URL go together |
+ * | `OPENAI_COMPATIBLE_HEADERS`, `OPENAI_COMPATIBLE_QUERY` | none | JSON objects of strings; header values are secrets |
+ * | `OPENAI_COMPATIBLE_ENDPOINTS` | none | 1 to 50 distinct names; each has `OPENAI_COMPATIBLE_<NAME>_BASE_URL` (required), `_API_KEY_VAR`, `_MODEL`, `_HEADERS`, `_QUERY`, read by {@link load} |
  * | `LLM_MAX_RETRIES` | `3` | 0 to 100 |
  * | `LLM_RETRY_BASE_DELAY_MS`, `LLM_RETRY_MAX_DELAY_MS`, `LLM_RETRY_MAX_RETRY_AFTER_MS` | `500`, `10000`, `60000` | ms, 0 to 600000 |
  * | `LLM_TIMEOUT_MS` | `30000` | ms, 1 to 2147483647 |
