@@ -1,9 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
+import { RateLimiter } from "@effect/experimental"
 import { ConfigProvider, Effect, Redacted } from "effect"
 import * as Http from "node:http"
 import type * as Net from "node:net"
 import * as AzureOpenAi from "../src/AzureOpenAi.js"
 import * as Llm from "../src/Llm.js"
+import * as LlmLive from "../src/LlmLive.js"
 import { collect, exposed, failure, hello, summarize } from "./integration/support.js"
 
 const azureKey = "azure-test-KEY-3f2e1d0c9b8a7f6e"
@@ -175,12 +177,50 @@ describe("AzureOpenAi.layerConfig", () => {
     })
   )
 
+  it.scoped("without AZURE_OPENAI_DEPLOYMENT the deployment is LLM_DEFAULT_MODEL", () =>
+    Effect.gen(function* () {
+      const server = yield* azureLike(() => ({ status: 200, body: answered }))
+      const env = new Map([
+        ["AZURE_OPENAI_API_KEY", azureKey],
+        ["AZURE_OPENAI_ENDPOINT", server.url],
+        ["OPENAI_API_VERSION", "2024-10-21"],
+        ["LLM_DEFAULT_MODEL", "from-default-model"]
+      ])
+      yield* Llm.complete(hello).pipe(Effect.provide(AzureOpenAi.layerConfig), Effect.withConfigProvider(ConfigProvider.fromMap(env)))
+      expect(new URL(server.seen[0]?.url ?? "", server.url).pathname).toBe("/openai/deployments/from-default-model/chat/completions")
+    })
+  )
+
   it.effect("without AZURE_OPENAI_ENDPOINT building the layer fails with a ConfigError naming the variables", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(
         Llm.complete(hello).pipe(Effect.provide(AzureOpenAi.layerConfig), Effect.withConfigProvider(ConfigProvider.fromMap(new Map())))
       )
       expect(String(error)).toContain("AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT and OPENAI_API_VERSION are required")
+    })
+  )
+})
+
+describe("LlmLive with Azure beside OpenAI", () => {
+  it.scoped("LLM_PROVIDER=azure with LLM_DEFAULT_MODEL as its deployment; a request naming openai goes there", () =>
+    Effect.gen(function* () {
+      const azure = yield* azureLike(() => ({ status: 200, body: answered }))
+      const openai = yield* azureLike(() => ({ status: 200, body: answered }))
+      const env = new Map([
+        ["AZURE_OPENAI_API_KEY", azureKey],
+        ["AZURE_OPENAI_ENDPOINT", azure.url],
+        ["OPENAI_API_VERSION", "2024-10-21"],
+        ["OPENAI_API_KEY", "sk-test-BESIDE-AZURE-0123"],
+        ["OPENAI_BASE_URL", `${openai.url}/v1`],
+        ["LLM_PROVIDER", "azure"],
+        ["LLM_DEFAULT_MODEL", "default-deployment"]
+      ])
+      const llm = yield* LlmLive.make.pipe(Effect.provide(RateLimiter.layerStoreMemory), Effect.withConfigProvider(ConfigProvider.fromMap(env)))
+      expect((yield* llm.complete(hello)).provider).toBe("azure")
+      expect((yield* llm.complete({ ...hello, provider: "openai" })).provider).toBe("openai")
+      expect(new URL(azure.seen[0]?.url ?? "", azure.url).pathname).toBe("/openai/deployments/default-deployment/chat/completions")
+      expect(openai.seen[0]?.url).toBe("/v1/chat/completions")
+      expect(openai.seen[0]?.body).toMatchObject({ model: "gpt-4o-mini" })
     })
   )
 })

@@ -53,6 +53,8 @@ const sdkErrors = {
  */
 export const make = (settings: Settings): Llm.Provider => {
   const options = {
+    // The SDK insists on a credential; without a key its header is removed below.
+    apiKey: settings.apiKey ?? "unused",
     baseURL: settings.baseURL,
     organization: null,
     project: null,
@@ -61,8 +63,7 @@ export const make = (settings: Settings): Llm.Provider => {
     logLevel: "off" as const,
     fetch: Transport.keepErrorBodies(settings.fetch),
     defaultHeaders: {
-      // The SDK insists on a credential; without a key its header is removed, unless the custom
-      // headers carry one of their own.
+      // Without a key no Authorization header, unless the custom headers carry one of their own.
       ...(settings.apiKey === undefined ? { Authorization: null } : {}),
       ...Transport.headerText(settings.headers)
     },
@@ -70,8 +71,8 @@ export const make = (settings: Settings): Llm.Provider => {
   }
   const client =
     settings.azure === undefined
-      ? new OpenAI({ ...options, apiKey: settings.apiKey ?? "unused" })
-      : new AzureOpenAI({ ...options, apiKey: settings.apiKey ?? "unused", apiVersion: settings.azure.apiVersion })
+      ? new OpenAI(options)
+      : new AzureOpenAI({ ...options, apiVersion: settings.azure.apiVersion })
   const provider = settings.provider
   const secret = Transport.secretsOf(settings.apiKey, settings.headers)
   const caller: SdkCall.Caller = { provider, secret, sdk: sdkErrors }
