@@ -62,4 +62,57 @@ describe("OpenAI and two named compatible endpoints", () => {
       expect(vllmRequest?.headers["x-team"]).toBeUndefined()
       expect(openai.requests()[0]?.headers["x-team"]).toBeUndefined()
     }).pipe(quiet))
+
+  it.scoped("a named endpoint is a fallback target like any provider", () =>
+    Effect.gen(function* () {
+      const groq = yield* Simulator.make()
+      const vllm = yield* Simulator.make()
+      groq.enqueue("openai", { status: 503 })
+      const env = {
+        OPENAI_COMPATIBLE_ENDPOINTS: "groq,vllm",
+        OPENAI_COMPATIBLE_GROQ_BASE_URL: `${groq.url}/v1`,
+        OPENAI_COMPATIBLE_GROQ_MODEL: "llama",
+        OPENAI_COMPATIBLE_VLLM_BASE_URL: `${vllm.url}/v1`,
+        OPENAI_COMPATIBLE_VLLM_MODEL: "qwen",
+        LLM_FALLBACK: "vllm",
+        LLM_MAX_RETRIES: "0"
+      }
+      const llm = yield* LlmLive.make.pipe(
+        Effect.provide(RateLimiter.layerStoreMemory),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      )
+      const answer = yield* llm.complete(hello)
+      expect(answer).toMatchObject({ provider: "vllm", model: "qwen" })
+      expect([groq.attempts(), vllm.attempts()]).toEqual([1, 1])
+    }).pipe(quiet))
+})
+
+describe("OPENAI_HEADERS and ANTHROPIC_HEADERS", () => {
+  it.scoped("reach the wire with every request, and their values never show in an error", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const secret = "hdr-SECRET-value-13572468"
+      const env = {
+        OPENAI_API_KEY: "sk-test-HEADERS-openai-0000",
+        OPENAI_BASE_URL: `${sim.url}/v1`,
+        OPENAI_HEADERS: JSON.stringify({ "x-openai-gateway": secret }),
+        ANTHROPIC_API_KEY: "sk-ant-test-HEADERS-0000",
+        ANTHROPIC_BASE_URL: sim.url,
+        ANTHROPIC_HEADERS: JSON.stringify({ "x-anthropic-gateway": "anthropic-hdr-value" }),
+        LLM_MAX_RETRIES: "0"
+      }
+      const llm = yield* LlmLive.make.pipe(
+        Effect.provide(RateLimiter.layerStoreMemory),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      )
+      yield* llm.complete(hello)
+      yield* llm.complete({ ...hello, provider: "anthropic" })
+      const [openai, anthropic] = sim.requests()
+      expect(openai).toMatchObject({ route: "openai", headers: { "x-openai-gateway": secret } })
+      expect(anthropic).toMatchObject({ route: "anthropic", headers: { "x-anthropic-gateway": "anthropic-hdr-value" } })
+      expect(anthropic?.headers["x-openai-gateway"]).toBeUndefined()
+      sim.enqueue("openai", { status: 400, body: { error: { message: `header ${secret} rejected` } } })
+      const error = yield* failure(llm.complete(hello))
+      expect(error.message).toBe("openai answered 400: header [redacted] rejected")
+    }).pipe(quiet))
 })
