@@ -122,7 +122,7 @@ describe("Redaction of a known OpenAI key over real HTTP", () => {
       expect(sim.requests().length).toBe(6)
       // the scan below only means something if the layers wrote plenty
       expect(lines.filter((line) => line.includes("llm call"))).toHaveLength(5)
-      expect(lines.some((line) => line.includes("<redacted>"))).toBe(true)
+      expect(lines.some((line) => line.includes("[redacted]"))).toBe(true)
       expect(spans.length).toBeGreaterThanOrEqual(11)
 
       const everything = [...lines, spanText(), yield* metricText, ...errors.map(errorText)].join("\n")
@@ -180,7 +180,7 @@ describe("Redaction of a key with no recognisable shape", () => {
       const llm = Llm.router({ providers: [leaky], policies })
       const first = yield* run(failureOf(llm.complete(request())))
       const second = yield* run(failureOf(Stream.runDrain(llm.stream(request()))))
-      expect(first.message).toContain("<redacted>")
+      expect(first.message).toContain("[redacted]")
       expect(first).toBeInstanceOf(ConnectionError)
       expect(first.retryable).toBe(true)
       const everything = [...lines, spanText(), yield* metricText, errorText(first), errorText(second)].join("\n")
@@ -206,8 +206,8 @@ describe("Redaction keeps spans and logs useful", () => {
         Stream.fail(new ConnectionError({ provider: "house", message: `refused for Bearer ${openAiKey} at 10.0.0.1` }))
       const llm = Llm.fromCall(Llm.compose(leaky, yield* Effect.all([Tracing.make(), Logging.make()])))
       const error = yield* run(failureOf(llm.complete(request())))
-      expect(error.message).toBe("refused for Bearer <redacted> at 10.0.0.1")
+      expect(error.message).toBe("refused for Bearer [redacted] at 10.0.0.1")
       expect(Option.getOrUndefined(Option.fromNullable(spans[0]?.attributes.get("error.type")))).toBe("ConnectionError")
-      expect(lines.find((line) => line.includes("llm call"))).toContain("refused for Bearer <redacted> at 10.0.0.1")
+      expect(lines.find((line) => line.includes("llm call"))).toContain("refused for Bearer [redacted] at 10.0.0.1")
     }))
 })
