@@ -115,18 +115,11 @@ export const clean = (text: string, scrub: Redaction.Scrub = Redaction.shapesOnl
   return scrub(out.replace(/\s+/g, " ").trim(), maxMessageLength)
 }
 
-const scrubRecord = (scrub: Redaction.Scrub, record: Record<string, string> | undefined) => {
-  if (record === undefined) return undefined
-  const out: Record<string, string> = {}
-  for (const key in record) out[scrub(key, Headers.maxValueLength)] = scrub(record[key]!, Headers.maxValueLength)
-  return out
-}
-
 const common = (ctx: Context, message: string, headers: Headers.HeadersLike | undefined) => {
   const scrub = ctx.scrub ?? Redaction.shapesOnly
-  const id = Headers.requestId(headers)
-  const requestId = id === undefined ? undefined : scrub(id, Headers.maxValueLength)
-  const rateLimit = scrubRecord(scrub, Headers.rateLimitHeaders(headers))
+  const clean = (value: string) => scrub(value, Headers.maxValueLength)
+  const requestId = Headers.requestId(headers, clean)
+  const rateLimit = Headers.rateLimitHeaders(headers, clean)
   const retry = Headers.shouldRetry(headers)
   return {
     provider: ctx.provider,

@@ -71,6 +71,22 @@ export const make = (secrets: ReadonlyArray<Redacted.Redacted<string>> = []): Sc
   }
 }
 
+/**
+ * The password of a URL (`redis://user:password@host`), as written and as decoded: either form may
+ * surface in an error. Empty when there is none or the URL does not parse.
+ */
+export const urlPasswords = (url: string): ReadonlyArray<Redacted.Redacted<string>> => {
+  const written = URL.canParse(url) ? new URL(url).password : ""
+  if (written === "") return []
+  let decoded = written
+  try {
+    decoded = decodeURIComponent(written)
+  } catch {
+    // A malformed escape: the written form is all there is.
+  }
+  return [...new Set([written, decoded])].map((password) => Redacted.make(password))
+}
+
 /** The sanitiser for text when no secret is known: key shapes and lengths only. */
 export const shapesOnly: Scrub = make()
 
