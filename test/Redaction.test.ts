@@ -19,7 +19,8 @@ import {
 } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
 import * as Llm from "../src/Llm.js"
-import { ConnectionError, type LlmError } from "../src/LlmError.js"
+import * as Redaction from "../src/internal/redaction.js"
+import { ConnectionError, InvalidRequestError, type LlmError } from "../src/LlmError.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
 import * as Logging from "../src/Logging.js"
 import * as OpenAi from "../src/OpenAi.js"
@@ -210,4 +211,80 @@ describe("Redaction keeps spans and logs useful", () => {
       expect(Option.getOrUndefined(Option.fromNullable(spans[0]?.attributes.get("error.type")))).toBe("ConnectionError")
       expect(lines.find((line) => line.includes("llm call"))).toContain("refused for Bearer [redacted] at 10.0.0.1")
     }))
+})
+
+describe("the sanitiser", () => {
+  const scrubOf = (...secrets: ReadonlyArray<string>) => Redaction.make(secrets.map((secret) => Redacted.make(secret)))
+
+  it("masks a configured secret of any length, a short one also inside ordinary words", () => {
+    const scrub = scrubOf("abc", "Xw9Ln", "c4n4ry0011223344556677889900aabbccddeeff")
+    expect(scrub("key abc, fabcd")).toBe("key [redacted], f[redacted]d")
+    expect(scrub("id Xw9Ln-7")).toBe("id [redacted]-7")
+    expect(scrub("c4n4ry0011223344556677889900aabbccddeeff!")).toBe("[redacted]!")
+    expect(scrub("nothing to see")).toBe("nothing to see")
+  })
+
+  it("masks a secret that markup, soft hyphens or zero-width characters split", () => {
+    const key = "c4n4ry0011223344556677889900aabbccddeeff"
+    const scrub = scrubOf(key, "Qz7")
+    expect(scrub(`<p>${key.slice(0, 10)}<wbr>${key.slice(10, 20)}<b class="x"></b>${key.slice(20)}</p>`)).toBe("<p>[redacted]</p>")
+    expect(scrub(`${key.slice(0, 5)}&shy;${key.slice(5, 9)}\u200b${key.slice(9)}`)).toBe("[redacted]")
+    expect(scrub("Q<wbr>z&#8203;7 and Q z 7")).toBe("[redacted] and Q z 7")
+  })
+
+  it("masks what is shaped like a key, a token or a credential assignment", () => {
+    const scrub = Redaction.shapesOnly
+    expect(scrub("Incorrect API key provided: sk-proj-****************1234.")).toBe("Incorrect API key provided: [redacted]")
+    expect(scrub("gsk_abcdefghijkl and xai-abcdefghijkl")).toBe("[redacted] and [redacted]")
+    expect(scrub("Authorization: Bearer abc.def-123")).toBe("Authorization: [redacted]")
+    expect(scrub("sent Bearer abc.def-123")).toBe("sent Bearer [redacted]")
+    expect(scrub('{"api_key": "qwertyuiop"}')).toBe('{"api_key": "[redacted]"}')
+    expect(scrub("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig")).toBe("token [redacted]")
+    expect(scrub("AIzaSyA-abcdefghijklmnopqrstuv")).toBe("[redacted]")
+  })
+
+  it("bounds lengths after scrubbing, so a cut never leaves part of a secret", () => {
+    const key = "c4n4ry0011223344556677889900aabbccddeeff"
+    const scrub = scrubOf(key)
+    expect(scrub(`${"x".repeat(190)}${key}`, 200)).toBe(`${"x".repeat(190)}[redacted]`)
+    expect(scrub("y".repeat(500), 200)).toBe(`${"y".repeat(199)}…`)
+    // Past the scan limit nothing is read, and a secret the limit cut short is dropped with it.
+    const huge = `${"z".repeat(Redaction.maxScan - 10)}${key}${"z".repeat(100)}`
+    const out = scrub(huge, Redaction.maxScan + 100)
+    expect(out.length).toBeLessThanOrEqual(Redaction.maxScan)
+    expect(out).not.toContain(key.slice(0, 10))
+  })
+
+  it("takes a URL's password as written and as decoded", () => {
+    expect(Redaction.urlPasswords("redis://user:p%40ss@127.0.0.1:6379").map(Redacted.value)).toEqual(["p%40ss", "p@ss"])
+    expect(Redaction.urlPasswords("redis://:plain@127.0.0.1:6379").map(Redacted.value)).toEqual(["plain"])
+    expect(Redaction.urlPasswords("redis://:bad%E0%A4%A@127.0.0.1:6379").map(Redacted.value)).toEqual(["bad%E0%A4%A"])
+    expect(Redaction.urlPasswords("redis://127.0.0.1:6379")).toEqual([])
+    expect(Redaction.urlPasswords("not a url")).toEqual([])
+  })
+
+  it("scrubs every provider-given field of an error, and keeps the value when there was nothing", () => {
+    const scrub = scrubOf("Qz7")
+    const error = new InvalidRequestError({
+      provider: "openai",
+      message: "denied for Qz7",
+      requestId: "req Qz7",
+      headers: { "x-ratelimit-remaining-requests": "Qz7", "x-ratelimit-qz7": "1" },
+      code: "Qz7",
+      status: 400
+    })
+    const scrubbed = Redaction.scrubError(scrub, error)
+    expect(scrubbed).toBeInstanceOf(InvalidRequestError)
+    expect(scrubbed).toMatchObject({
+      message: "denied for [redacted]",
+      requestId: "req [redacted]",
+      headers: { "x-ratelimit-remaining-requests": "[redacted]", "x-ratelimit-qz7": "1" },
+      code: "[redacted]",
+      status: 400
+    })
+    expect(scrubbed.stack).not.toContain("Qz7")
+    expect(JSON.stringify(scrubbed)).not.toContain("Qz7")
+    const clean = new InvalidRequestError({ provider: "openai", message: "fine", requestId: "req-1", headers: { "x-ratelimit-limit-requests": "60" }, code: "bad" })
+    expect(Redaction.scrubError(scrub, clean)).toBe(clean)
+  })
 })

@@ -26,7 +26,7 @@ export const maxScan = 64 * 1024
 // Groq (`gsk_`), xAI (`xai-`), Google (`AIza`), JSON web tokens; bearer and basic credentials; and
 // `x-api-key` / `api_key` / `authorization` assignments. One expression, one pass.
 const shapes =
-  /\b(?:sk-[\w*.-]{4,}|(?:sk|gsk|xai|pk|rk)[-_][\w*.-]{8,}|AIza[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}|\b((?:x-)?api[-_]?key|authorization)(["']?\s*[:=]\s*["']?)[^\s"',}]{6,}/gi
+  /\b(?:sk-[\w*.-]{4,}|(?:sk|gsk|xai|pk|rk)[-_][\w*.-]{8,}|AIza[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)|\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}|\b((?:x-)?api[-_]?key|authorization)(["']?\s*[:=]\s*["']?)(?:(?:Bearer|Basic|Token)\s+)?[^\s"',}]{6,}/gi
 
 const replaceShape = (_match: string, scheme: string | undefined, name: string | undefined, separator: string | undefined) =>
   scheme !== undefined ? `${scheme} ${mask}` : name !== undefined ? `${name}${separator ?? ""}${mask}` : mask
