@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
+  ConfigProvider,
   Duration,
   Effect,
   Either,
@@ -18,6 +19,7 @@ import {
   Stream
 } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
+import * as Anthropic from "../src/Anthropic.js"
 import * as Llm from "../src/Llm.js"
 import * as Redaction from "../src/internal/redaction.js"
 import { ConnectionError, InvalidRequestError, type LlmError } from "../src/LlmError.js"
@@ -287,4 +289,39 @@ describe("the sanitiser", () => {
     const clean = new InvalidRequestError({ provider: "openai", message: "fine", requestId: "req-1", headers: { "x-ratelimit-limit-requests": "60" }, code: "bad" })
     expect(Redaction.scrubError(scrub, clean)).toBe(clean)
   })
+})
+
+describe("a provider from the environment keeps every configured secret out of its errors", () => {
+  const keys = { OPENAI_API_KEY: "Oa1key", ANTHROPIC_API_KEY: "An2key", OPENAI_COMPATIBLE_API_KEY: "Co3key" }
+  const envAt = (url: string) =>
+    ConfigProvider.fromMap(
+      new Map(
+        Object.entries({
+          ...keys,
+          LLM_RATE_LIMIT_STORE: "redis",
+          REDIS_URL: "redis://:rEdisPw@127.0.0.1:1",
+          OPENAI_BASE_URL: `${url}/v1`,
+          ANTHROPIC_BASE_URL: url,
+          OPENAI_COMPATIBLE_NAME: "house",
+          OPENAI_COMPATIBLE_BASE_URL: `${url}/v1`
+        })
+      )
+    )
+  const cases = [
+    { name: "OpenAi.layerConfig", route: "openai", layer: OpenAi.layerConfig },
+    { name: "Anthropic.layerConfig", route: "anthropic", layer: Anthropic.layerConfig },
+    { name: "OpenAiCompatible.layerConfig", route: "openai", layer: OpenAiCompatible.layerConfig }
+  ] as const
+  for (const { layer, name, route } of cases) {
+    it.scopedLive(`${name}: the other providers' keys and the Redis password too`, () =>
+      Effect.gen(function* () {
+        const sim = yield* Simulator.make()
+        const all = [...Object.values(keys), "rEdisPw"]
+        sim.enqueue(route, { status: 400, body: { error: { message: `bad: ${all.join(" ")}`, type: "invalid_request_error" } } })
+        const error = yield* Effect.flip(Llm.complete(request()).pipe(Effect.provide(layer), Effect.withConfigProvider(envAt(sim.url))))
+        expect(error._tag).toBe("InvalidRequestError")
+        expect(error.message).toContain("bad: [redacted] [redacted] [redacted] [redacted]")
+      })
+    )
+  }
 })
