@@ -25,6 +25,7 @@ import type { Layer} from "effect";
 import { type ConfigError, Effect, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
+import * as Redaction from "./internal/redaction.js"
 import * as SdkCall from "./internal/sdkCall.js"
 import type * as Llm from "./Llm.js"
 
@@ -46,6 +47,11 @@ export interface Options {
   readonly baseURL?: string
   readonly model?: string
   readonly maxTokens?: number
+  /**
+   * Other values to keep out of errors and answers besides `apiKey`: other providers' keys, secret
+   * header values (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
 }
 
 /**
@@ -133,10 +139,11 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       logLevel: "off",
       openTelemetry: false
     })
-    const caller: SdkCall.Caller = { provider: providerName, secret, sdk: sdkErrors }
+    const scrub = Redaction.make([options.apiKey, ...(options.secrets ?? [])])
+    const caller: SdkCall.Caller = { provider: providerName, scrub, sdk: sdkErrors }
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens
-    const errorContext = { provider: providerName, now: 0, secret }
+    const errorContext = { provider: providerName, now: 0, scrub }
     const call: Llm.Call = (request, mode) => {
       const model = request.model ?? configuredModel
       const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model)
@@ -148,7 +155,7 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       return SdkCall.stream(
         caller,
         (signal) => client.messages.create(body, { signal }).asResponse(),
-        () => AnthropicWire.streamState(providerName, model),
+        () => AnthropicWire.streamState(providerName, model, scrub),
         readWhole
       )
     }

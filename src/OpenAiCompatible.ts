@@ -18,6 +18,7 @@ import { type ConfigError, Effect, type Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import type * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 
 /**
  * How to reach the endpoint. `name` is the provider name requests and errors report; `baseURL`
@@ -44,6 +45,11 @@ export interface Options {
   readonly baseURL: string
   readonly apiKey?: Redacted.Redacted<string>
   readonly model?: string
+  /**
+   * Other values to keep out of errors and answers besides `apiKey`: other providers' keys, secret
+   * header values (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
 }
 
 /**
@@ -71,7 +77,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       baseURL: options.baseURL,
       apiKey: options.apiKey === undefined ? undefined : Redacted.value(options.apiKey),
       model: options.model,
-      maxTokensField: "max_tokens"
+      maxTokensField: "max_tokens",
+      secrets: options.secrets
     })
   )
 
@@ -116,12 +123,13 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @category Layers
  */
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
-  ({ defaultModel, openaiCompatible }) =>
+  ({ defaultModel, openaiCompatible, ...config }) =>
     openaiCompatible === undefined
       ? undefined
       : {
           ...openaiCompatible,
-          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {})
+          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {}),
+          secrets: LlmConfig.secrets({ ...config, openaiCompatible })
         },
   layer,
   { required: "OPENAI_COMPATIBLE_BASE_URL", message: "OPENAI_COMPATIBLE_NAME and OPENAI_COMPATIBLE_BASE_URL are required" }
