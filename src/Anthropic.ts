@@ -25,6 +25,7 @@ import type { Layer} from "effect";
 import { type ConfigError, Effect, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
+import * as Redaction from "./internal/redaction.js"
 import * as SdkCall from "./internal/sdkCall.js"
 import * as Transport from "./internal/transport.js"
 import type * as Llm from "./Llm.js"
@@ -47,6 +48,11 @@ export interface Options {
   readonly baseURL?: string
   readonly model?: string
   readonly maxTokens?: number
+  /**
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
   /**
    * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
    * headers). Every value is kept out of messages, logs and spans like the key.
@@ -146,11 +152,11 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       defaultHeaders: Transport.headerText(options.headers),
       ...(options.query === undefined ? {} : { defaultQuery: { ...options.query } })
     })
-    const secrets = Transport.secretsOf(secret, options.headers)
-    const caller: SdkCall.Caller = { provider: providerName, secret: secrets, sdk: sdkErrors }
+    const scrub = Redaction.make([options.apiKey, ...Transport.headerSecrets(options.headers), ...(options.secrets ?? [])])
+    const caller: SdkCall.Caller = { provider: providerName, scrub, sdk: sdkErrors }
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens
-    const errorContext = { provider: providerName, now: 0, secret: secrets }
+    const errorContext = { provider: providerName, now: 0, scrub }
     const call: Llm.Call = (request, mode) => {
       const model = request.model ?? configuredModel
       const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model)
@@ -162,7 +168,7 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       return SdkCall.stream(
         caller,
         (signal) => client.messages.create(body, { signal }).asResponse(),
-        () => AnthropicWire.streamState(providerName, model),
+        () => AnthropicWire.streamState(providerName, model, scrub),
         readWhole
       )
     }

@@ -27,6 +27,7 @@ import { type ConfigError, Effect, type Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import type * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 
 /**
  * How to reach an Azure OpenAI resource. `endpoint` is the resource's URL
@@ -53,6 +54,11 @@ export interface Options {
   readonly endpoint: string
   readonly apiVersion: string
   readonly deployment?: string | undefined
+  /**
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
   /** Headers sent with every request; every value is kept out of messages like the key. */
   readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
   /** Query parameters sent with every request, besides `api-version`. */
@@ -104,6 +110,7 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       headers: options.headers,
       query: options.query,
       fetch: options.fetch,
+      secrets: options.secrets,
       azure: { apiVersion: options.apiVersion }
     })
   )
@@ -149,10 +156,13 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @category Layers
  */
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
-  ({ azure, defaultModel }) =>
-    azure === undefined
-      ? undefined
-      : { ...azure, ...(azure.deployment === undefined && defaultModel !== undefined ? { deployment: defaultModel } : {}) },
+  (config) => {
+    const { azure, defaultModel } = config
+    if (azure === undefined) return undefined
+    // Every configured secret, not only this provider's key, stays out of its errors.
+    const deployment = azure.deployment ?? defaultModel
+    return { ...azure, ...(deployment === undefined ? {} : { deployment }), secrets: LlmConfig.secrets(config) }
+  },
   layer,
   {
     required: "AZURE_OPENAI_API_KEY",

@@ -40,6 +40,11 @@ export interface Options {
   readonly baseURL?: string
   readonly model?: string
   /**
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+  /**
    * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
    * headers). Every value is kept out of messages, logs and spans like the key.
    */
@@ -114,7 +119,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       maxTokensField: "max_completion_tokens",
       headers: options.headers,
       query: options.query,
-      fetch: options.fetch
+      fetch: options.fetch,
+      secrets: options.secrets
     })
   )
 

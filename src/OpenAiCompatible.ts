@@ -18,6 +18,7 @@ import { type ConfigError, Effect, type Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import type * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 
 /**
  * How to reach the endpoint. `name` is the provider name requests and errors report; `baseURL`
@@ -44,6 +45,11 @@ export interface Options {
   readonly baseURL: string
   readonly apiKey?: Redacted.Redacted<string>
   readonly model?: string
+  /**
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
   /**
    * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
    * headers). Every value is kept out of messages, logs and spans like the key.
@@ -83,7 +89,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       maxTokensField: "max_tokens",
       headers: options.headers,
       query: options.query,
-      fetch: options.fetch
+      fetch: options.fetch,
+      secrets: options.secrets
     })
   )
 
@@ -128,12 +135,13 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @category Layers
  */
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
-  ({ defaultModel, openaiCompatible }) =>
+  ({ defaultModel, openaiCompatible, ...config }) =>
     openaiCompatible === undefined
       ? undefined
       : {
           ...openaiCompatible,
-          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {})
+          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {}),
+          secrets: LlmConfig.secrets({ ...config, openaiCompatible })
         },
   layer,
   { required: "OPENAI_COMPATIBLE_BASE_URL", message: "OPENAI_COMPATIBLE_NAME and OPENAI_COMPATIBLE_BASE_URL are required" }

@@ -9,6 +9,7 @@ import { Either, Predicate } from "effect"
 import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
 import * as ProviderErrors from "./providerErrors.js"
+import * as Redaction from "./redaction.js"
 import type * as SdkCall from "./sdkCall.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
@@ -163,10 +164,11 @@ export const response = (
   for (const block of body.content as Array<unknown>) {
     if (Predicate.isRecord(block) && block.type === "text" && typeof block.text === "string") content += block.text
   }
+  const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
-    id: typeof body.id === "string" ? body.id : "",
+    id: typeof body.id === "string" ? scrub(body.id, Redaction.maxFieldLength) : "",
     provider,
-    model: typeof body.model === "string" && body.model !== "" ? body.model : requestedModel,
+    model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content,
     finishReason: finishReason(body.stop_reason),
     usage: usage(mergeUsage({}, body.usage))
@@ -194,10 +196,15 @@ export type StreamState = SdkCall.StreamState<unknown>
  * overwrite it. A repeated `message_start` (a restarted message) takes the new id and model; text
  * comes only from `text_delta`s (and non-empty `text` block starts), never from thinking or tool
  * input, so nothing is doubled or leaked.
+ * The answer's id and model go through `scrub` (its text is the caller's, kept as it is).
  *
  * @internal
  */
-export const streamState = (provider: string, requestedModel: string): StreamState => {
+export const streamState = (
+  provider: string,
+  requestedModel: string,
+  scrub: Redaction.Scrub = Redaction.shapesOnly
+): StreamState => {
   let id = ""
   let model = ""
   let reason: LlmRequest.FinishReason | undefined
@@ -261,9 +268,9 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
           )
         : Either.right({
             _tag: "Finish",
-            id,
+            id: scrub(id, Redaction.maxFieldLength),
             provider,
-            model: model === "" ? requestedModel : model,
+            model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
             finishReason: reason ?? "other",
             usage: usage(raw)
           }),

@@ -3,11 +3,12 @@
  *
  * @internal
  */
-import { Stream } from "effect"
+import { Redacted, Stream } from "effect"
 import OpenAI, { AzureOpenAI } from "openai"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
 import * as OpenAiWire from "./openAiWire.js"
+import * as Redaction from "./redaction.js"
 import * as SdkCall from "./sdkCall.js"
 import * as Transport from "./transport.js"
 
@@ -37,6 +38,8 @@ export interface Settings {
   readonly fetch?: Transport.Fetch | undefined
   /** Azure OpenAI: the `api-key` header, `api-version` on every request, the model as deployment. */
   readonly azure?: { readonly apiVersion: string } | undefined
+  /** Other values to keep out of errors and answers besides `apiKey` (other keys, secret headers). */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
 }
 
 const sdkErrors = {
@@ -74,14 +77,18 @@ export const make = (settings: Settings): Llm.Provider => {
       ? new OpenAI(options)
       : new AzureOpenAI({ ...options, apiVersion: settings.azure.apiVersion })
   const provider = settings.provider
-  const secret = Transport.secretsOf(settings.apiKey, settings.headers)
-  const caller: SdkCall.Caller = { provider, secret, sdk: sdkErrors }
+  const scrub = Redaction.make([
+    ...(settings.apiKey === undefined ? [] : [Redacted.make(settings.apiKey)]),
+    ...Transport.headerSecrets(settings.headers),
+    ...(settings.secrets ?? [])
+  ])
+  const caller: SdkCall.Caller = { provider, scrub, sdk: sdkErrors }
   const noModel = new InvalidRequestError({
     provider,
     field: "model",
     message: `Invalid request: ${provider} has no default model; name one in the request or the provider options`
   })
-  const errorContext = { provider, now: 0, secret }
+  const errorContext = { provider, now: 0, scrub }
   const call: Llm.Call = (request, mode) => {
     const model = request.model || settings.model
     if (model === undefined || model === "") return Stream.fail(noModel)
@@ -94,7 +101,7 @@ export const make = (settings: Settings): Llm.Provider => {
     return SdkCall.stream(
       caller,
       (signal) => client.chat.completions.create(body, { signal }).asResponse(),
-      () => OpenAiWire.streamState(provider, model),
+      () => OpenAiWire.streamState(provider, model, scrub),
       readWhole
     )
   }

@@ -32,15 +32,13 @@ export const headerText = (headers: HeaderValues | undefined): Record<string, st
   )
 
 /**
- * The values to keep out of every message: the key, and each custom header's value (a gateway key
- * often travels in one).
+ * The header values as secrets, to keep out of every message like the key (a gateway key often
+ * travels in a header).
  *
  * @internal
  */
-export const secretsOf = (apiKey: string | undefined, headers: HeaderValues | undefined): ReadonlyArray<string> => [
-  ...(apiKey === undefined ? [] : [apiKey]),
-  ...Object.values(headerText(headers))
-]
+export const headerSecrets = (headers: HeaderValues | undefined): ReadonlyArray<Redacted.Redacted<string>> =>
+  Object.values(headers ?? {}).map((value) => (Redacted.isRedacted(value) ? value : Redacted.make(value)))
 
 /**
  * `fetch` (the global one unless given) with error bodies made readable by the SDKs: the `openai`
