@@ -44,6 +44,12 @@ export interface Options {
   readonly baseURL: string
   readonly apiKey?: Redacted.Redacted<string>
   readonly model?: string
+  /**
+   * How the endpoint is asked for structured output (`Llm.generateObject`): `"json_schema"` (the
+   * default, OpenAI's strict JSON Schema) or `"json_object"` (JSON mode, with the schema stated in
+   * the system prompt) for endpoints that know only JSON mode.
+   */
+  readonly structuredOutput?: "json_schema" | "json_object"
 }
 
 /**
@@ -71,7 +77,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       baseURL: options.baseURL,
       apiKey: options.apiKey === undefined ? undefined : Redacted.value(options.apiKey),
       model: options.model,
-      maxTokensField: "max_tokens"
+      maxTokensField: "max_tokens",
+      structuredOutput: options.structuredOutput
     })
   )
 
