@@ -516,6 +516,7 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
           script.text ?? (structured !== undefined ? JSON.stringify(Structured.generate(structured.schema)) : Wire.lastUserText(requestBody))
         const answer: Wire.Answer = {
           tool: structured?.tool,
+          json: structured !== undefined,
           id: route === "openai" ? `chatcmpl-sim${n}` : `msg_sim${n}`,
           model: Wire.requestedModel(route, requestBody),
           text,

@@ -24,6 +24,8 @@ export interface Answer {
   readonly created: number
   /** Anthropic structured output through a forced tool: the answer is this tool's input. */
   readonly tool?: string | undefined
+  /** A structured (JSON) answer: streamed in fixed-size fragments, as JSON has no words to split on. */
+  readonly json?: boolean | undefined
 }
 
 /** A rough token count: one token per four characters, at least one for non-empty text. */
@@ -145,7 +147,7 @@ export const openAiChunks = (answer: Answer, body: unknown): ReadonlyArray<unkno
   const delta = (d: unknown, finish: string | null = null) => ({ index: 0, delta: d, logprobs: null, finish_reason: finish })
   return [
     chunk([delta({ role: "assistant", content: "", refusal: null })]),
-    ...pieces(answer.text).map((p) => chunk([delta({ content: p })])),
+    ...(answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => chunk([delta({ content: p })])),
     chunk([delta({}, "stop")]),
     ...(withUsage ? [chunk([], openAiUsage(answer.usage))] : [])
   ]
@@ -194,7 +196,7 @@ export const anthropicEvents = (answer: Answer): ReadonlyArray<unknown> => [
     : { type: "content_block_start", index: 0, content_block: { type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: {} } },
   { type: "ping" },
   ...(answer.tool === undefined
-    ? pieces(answer.text).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: p } }))
+    ? (answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: p } }))
     : jsonPieces(answer.text).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: p } }))),
   { type: "content_block_stop", index: 0 },
   {
