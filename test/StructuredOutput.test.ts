@@ -5,7 +5,9 @@ import * as PartialJson from "../src/internal/partialJson.js"
 import * as StructuredOutput from "../src/internal/structuredOutput.js"
 import * as Llm from "../src/Llm.js"
 import * as LlmMock from "../src/LlmMock.js"
+import * as Retry from "../src/Retry.js"
 import * as Usage from "../src/Usage.js"
+import { recording } from "./recordingTracer.js"
 
 const Verdict = Schema.Struct({
   winner: Schema.Literal("affirmative", "negative"),
@@ -177,6 +179,25 @@ describe("Llm.generateObject", () => {
       expect(error.message).toContain("not valid JSON")
       expect((yield* repairsCounted) - before).toBe(1)
     }).pipe(Effect.provide(LlmMock.layer([LlmMock.reply("{ not json"), LlmMock.reply("still { not json")]))))
+
+  it.effect("the repair turns are an attribute of the Llm.generateObject span", () =>
+    Effect.gen(function* () {
+      const { spans, tracer } = yield* recording
+      yield* Llm.generateObject({ schema: Verdict, ...ask }).pipe(Effect.withTracer(tracer))
+      const span = spans.find((s) => s.name === "Llm.generateObject")!
+      expect(span.attributes.get("gen_ai.output.type")).toBe("json")
+      expect(span.attributes.get("llm.output.repairs")).toBe(1)
+    }).pipe(Effect.provide(LlmMock.layer([LlmMock.reply("[]"), LlmMock.object(verdict)]))))
+
+  it.effect("Retry does not retry an OutputValidationError: only the repair turn is sent again", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Llm.generateObject({ schema: Verdict, ...ask }))
+      expect(error._tag).toBe("OutputValidationError")
+      expect(yield* LlmMock.requests).toHaveLength(2)
+    }).pipe(
+      Effect.provide(Retry.layer({ maxRetries: 3 })),
+      Effect.provide(LlmMock.layer([LlmMock.reply("1"), LlmMock.reply("2"), LlmMock.object(verdict), LlmMock.object(verdict)]))
+    ))
 
   it.effect("repairs: 0 fails on the first answer that does not decode", () =>
     Effect.gen(function* () {

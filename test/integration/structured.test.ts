@@ -169,7 +169,7 @@ describe.each(kinds)("structured output: $name", (kind) => {
     withSimulator(kind, (sim) =>
       Effect.gen(function* () {
         sim.enqueue(kind.route, { text: `{"speaker": 7}` }, { text: `{"speaker": "Ada", "claims": "none"}` })
-        const error = yield* failure(Llm.generateObject({ schema: Extraction, name: "extraction", ...turn }))
+        const error = yield* Effect.flip(Llm.generateObject({ schema: Extraction, name: "extraction", ...turn }))
         expect(error._tag).toBe("OutputValidationError")
         if (error._tag !== "OutputValidationError") return
         expect(error.attempts).toBe(2)
