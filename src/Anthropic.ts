@@ -25,6 +25,7 @@ import type { Layer} from "effect";
 import { type ConfigError, Effect, Redacted } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
+import * as Redaction from "./internal/redaction.js"
 import * as SdkCall from "./internal/sdkCall.js"
 import type * as Llm from "./Llm.js"
 
@@ -53,6 +54,11 @@ export interface Options {
    * else the tool.
    */
   readonly structuredOutput?: "auto" | "native" | "tool"
+  /**
+   * Other values to keep out of errors and answers besides `apiKey`: other providers' keys, secret
+   * header values (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
 }
 
 /**
@@ -140,10 +146,11 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       logLevel: "off",
       openTelemetry: false
     })
-    const caller: SdkCall.Caller = { provider: providerName, secret, sdk: sdkErrors }
+    const scrub = Redaction.make([options.apiKey, ...(options.secrets ?? [])])
+    const caller: SdkCall.Caller = { provider: providerName, scrub, sdk: sdkErrors }
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens
-    const errorContext = { provider: providerName, now: 0, secret }
+    const errorContext = { provider: providerName, now: 0, scrub }
     const call: Llm.Call = (request, mode) => {
       const model = request.model ?? configuredModel
       const structured = AnthropicWire.structuredOutputFor(model, options.structuredOutput ?? "auto")
@@ -157,7 +164,7 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       return SdkCall.stream(
         caller,
         (signal) => client.messages.create(body, { signal }).asResponse(),
-        () => AnthropicWire.streamState(providerName, model, jsonTool),
+        () => AnthropicWire.streamState(providerName, model, scrub, jsonTool),
         readWhole
       )
     }

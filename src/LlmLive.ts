@@ -182,16 +182,18 @@ const circuitLabel = (state: CircuitBreaker.State): Usage.CircuitState => (state
 const buildProviders = (config: LlmConfig.LlmConfig, defaultProvider: string) =>
   Effect.gen(function* () {
     const modelFor = (name: string) => (name === defaultProvider ? config.defaultModel : undefined)
+    // Every provider keeps every configured secret out of what it reports, not only its own key.
+    const secrets = LlmConfig.secrets(config)
     const providers: Array<Llm.Provider> = []
     if (config.openai) {
-      providers.push(yield* OpenAi.make({ ...config.openai, model: modelFor("openai") ?? OpenAi.defaultModel }))
+      providers.push(yield* OpenAi.make({ ...config.openai, model: modelFor("openai") ?? OpenAi.defaultModel, secrets }))
     }
     if (config.anthropic) {
-      providers.push(yield* Anthropic.make({ ...config.anthropic, model: modelFor("anthropic") ?? Anthropic.defaultModel }))
+      providers.push(yield* Anthropic.make({ ...config.anthropic, model: modelFor("anthropic") ?? Anthropic.defaultModel, secrets }))
     }
     if (config.openaiCompatible) {
       const model = config.openaiCompatible.model ?? modelFor(config.openaiCompatible.name)
-      providers.push(yield* OpenAiCompatible.make({ ...config.openaiCompatible, ...(model === undefined ? {} : { model }) }))
+      providers.push(yield* OpenAiCompatible.make({ ...config.openaiCompatible, ...(model === undefined ? {} : { model }), secrets }))
     }
     return providers
   })

@@ -39,6 +39,11 @@ export interface Options {
   readonly apiKey: Redacted.Redacted<string>
   readonly baseURL?: string
   readonly model?: string
+  /**
+   * Other values to keep out of errors and answers besides `apiKey`: other providers' keys, secret
+   * header values (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
 }
 
 /**
@@ -102,7 +107,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       baseURL: options.baseURL ?? defaultBaseURL,
       apiKey: Redacted.value(options.apiKey),
       model: options.model ?? defaultModel,
-      maxTokensField: "max_completion_tokens"
+      maxTokensField: "max_completion_tokens",
+      secrets: options.secrets
     })
   )
 

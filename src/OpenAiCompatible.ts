@@ -18,6 +18,7 @@ import { type ConfigError, Effect, type Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import type * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 
 /**
  * How to reach the endpoint. `name` is the provider name requests and errors report; `baseURL`
@@ -50,6 +51,11 @@ export interface Options {
    * the system prompt) for endpoints that know only JSON mode.
    */
   readonly structuredOutput?: "json_schema" | "json_object"
+  /**
+   * Other values to keep out of errors and answers besides `apiKey`: other providers' keys, secret
+   * header values (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
 }
 
 /**
@@ -78,7 +84,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       apiKey: options.apiKey === undefined ? undefined : Redacted.value(options.apiKey),
       model: options.model,
       maxTokensField: "max_tokens",
-      structuredOutput: options.structuredOutput
+      structuredOutput: options.structuredOutput,
+      secrets: options.secrets
     })
   )
 
@@ -123,12 +130,13 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @category Layers
  */
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
-  ({ defaultModel, openaiCompatible }) =>
+  ({ defaultModel, openaiCompatible, ...config }) =>
     openaiCompatible === undefined
       ? undefined
       : {
           ...openaiCompatible,
-          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {})
+          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {}),
+          secrets: LlmConfig.secrets({ ...config, openaiCompatible })
         },
   layer,
   { required: "OPENAI_COMPATIBLE_BASE_URL", message: "OPENAI_COMPATIBLE_NAME and OPENAI_COMPATIBLE_BASE_URL are required" }

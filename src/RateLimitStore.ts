@@ -267,7 +267,7 @@ export const makeRedis = (
         onFailure: (error) =>
           Effect.suspend(() => {
             skipUntil = Date.now() + skipAfterFailureMs
-            return locally(RedisConnection.reasonOf(error.cause))
+            return locally(connection.reasonOf(error.cause))
           }),
         onSuccess: (value) => (degraded ? Effect.as(leave, value) : Effect.succeed(value))
       })

@@ -10,6 +10,7 @@ import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.
 import type * as LlmRequest from "../LlmRequest.js"
 import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
+import * as Redaction from "./redaction.js"
 import type * as SdkCall from "./sdkCall.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
@@ -206,10 +207,11 @@ export const response = (
     if (jsonTool === undefined && block.type === "text" && typeof block.text === "string") content += block.text
     else if (jsonTool !== undefined && block.type === "tool_use" && block.name === jsonTool) content += JSON.stringify(block.input ?? {})
   }
+  const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
-    id: typeof body.id === "string" ? body.id : "",
+    id: typeof body.id === "string" ? scrub(body.id, Redaction.maxFieldLength) : "",
     provider,
-    model: typeof body.model === "string" && body.model !== "" ? body.model : requestedModel,
+    model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content,
     finishReason: jsonTool !== undefined && body.stop_reason === "tool_use" ? "stop" : finishReason(body.stop_reason),
     usage: usage(mergeUsage({}, body.usage))
@@ -237,10 +239,16 @@ export type StreamState = SdkCall.StreamState<unknown>
  * overwrite it. A repeated `message_start` (a restarted message) takes the new id and model; text
  * comes only from `text_delta`s (and non-empty `text` block starts), never from thinking or tool
  * input, so nothing is doubled or leaked.
+ * The answer's id and model go through `scrub` (its text is the caller's, kept as it is).
  *
  * @internal
  */
-export const streamState = (provider: string, requestedModel: string, jsonTool?: string): StreamState => {
+export const streamState = (
+  provider: string,
+  requestedModel: string,
+  scrub: Redaction.Scrub = Redaction.shapesOnly,
+  jsonTool?: string
+): StreamState => {
   // In structured-output tool mode the forced tool's input is the answer's text.
   const jsonBlocks = new Set<unknown>()
   let id = ""
@@ -315,9 +323,9 @@ export const streamState = (provider: string, requestedModel: string, jsonTool?:
           )
         : Either.right({
             _tag: "Finish",
-            id,
+            id: scrub(id, Redaction.maxFieldLength),
             provider,
-            model: model === "" ? requestedModel : model,
+            model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
             finishReason: reason ?? "other",
             usage: usage(raw)
           }),

@@ -3,11 +3,12 @@
  *
  * @internal
  */
-import { Stream } from "effect"
+import { Redacted, Stream } from "effect"
 import OpenAI from "openai"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
 import * as OpenAiWire from "./openAiWire.js"
+import * as Redaction from "./redaction.js"
 import * as SdkCall from "./sdkCall.js"
 
 /**
@@ -32,6 +33,8 @@ export interface Settings {
   readonly model: string | undefined
   readonly maxTokensField: OpenAiWire.MaxTokensField
   readonly structuredOutput?: OpenAiWire.StructuredOutput | undefined
+  /** Other values to keep out of errors and answers besides `apiKey` (other keys, secret headers). */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
 }
 
 const sdkErrors = {
@@ -59,13 +62,17 @@ export const make = (settings: Settings): Llm.Provider => {
     ...(settings.apiKey === undefined ? { defaultHeaders: { Authorization: null } } : {})
   })
   const provider = settings.provider
-  const caller: SdkCall.Caller = { provider, secret: settings.apiKey, sdk: sdkErrors }
+  const scrub = Redaction.make([
+    ...(settings.apiKey === undefined ? [] : [Redacted.make(settings.apiKey)]),
+    ...(settings.secrets ?? [])
+  ])
+  const caller: SdkCall.Caller = { provider, scrub, sdk: sdkErrors }
   const noModel = new InvalidRequestError({
     provider,
     field: "model",
     message: `Invalid request: ${provider} has no default model; name one in the request or the provider options`
   })
-  const errorContext = { provider, now: 0, secret: settings.apiKey }
+  const errorContext = { provider, now: 0, scrub }
   const call: Llm.Call = (request, mode) => {
     const model = request.model || settings.model
     if (model === undefined || model === "") return Stream.fail(noModel)
@@ -78,7 +85,7 @@ export const make = (settings: Settings): Llm.Provider => {
     return SdkCall.stream(
       caller,
       (signal) => client.chat.completions.create(body, { signal }).asResponse(),
-      () => OpenAiWire.streamState(provider, model),
+      () => OpenAiWire.streamState(provider, model, scrub),
       readWhole
     )
   }

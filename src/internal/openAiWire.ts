@@ -11,6 +11,7 @@ import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.
 import type * as LlmRequest from "../LlmRequest.js"
 import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
+import * as Redaction from "./redaction.js"
 import type * as SdkCall from "./sdkCall.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
@@ -187,10 +188,11 @@ export const response = (
   if (content !== null && content !== undefined && typeof content !== "string") {
     return Either.left(parseError(provider, "text content"))
   }
+  const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
-    id: typeof body.id === "string" ? body.id : "",
+    id: typeof body.id === "string" ? scrub(body.id, Redaction.maxFieldLength) : "",
     provider,
-    model: typeof body.model === "string" && body.model !== "" ? body.model : requestedModel,
+    model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content: content ?? "",
     finishReason: finishReason(choice.finish_reason),
     usage: usage(body.usage) ?? noUsage
@@ -208,10 +210,15 @@ export type StreamState = SdkCall.StreamState<unknown>
 /**
  * A fresh {@link StreamState}. Usage is taken from whichever chunk carries it (a last chunk with
  * empty `choices`, the finish chunk itself, or Groq's `x_groq.usage`); later usage wins.
+ * The answer's id and model go through `scrub` (its text is the caller's, kept as it is).
  *
  * @internal
  */
-export const streamState = (provider: string, requestedModel: string): StreamState => {
+export const streamState = (
+  provider: string,
+  requestedModel: string,
+  scrub: Redaction.Scrub = Redaction.shapesOnly
+): StreamState => {
   let id = ""
   let model = ""
   let reason: LlmRequest.FinishReason | undefined
@@ -257,9 +264,9 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
           )
         : Either.right({
             _tag: "Finish",
-            id,
+            id: scrub(id, Redaction.maxFieldLength),
             provider,
-            model: model === "" ? requestedModel : model,
+            model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
             finishReason: reason,
             usage: reported ?? noUsage
           }),
