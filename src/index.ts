@@ -153,6 +153,7 @@ export {
   ConnectionError,
   InvalidRequestError,
   NotFoundError,
+  OutputValidationError,
   OverloadedError,
   QuotaExceededError,
   RateLimitError,

@@ -32,6 +32,7 @@ export interface Settings {
   /** `undefined` when there is no default: every request must name a model. */
   readonly model: string | undefined
   readonly maxTokensField: OpenAiWire.MaxTokensField
+  readonly structuredOutput?: OpenAiWire.StructuredOutput | undefined
   /** Other values to keep out of errors and answers besides `apiKey` (other keys, secret headers). */
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
 }
@@ -77,10 +78,10 @@ export const make = (settings: Settings): Llm.Provider => {
     if (model === undefined || model === "") return Stream.fail(noModel)
     const readWhole: SdkCall.ReadWhole = (body) => OpenAiWire.response(body, errorContext, model)
     if (mode === "whole") {
-      const body = OpenAiWire.requestBody(request, model, settings.maxTokensField)
+      const body = OpenAiWire.requestBody(request, model, settings.maxTokensField, settings.structuredOutput)
       return SdkCall.whole(caller, (signal) => client.chat.completions.create(body, { signal }), readWhole)
     }
-    const body = OpenAiWire.streamBody(request, model, settings.maxTokensField)
+    const body = OpenAiWire.streamBody(request, model, settings.maxTokensField, settings.structuredOutput)
     return SdkCall.stream(
       caller,
       (signal) => client.chat.completions.create(body, { signal }).asResponse(),
