@@ -40,6 +40,7 @@ import type * as Net from "node:net"
 import * as Path from "node:path"
 import { hash32, mulberry32 } from "./internal/random.js"
 import { type Decision, makeLimiter, type WindowCount } from "./internal/window.js"
+import * as Structured from "./internal/structured.js"
 import * as Wire from "./internal/wire.js"
 
 /**
@@ -510,8 +511,12 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
         if (script.hang === true) return yield* Effect.never
         if (script.destroyBeforeHeaders === true) return yield* reset(raw)
 
-        const text = script.text ?? Wire.lastUserText(requestBody)
+        const structured = Structured.wanted(route, requestBody)
+        const text =
+          script.text ?? (structured !== undefined ? JSON.stringify(Structured.generate(structured.schema)) : Wire.lastUserText(requestBody))
         const answer: Wire.Answer = {
+          tool: structured?.tool,
+          json: structured !== undefined,
           id: route === "openai" ? `chatcmpl-sim${n}` : `msg_sim${n}`,
           model: Wire.requestedModel(route, requestBody),
           text,

@@ -49,6 +49,13 @@ export interface Options {
   readonly model?: string
   readonly maxTokens?: number
   /**
+   * How structured output (`Llm.generateObject`) is asked for: `"native"` (`output_config.format`),
+   * `"tool"` (a forced tool named after the schema, whose input is the answer), or `"auto"` (the
+   * default): native on the models that support it (Claude Opus 4.1, the 4.5 generation and later),
+   * else the tool.
+   */
+  readonly structuredOutput?: "auto" | "native" | "tool"
+  /**
    * Other values to keep out of errors and answers besides `apiKey` and the header values: other
    * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
    */
@@ -159,16 +166,18 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
     const errorContext = { provider: providerName, now: 0, scrub }
     const call: Llm.Call = (request, mode) => {
       const model = request.model ?? configuredModel
-      const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model)
+      const structured = AnthropicWire.structuredOutputFor(model, options.structuredOutput ?? "auto")
+      const jsonTool = AnthropicWire.jsonToolOf(request, structured)
+      const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model, jsonTool)
       if (mode === "whole") {
-        const body = AnthropicWire.requestBody(request, model, maxTokens)
+        const body = AnthropicWire.requestBody(request, model, maxTokens, structured)
         return SdkCall.whole(caller, (signal) => client.messages.create(body, { signal }), readWhole)
       }
-      const body = AnthropicWire.streamBody(request, model, maxTokens)
+      const body = AnthropicWire.streamBody(request, model, maxTokens, structured)
       return SdkCall.stream(
         caller,
         (signal) => client.messages.create(body, { signal }).asResponse(),
-        () => AnthropicWire.streamState(providerName, model, scrub),
+        () => AnthropicWire.streamState(providerName, model, scrub, jsonTool),
         readWhole
       )
     }

@@ -73,6 +73,42 @@ export const Message = Schema.Struct({
  */
 export type Message = typeof Message.Type
 
+/**
+ * Asks for an answer that is one JSON document matching `schema` (a JSON Schema object), named
+ * `name` (letters, digits, `_` and `-`, at most 64). Each provider sends it in its own form: OpenAI's
+ * `response_format` `json_schema` (strict), Anthropic's `output_config.format` or a forced tool, a
+ * compatible endpoint's `json_schema` or `json_object`. `Llm.generateObject` fills it from an Effect
+ * `Schema`; set it by hand to get the raw JSON text back.
+ *
+ * @example
+ * import type { LlmRequest } from "@clearside/llm"
+ *
+ * const format: LlmRequest.ResponseFormat = {
+ *   type: "json",
+ *   name: "verdict",
+ *   schema: { type: "object", properties: { winner: { type: "string" } }, required: ["winner"], additionalProperties: false }
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const ResponseFormat = Schema.Struct({
+  type: Schema.Literal("json"),
+  name: Schema.String.pipe(
+    Schema.pattern(/^[a-zA-Z0-9_-]{1,64}$/, {
+      message: () => "responseFormat.name must be 1 to 64 letters, digits, _ or -"
+    })
+  ),
+  description: Schema.optional(Schema.String),
+  schema: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type ResponseFormat = typeof ResponseFormat.Type
+
 const PositiveDuration = Schema.DurationFromSelf.pipe(
   Schema.filter((d) => Duration.greaterThan(d, Duration.zero), {
     message: () => "timeout must be a positive duration"
@@ -119,6 +155,7 @@ export const LlmRequest = Schema.Struct({
     )
   ),
   timeout: Schema.optional(PositiveDuration),
+  responseFormat: Schema.optional(ResponseFormat),
   metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
 })
 
@@ -290,7 +327,9 @@ const typeRules: Readonly<Record<string, string>> = {
   topP: "topP must be a number between 0 and 1",
   stop: "stop must be an array of at most 4 non-empty strings",
   timeout: "timeout must be a positive duration",
-  metadata: "metadata must be a record of string values"
+  metadata: "metadata must be a record of string values",
+  responseFormat: `responseFormat must be { type: "json", name, schema } with schema a JSON Schema object`,
+  schema: "responseFormat.schema must be a JSON Schema object"
 }
 
 const typeRule = (path: ReadonlyArray<PropertyKey>, field: string): string | undefined => {

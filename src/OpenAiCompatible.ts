@@ -46,6 +46,12 @@ export interface Options {
   readonly apiKey?: Redacted.Redacted<string>
   readonly model?: string
   /**
+   * How the endpoint is asked for structured output (`Llm.generateObject`): `"json_schema"` (the
+   * default, OpenAI's strict JSON Schema) or `"json_object"` (JSON mode, with the schema stated in
+   * the system prompt) for endpoints that know only JSON mode.
+   */
+  readonly structuredOutput?: "json_schema" | "json_object"
+  /**
    * Other values to keep out of errors and answers besides `apiKey` and the header values: other
    * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
    */
@@ -90,6 +96,7 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       headers: options.headers,
       query: options.query,
       fetch: options.fetch,
+      structuredOutput: options.structuredOutput,
       secrets: options.secrets
     })
   )

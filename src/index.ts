@@ -161,6 +161,7 @@ export {
   ConnectionError,
   InvalidRequestError,
   NotFoundError,
+  OutputValidationError,
   OverloadedError,
   QuotaExceededError,
   RateLimitError,

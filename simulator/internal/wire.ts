@@ -22,6 +22,10 @@ export interface Answer {
   readonly usage: Usage
   /** Unix seconds, fixed per answer so every chunk of a stream carries the same value. */
   readonly created: number
+  /** Anthropic structured output through a forced tool: the answer is this tool's input. */
+  readonly tool?: string | undefined
+  /** A structured (JSON) answer: streamed in fixed-size fragments, as JSON has no words to split on. */
+  readonly json?: boolean | undefined
 }
 
 /** A rough token count: one token per four characters, at least one for non-empty text. */
@@ -90,6 +94,9 @@ const includeUsage = (body: unknown): boolean =>
   "include_usage" in body.stream_options &&
   body.stream_options.include_usage === true
 
+/** Splits JSON text into pieces of 12 characters, as structured answers stream (no spaces to split on). */
+export const jsonPieces = (text: string): ReadonlyArray<string> => text.match(/[\s\S]{1,12}/g) ?? []
+
 /** Splits an answer into word-sized pieces that join back to the same text. */
 export const pieces = (text: string): ReadonlyArray<string> => text.match(/\S+\s*|\s+/g) ?? []
 
@@ -140,20 +147,25 @@ export const openAiChunks = (answer: Answer, body: unknown): ReadonlyArray<unkno
   const delta = (d: unknown, finish: string | null = null) => ({ index: 0, delta: d, logprobs: null, finish_reason: finish })
   return [
     chunk([delta({ role: "assistant", content: "", refusal: null })]),
-    ...pieces(answer.text).map((p) => chunk([delta({ content: p })])),
+    ...(answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => chunk([delta({ content: p })])),
     chunk([delta({}, "stop")]),
     ...(withUsage ? [chunk([], openAiUsage(answer.usage))] : [])
   ]
 }
 
 /** An Anthropic `message` body. */
+const toolInput = (text: string): unknown => safeParse(text) ?? text
+
 export const anthropicMessage = (answer: Answer) => ({
   id: answer.id,
   type: "message",
   role: "assistant",
   model: answer.model,
-  content: [{ type: "text", text: answer.text }],
-  stop_reason: "end_turn",
+  content:
+    answer.tool === undefined
+      ? [{ type: "text", text: answer.text }]
+      : [{ type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: toolInput(answer.text) }],
+  stop_reason: answer.tool === undefined ? "end_turn" : "tool_use",
   stop_sequence: null,
   usage: {
     input_tokens: answer.usage.inputTokens,
@@ -179,13 +191,17 @@ export const anthropicEvents = (answer: Answer): ReadonlyArray<unknown> => [
       }
     }
   },
-  { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } },
+  answer.tool === undefined
+    ? { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }
+    : { type: "content_block_start", index: 0, content_block: { type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: {} } },
   { type: "ping" },
-  ...pieces(answer.text).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: p } })),
+  ...(answer.tool === undefined
+    ? (answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: p } }))
+    : jsonPieces(answer.text).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: p } }))),
   { type: "content_block_stop", index: 0 },
   {
     type: "message_delta",
-    delta: { stop_reason: "end_turn", stop_sequence: null },
+    delta: { stop_reason: answer.tool === undefined ? "end_turn" : "tool_use", stop_sequence: null },
     usage: { output_tokens: answer.usage.outputTokens }
   },
   { type: "message_stop" }

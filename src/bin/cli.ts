@@ -41,7 +41,7 @@ Exit codes:
   4  rate limited or out of quota (RateLimitError, QuotaExceededError)
   5  timed out (TimeoutError)
   6  provider or connection failure (ServerError, OverloadedError, ConnectionError,
-     CircuitOpenError, ResponseParseError)
+     CircuitOpenError, ResponseParseError, OutputValidationError)
 `
 
 const exitCodes: Record<LlmError["_tag"], number> = {
@@ -55,7 +55,8 @@ const exitCodes: Record<LlmError["_tag"], number> = {
   OverloadedError: 6,
   ConnectionError: 6,
   CircuitOpenError: 6,
-  ResponseParseError: 6
+  ResponseParseError: 6,
+  OutputValidationError: 6
 }
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}

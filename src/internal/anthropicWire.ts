@@ -8,6 +8,7 @@ import type Anthropic from "@anthropic-ai/sdk"
 import { Either, Predicate } from "effect"
 import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
+import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
 import * as Redaction from "./redaction.js"
 import type * as SdkCall from "./sdkCall.js"
@@ -28,10 +29,39 @@ export type Body = Anthropic.MessageCreateParamsNonStreaming & { temperature?: n
  *
  * @internal
  */
+/**
+ * How Anthropic is asked for structured output: `native` (`output_config.format`, on the models
+ * that support it) or `tool` (a tool named after the schema that the model is made to call; its
+ * input is the answer).
+ *
+ * @internal
+ */
+export type StructuredOutput = "native" | "tool"
+
+/** Models with native structured output: Claude Opus 4.1, and the 4.5 generation and later. */
+const nativeStructuredOutput = /^claude-(?:opus-4-1|(?:opus|sonnet|haiku)-(?:4-[5-9]|[5-9]))/
+
+/**
+ * The mode for a model: `auto` is `native` where the model supports it, else `tool`.
+ *
+ * @internal
+ */
+export const structuredOutputFor = (model: string, option: "auto" | StructuredOutput): StructuredOutput =>
+  option !== "auto" ? option : nativeStructuredOutput.test(model) ? "native" : "tool"
+
+/**
+ * The forced tool's name when a request asks for structured output in `tool` mode.
+ *
+ * @internal
+ */
+export const jsonToolOf = (request: LlmRequest.LlmRequest, mode: StructuredOutput): string | undefined =>
+  request.responseFormat !== undefined && mode === "tool" ? request.responseFormat.name : undefined
+
 export const requestBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  defaultMaxTokens: number
+  defaultMaxTokens: number,
+  structuredOutput: StructuredOutput = "native"
 ): Body => {
   let system: string | undefined
   const messages: Array<Anthropic.MessageParam> = []
@@ -48,6 +78,15 @@ export const requestBody = (
   if (request.temperature !== undefined) body.temperature = request.temperature
   if (request.topP !== undefined) body.top_p = request.topP
   if (request.stop !== undefined) body.stop_sequences = request.stop as Array<string>
+  const format = request.responseFormat
+  if (format !== undefined) {
+    const schema = JsonSchema.closed(format.schema) as Anthropic.Tool.InputSchema
+    if (structuredOutput === "native") body.output_config = { format: { type: "json_schema", schema } }
+    else {
+      body.tools = [{ name: format.name, input_schema: schema, ...(format.description !== undefined ? { description: format.description } : {}) }]
+      body.tool_choice = { type: "tool", name: format.name }
+    }
+  }
   return body
 }
 
@@ -59,8 +98,12 @@ export const requestBody = (
 export const streamBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  defaultMaxTokens: number
-): Omit<Body, "stream"> & Anthropic.MessageCreateParamsStreaming => ({ ...requestBody(request, model, defaultMaxTokens), stream: true })
+  defaultMaxTokens: number,
+  structuredOutput: StructuredOutput = "native"
+): Omit<Body, "stream"> & Anthropic.MessageCreateParamsStreaming => ({
+  ...requestBody(request, model, defaultMaxTokens, structuredOutput),
+  stream: true
+})
 
 /**
  * Normalised finish reason: `end_turn` and `stop_sequence` are `stop`, `max_tokens` and
@@ -149,7 +192,8 @@ const parseError = (provider: string, what: string) =>
 export const response = (
   body: unknown,
   ctx: ProviderErrors.Context,
-  requestedModel: string
+  requestedModel: string,
+  jsonTool?: string
 ): Either.Either<LlmRequest.LlmResponse, LlmError> => {
   const provider = ctx.provider
   if (!Predicate.isRecord(body)) return Either.left(parseError(provider, "a JSON object body"))
@@ -162,7 +206,9 @@ export const response = (
   }
   let content = ""
   for (const block of body.content as Array<unknown>) {
-    if (Predicate.isRecord(block) && block.type === "text" && typeof block.text === "string") content += block.text
+    if (!Predicate.isRecord(block)) continue
+    if (jsonTool === undefined && block.type === "text" && typeof block.text === "string") content += block.text
+    else if (jsonTool !== undefined && block.type === "tool_use" && block.name === jsonTool) content += JSON.stringify(block.input ?? {})
   }
   const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
@@ -170,7 +216,7 @@ export const response = (
     provider,
     model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content,
-    finishReason: finishReason(body.stop_reason),
+    finishReason: jsonTool !== undefined && body.stop_reason === "tool_use" ? "stop" : finishReason(body.stop_reason),
     usage: usage(mergeUsage({}, body.usage))
   })
 }
@@ -203,8 +249,11 @@ export type StreamState = SdkCall.StreamState<unknown>
 export const streamState = (
   provider: string,
   requestedModel: string,
-  scrub: Redaction.Scrub = Redaction.shapesOnly
+  scrub: Redaction.Scrub = Redaction.shapesOnly,
+  jsonTool?: string
 ): StreamState => {
+  // In structured-output tool mode the forced tool's input is the answer's text.
+  const jsonBlocks = new Set<unknown>()
   let id = ""
   let model = ""
   let reason: LlmRequest.FinishReason | undefined
@@ -230,11 +279,20 @@ export const streamState = (
       if (!Predicate.isRecord(event)) return undefined
       switch (event.type) {
         case "content_block_delta":
-          return Predicate.isRecord(event.delta) && event.delta.type === "text_delta" ? text(event.delta.text) : undefined
-        case "content_block_start":
-          return Predicate.isRecord(event.content_block) && event.content_block.type === "text"
-            ? text(event.content_block.text)
-            : undefined
+          if (!Predicate.isRecord(event.delta)) return undefined
+          if (jsonTool !== undefined) {
+            return event.delta.type === "input_json_delta" && jsonBlocks.has(event.index) ? text(event.delta.partial_json) : undefined
+          }
+          return event.delta.type === "text_delta" ? text(event.delta.text) : undefined
+        case "content_block_start": {
+          const block = event.content_block
+          if (!Predicate.isRecord(block)) return undefined
+          if (jsonTool !== undefined) {
+            if (block.type === "tool_use" && block.name === jsonTool) jsonBlocks.add(event.index)
+            return undefined
+          }
+          return block.type === "text" ? text(block.text) : undefined
+        }
         case "message_start": {
           const message = event.message
           if (Predicate.isRecord(message)) {
@@ -246,7 +304,7 @@ export const streamState = (
         }
         case "message_delta":
           if (Predicate.isRecord(event.delta) && typeof event.delta.stop_reason === "string") {
-            reason = finishReason(event.delta.stop_reason)
+            reason = jsonTool !== undefined && event.delta.stop_reason === "tool_use" ? "stop" : finishReason(event.delta.stop_reason)
           }
           mergeUsage(raw, event.usage)
           return undefined

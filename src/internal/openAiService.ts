@@ -38,6 +38,7 @@ export interface Settings {
   readonly fetch?: Transport.Fetch | undefined
   /** Azure OpenAI: the `api-key` header, `api-version` on every request, the model as deployment. */
   readonly azure?: { readonly apiVersion: string } | undefined
+  readonly structuredOutput?: OpenAiWire.StructuredOutput | undefined
   /** Other values to keep out of errors and answers besides `apiKey` (other keys, secret headers). */
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
 }
@@ -94,10 +95,10 @@ export const make = (settings: Settings): Llm.Provider => {
     if (model === undefined || model === "") return Stream.fail(noModel)
     const readWhole: SdkCall.ReadWhole = (body) => OpenAiWire.response(body, errorContext, model)
     if (mode === "whole") {
-      const body = OpenAiWire.requestBody(request, model, settings.maxTokensField)
+      const body = OpenAiWire.requestBody(request, model, settings.maxTokensField, settings.structuredOutput)
       return SdkCall.whole(caller, (signal) => client.chat.completions.create(body, { signal }), readWhole)
     }
-    const body = OpenAiWire.streamBody(request, model, settings.maxTokensField)
+    const body = OpenAiWire.streamBody(request, model, settings.maxTokensField, settings.structuredOutput)
     return SdkCall.stream(
       caller,
       (signal) => client.chat.completions.create(body, { signal }).asResponse(),

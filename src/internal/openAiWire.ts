@@ -9,6 +9,7 @@ import { Either, Predicate } from "effect"
 import type OpenAI from "openai"
 import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
+import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
 import * as Redaction from "./redaction.js"
 import type * as SdkCall from "./sdkCall.js"
@@ -30,7 +31,8 @@ export type MaxTokensField = "max_completion_tokens" | "max_tokens"
 export const requestBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  maxTokensField: MaxTokensField
+  maxTokensField: MaxTokensField,
+  structuredOutput: StructuredOutput = "json_schema"
 ): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => {
   const body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
     model,
@@ -40,7 +42,48 @@ export const requestBody = (
   if (request.topP !== undefined) body.top_p = request.topP
   if (request.stop !== undefined) body.stop = request.stop as Array<string>
   if (request.maxTokens !== undefined) body[maxTokensField] = request.maxTokens
+  const format = request.responseFormat
+  if (format !== undefined) {
+    if (structuredOutput === "json_object") {
+      body.response_format = { type: "json_object" }
+      body.messages = withSchemaInstruction(body.messages, format)
+    } else {
+      body.response_format = {
+        type: "json_schema",
+        json_schema: {
+          name: format.name,
+          schema: JsonSchema.strict(format.schema),
+          strict: true,
+          ...(format.description !== undefined ? { description: format.description } : {})
+        }
+      }
+    }
+  }
   return body
+}
+
+/**
+ * How an endpoint is asked for structured output: `json_schema` (OpenAI's strict JSON Schema, the
+ * default) or `json_object` (JSON mode, with the schema stated in the system prompt) for endpoints
+ * that know only JSON mode.
+ *
+ * @internal
+ */
+export type StructuredOutput = "json_schema" | "json_object"
+
+/** JSON mode: the schema goes into the (first) system message. */
+const withSchemaInstruction = (
+  messages: ReadonlyArray<OpenAI.Chat.ChatCompletionMessageParam>,
+  format: LlmRequest.ResponseFormat
+): Array<OpenAI.Chat.ChatCompletionMessageParam> => {
+  const instruction =
+    `Answer with one JSON document only, no other text. It must match this JSON Schema` +
+    `${format.description !== undefined ? ` (${format.description})` : ""}:\n${JSON.stringify(format.schema)}`
+  const [first, ...rest] = messages
+  if (first !== undefined && first.role === "system" && typeof first.content === "string") {
+    return [{ role: "system", content: `${first.content}\n\n${instruction}` }, ...rest]
+  }
+  return [{ role: "system", content: instruction }, ...messages]
 }
 
 /**
@@ -52,9 +95,10 @@ export const requestBody = (
 export const streamBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  maxTokensField: MaxTokensField
+  maxTokensField: MaxTokensField,
+  structuredOutput: StructuredOutput = "json_schema"
 ): OpenAI.Chat.ChatCompletionCreateParamsStreaming => ({
-  ...requestBody(request, model, maxTokensField),
+  ...requestBody(request, model, maxTokensField, structuredOutput),
   stream: true,
   stream_options: { include_usage: true }
 })
