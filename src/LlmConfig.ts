@@ -48,7 +48,8 @@
  * | `LLM_LOG_BODIES` | `false` | `true` or `false` |
  * | `LLM_PRICES` | none | JSON `{"model":{"input":1,"cachedInput":0.5,"output":2}}` |
  *
- * `LLM_FALLBACK` is read by `Fallback.config`.
+ * `LLM_FALLBACK` is read by `Fallback.config`. The named endpoints' own variables
+ * (`OPENAI_COMPATIBLE_<NAME>_*`) are read by {@link load}, which `LlmLive` uses.
  *
  * @example
  * import { ConfigProvider, Effect } from "effect"
@@ -723,7 +724,8 @@ export const configFor = (providers: ReadonlyArray<string>): Config.Config<LlmCo
 /**
  * Reads and validates the whole configuration, with the `_<PROVIDER>` rate limits of the built-in
  * providers. Fails with a `ConfigError` naming each variable at fault, its rule and its value;
- * never with a key in the message.
+ * never with a key in the message. The named endpoints of `OPENAI_COMPATIBLE_ENDPOINTS` are checked
+ * by name here but read only by {@link load}.
  *
  * @example
  * import { Effect } from "effect"
