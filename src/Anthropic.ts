@@ -27,6 +27,7 @@ import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as Redaction from "./internal/redaction.js"
 import * as SdkCall from "./internal/sdkCall.js"
+import * as Transport from "./internal/transport.js"
 import type * as Llm from "./Llm.js"
 
 /**
@@ -55,10 +56,19 @@ export interface Options {
    */
   readonly structuredOutput?: "auto" | "native" | "tool"
   /**
-   * Other values to keep out of errors and answers besides `apiKey`: other providers' keys, secret
-   * header values (`LlmLive` passes `LlmConfig.secrets`).
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
    */
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+  /**
+   * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
+   * headers). Every value is kept out of messages, logs and spans like the key.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /** Query parameters sent with every request. */
+  readonly query?: Readonly<Record<string, string>> | undefined
+  /** The `fetch` the SDK client uses (a proxy agent, mutual TLS); the global `fetch` by default. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
 }
 
 /**
@@ -144,9 +154,12 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       maxRetries: 0,
       timeout: sdkTimeoutMs,
       logLevel: "off",
-      openTelemetry: false
+      openTelemetry: false,
+      fetch: Transport.keepErrorBodies(options.fetch),
+      defaultHeaders: Transport.headerText(options.headers),
+      ...(options.query === undefined ? {} : { defaultQuery: { ...options.query } })
     })
-    const scrub = Redaction.make([options.apiKey, ...(options.secrets ?? [])])
+    const scrub = Redaction.make([options.apiKey, ...Transport.headerSecrets(options.headers), ...(options.secrets ?? [])])
     const caller: SdkCall.Caller = { provider: providerName, scrub, sdk: sdkErrors }
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens

@@ -52,10 +52,19 @@ export interface Options {
    */
   readonly structuredOutput?: "json_schema" | "json_object"
   /**
-   * Other values to keep out of errors and answers besides `apiKey`: other providers' keys, secret
-   * header values (`LlmLive` passes `LlmConfig.secrets`).
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
    */
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+  /**
+   * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
+   * headers). Every value is kept out of messages, logs and spans like the key.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /** Query parameters sent with every request. */
+  readonly query?: Readonly<Record<string, string>> | undefined
+  /** The `fetch` the SDK client uses (a proxy agent, mutual TLS); the global `fetch` by default. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
 }
 
 /**
@@ -84,6 +93,9 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       apiKey: options.apiKey === undefined ? undefined : Redacted.value(options.apiKey),
       model: options.model,
       maxTokensField: "max_tokens",
+      headers: options.headers,
+      query: options.query,
+      fetch: options.fetch,
       structuredOutput: options.structuredOutput,
       secrets: options.secrets
     })

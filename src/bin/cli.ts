@@ -117,7 +117,7 @@ const service = Effect.gen(function* () {
   const configured = yield* LlmLive.configuredProviders
   if (configured.length > 0) return yield* Effect.provide(LlmLive.make, RateLimiter.layerStoreMemory)
   yield* warn(
-    "note: no LLM provider is configured (set OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENAI_COMPATIBLE_BASE_URL); " +
+    "note: no LLM provider is configured (set OPENAI_API_KEY, ANTHROPIC_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_COMPATIBLE_BASE_URL or OPENAI_COMPATIBLE_ENDPOINTS); " +
       "answering from the built-in echo mock"
   )
   return mock

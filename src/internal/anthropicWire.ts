@@ -141,8 +141,11 @@ export interface RawUsage {
   cacheCreation?: number | undefined
 }
 
-const count = (record: Record<string, unknown>, key: string): number | undefined =>
-  typeof record[key] === "number" ? record[key] : undefined
+/** A token count; a negative, non-finite or non-numeric one is absent, never fed into cost. */
+const count = (record: Record<string, unknown>, key: string): number | undefined => {
+  const value = record[key]
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined
+}
 
 /**
  * Folds a `usage` object into `into`: fields present in `raw` overwrite (Anthropic's stream counts

@@ -4,12 +4,13 @@
  * @internal
  */
 import { Redacted, Stream } from "effect"
-import OpenAI from "openai"
+import OpenAI, { AzureOpenAI } from "openai"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
 import * as OpenAiWire from "./openAiWire.js"
 import * as Redaction from "./redaction.js"
 import * as SdkCall from "./sdkCall.js"
+import * as Transport from "./transport.js"
 
 /**
  * Effectively no SDK timeout: time limits are the `Timeout` policy's. Kept below Node's 2^31-1 ms
@@ -32,6 +33,11 @@ export interface Settings {
   /** `undefined` when there is no default: every request must name a model. */
   readonly model: string | undefined
   readonly maxTokensField: OpenAiWire.MaxTokensField
+  readonly headers?: Transport.HeaderValues | undefined
+  readonly query?: Readonly<Record<string, string>> | undefined
+  readonly fetch?: Transport.Fetch | undefined
+  /** Azure OpenAI: the `api-key` header, `api-version` on every request, the model as deployment. */
+  readonly azure?: { readonly apiVersion: string } | undefined
   readonly structuredOutput?: OpenAiWire.StructuredOutput | undefined
   /** Other values to keep out of errors and answers besides `apiKey` (other keys, secret headers). */
   readonly secrets?: ReadonlyArray<Redacted.Redacted<string>> | undefined
@@ -50,20 +56,31 @@ const sdkErrors = {
  * @internal
  */
 export const make = (settings: Settings): Llm.Provider => {
-  const client = new OpenAI({
-    // The SDK insists on a credential; without a key the header is removed below.
+  const options = {
+    // The SDK insists on a credential; without a key its header is removed below.
     apiKey: settings.apiKey ?? "unused",
     baseURL: settings.baseURL,
     organization: null,
     project: null,
     maxRetries: 0,
     timeout: sdkTimeoutMs,
-    logLevel: "off",
-    ...(settings.apiKey === undefined ? { defaultHeaders: { Authorization: null } } : {})
-  })
+    logLevel: "off" as const,
+    fetch: Transport.keepErrorBodies(settings.fetch),
+    defaultHeaders: {
+      // Without a key no Authorization header, unless the custom headers carry one of their own.
+      ...(settings.apiKey === undefined ? { Authorization: null } : {}),
+      ...Transport.headerText(settings.headers)
+    },
+    ...(settings.query === undefined ? {} : { defaultQuery: { ...settings.query } })
+  }
+  const client =
+    settings.azure === undefined
+      ? new OpenAI(options)
+      : new AzureOpenAI({ ...options, apiVersion: settings.azure.apiVersion })
   const provider = settings.provider
   const scrub = Redaction.make([
     ...(settings.apiKey === undefined ? [] : [Redacted.make(settings.apiKey)]),
+    ...Transport.headerSecrets(settings.headers),
     ...(settings.secrets ?? [])
   ])
   const caller: SdkCall.Caller = { provider, scrub, sdk: sdkErrors }

@@ -125,8 +125,11 @@ export const finishReason = (reason: unknown): LlmRequest.FinishReason => {
   }
 }
 
-const count = (record: unknown, key: string): number | undefined =>
-  Predicate.isRecord(record) && typeof record[key] === "number" ? record[key] : undefined
+/** A token count; a negative, non-finite or non-numeric one is absent, never fed into cost. */
+const count = (record: unknown, key: string): number | undefined => {
+  const value = Predicate.isRecord(record) ? record[key] : undefined
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined
+}
 
 /**
  * Normalised usage. `prompt_tokens` already includes cached tokens; `total_tokens` is kept as the
@@ -180,11 +183,19 @@ export const response = (
         : parseError(provider, "choices")
     )
   }
+  // Asking again gets the same empty list: not worth a retry.
+  if (body.choices.length === 0) {
+    return Either.left(
+      new ResponseParseError({ provider, message: `${provider} sent a completion with no choices`, retryable: false })
+    )
+  }
   const choice: unknown = body.choices[0]
-  if (!Predicate.isRecord(choice) || !Predicate.isRecord(choice.message)) {
+  // Azure's content filter may leave out the message of the answer it withheld.
+  const filtered = Predicate.isRecord(choice) && choice.finish_reason === "content_filter" && choice.message === undefined
+  if (!Predicate.isRecord(choice) || (!Predicate.isRecord(choice.message) && !filtered)) {
     return Either.left(parseError(provider, "a message"))
   }
-  const content = choice.message.content
+  const content = Predicate.isRecord(choice.message) ? choice.message.content : undefined
   if (content !== null && content !== undefined && typeof content !== "string") {
     return Either.left(parseError(provider, "text content"))
   }

@@ -84,16 +84,31 @@ const maxCodeLength = 100
 const stringField = (record: unknown, key: string): string | undefined =>
   Predicate.isRecord(record) && typeof record[key] === "string" && record[key] !== "" ? record[key] : undefined
 
+/** A code as text: gateways send `"code": "content_filter"` and also `"code": 400`. */
+const codeField = (record: unknown): string | undefined =>
+  Predicate.isRecord(record) && typeof record.code === "number" && Number.isFinite(record.code)
+    ? String(record.code)
+    : stringField(record, "code")
+
 /**
  * The `type`, `code` and `message` of an error body, whether it is OpenAI's `{ error: { ... } }`,
- * Anthropic's `{ type: "error", error: { ... } }` or the inner object itself.
+ * Anthropic's `{ type: "error", error: { ... } }`, the inner object itself, or another shape that
+ * gateways and frameworks send: the message is the first of `error.message`, `message`, `detail`
+ * (with `title` before it: RFC 9457 problem details), `title`, and `error` as a string.
  *
  * @internal
  */
 export const errorDetail = (body: unknown): Detail => {
   if (typeof body === "string") return { message: body }
   const inner = Predicate.isRecord(body) && Predicate.isRecord(body.error) ? body.error : body
-  return { type: stringField(inner, "type"), code: stringField(inner, "code"), message: stringField(inner, "message") }
+  const title = stringField(inner, "title")
+  const detail = stringField(inner, "detail")
+  const message =
+    stringField(inner, "message") ??
+    (detail !== undefined ? (title !== undefined ? `${title}: ${detail}` : detail) : title) ??
+    stringField(inner, "error") ??
+    (inner !== body ? stringField(body, "message") : undefined)
+  return { type: stringField(inner, "type"), code: codeField(inner) ?? codeField(body), message }
 }
 
 /** Provider text past this point is never read: a message keeps 300 characters of it anyway. */
