@@ -9,7 +9,7 @@
  * parts. Policy rows are the µs they add to "bare collect" per `complete` call, and to a bare
  * `Stream.runDrain` per 2,001-event stream of 21 chunks.
  */
-import { Chunk, Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Stream } from "effect"
+import { Chunk, Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Stream } from "effect"
 import type { LlmRequest } from "../src/index.js"
 import { CircuitBreaker, Fallback, Llm, LlmLive, Logging, Pricing, RateLimit, RateLimitStore, Retry, Timeout, Tracing, Usage } from "../src/index.js"
 import { median, round } from "./stats.js"
@@ -22,20 +22,28 @@ const deltas = Chunk.unsafeFromArray(
   Array.from({ length: 100 }, (_, i): LlmRequest.LlmStreamEvent => ({ _tag: "TextDelta", text: `w${i} ` }))
 )
 
+const wholeChunk = Chunk.unsafeFromArray(whole)
+const finishChunk = Chunk.of<LlmRequest.LlmStreamEvent>(finish)
+const end = Effect.fail(Option.none())
+
 /**
  * Answers at once: a whole answer is one resolved promise of its two parts; a stream is 20 chunks
- * of 100 deltas, then a `Finish` after one resolved promise.
+ * of 100 deltas, then a `Finish` after one resolved promise. Written as an answer directly, as the
+ * library's providers are (see `Llm.Answer`).
  */
 const instant: Llm.Provider = {
   name: "openai",
   model: "sim-gpt",
   call: (_request, mode) =>
-    mode === "whole"
-      ? Stream.fromIterableEffect(Effect.promise(() => Promise.resolve(whole)))
-      : Stream.concat(
-          Stream.fromChunks(...Array.from({ length: 20 }, () => deltas)),
-          Stream.fromEffect(Effect.promise(() => Promise.resolve(finish)))
-        )
+    Effect.sync(() => {
+      let pulled = 0
+      return Effect.suspend(() => {
+        pulled++
+        if (mode === "whole") return pulled === 1 ? Effect.promise(() => Promise.resolve(wholeChunk)) : end
+        if (pulled <= 20) return Effect.succeed(deltas)
+        return pulled === 21 ? Effect.promise(() => Promise.resolve(finishChunk)) : end
+      })
+    })
 }
 
 // Routed already (provider and model set), as every policy but the router sees a request.
@@ -120,7 +128,7 @@ export const measure = async (options: { readonly calls: number; readonly stream
     cpuPerOp(options.streams, () =>
       runtime.runPromise(
         Effect.gen(function* () {
-          for (let i = 0; i < options.streams; i++) yield* Stream.runDrain(call(request, "streamed"))
+          for (let i = 0; i < options.streams; i++) yield* Stream.runDrain(Llm.toStream(call(request, "streamed")))
         })
       )
     )

@@ -43,7 +43,8 @@
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Option, Stream } from "effect"
+import { Config, Duration, Effect, Option, Scope } from "effect"
+import * as Answer from "./internal/answer.js"
 import * as Llm from "./Llm.js"
 import * as LlmConfig from "./LlmConfig.js"
 import { CircuitOpenError, type LlmError } from "./LlmError.js"
@@ -385,20 +386,32 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
       )
 
     const policy: Llm.Policy = (next) => (request, mode) =>
-      Stream.unwrapScoped(
-        // Admission and settlement are both uninterruptible: a probe slot taken is always given
-        // back, and an outcome seen is always recorded.
-        Effect.map(Effect.acquireRelease(admit(request.provider ?? "default"), release), (run) =>
-          next(request, mode).pipe(
-            Stream.mapChunks((chunk) => {
-              for (const part of chunk) if (part._tag === "Finish") run.finished = true
-              return chunk
-            }),
-            // The provider's own failure, seen here: the finalizer's exit would also carry the
-            // failures of whatever runs downstream.
-            Stream.tapError((error) => Effect.sync(() => (run.failure = error)))
+      Effect.flatMap(Effect.scope, (scope) =>
+        Effect.map(next(request, mode), (pull) => {
+          let run: Run | undefined
+          // Admission and its settlement are tied uninterruptibly: a probe slot taken is always
+          // given back, and an outcome seen is always recorded, when the call's scope closes.
+          const admission = Effect.uninterruptible(
+            Effect.flatMap(admit(request.provider ?? "default"), (admitted) => {
+              run = admitted
+              return Scope.addFinalizer(scope, Effect.suspend(() => release(admitted)))
+            })
           )
-        )
+          // The provider's own failure, seen here: the scope's exit would also carry the failures
+          // of whatever runs downstream.
+          const observed = Effect.mapBoth(pull, {
+            onFailure: (error) => {
+              if (Option.isSome(error) && run !== undefined) run.failure = error.value
+              return error
+            },
+            onSuccess: (parts) => {
+              if (run !== undefined && Answer.hasFinish(parts)) run.finished = true
+              return parts
+            }
+          })
+          const first = Effect.zipRight(Effect.mapError(admission, Option.some), observed)
+          return Effect.suspend(() => (run === undefined ? first : observed))
+        })
       )
     return policy
   })

@@ -31,11 +31,11 @@
  *
  * @since 0.1.0
  */
-import { Config, ConfigError, Effect, Either, Stream } from "effect"
+import { Config, ConfigError, Effect, Either } from "effect"
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
-import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
-import { recoverBeforeFirstEvent } from "./internal/streamFirstEvent.js"
+import type { LlmRequest } from "./LlmRequest.js"
+import * as Answer from "./internal/answer.js"
 
 /**
  * One link of the chain: a provider name and, optionally, the model to ask there (else the
@@ -138,38 +138,38 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
       chain.length === 0
         ? next
         : (request, mode) =>
-            // Per run of the stream: the targets tried so far, from its first failure on (the
-            // request's own target first; outside a router, the provider its error names).
-            Stream.suspend(() => {
+            // Per call: the targets tried so far, from its first failure on (the request's own
+            // target first; outside a router, the provider its error names).
+            Effect.suspend(() => {
               const tried: Array<Target> = []
-              const attempt = (current: LlmRequest, from: number): Stream.Stream<LlmStreamEvent, LlmError> =>
-                recoverBeforeFirstEvent(next(current, mode), (error) => {
-                  if (!shouldFallBack(error)) return undefined
-                  const failed = current.provider ?? error.provider
-                  if (tried.length === 0) tried.push(current.model === undefined ? { provider: failed } : { provider: failed, model: current.model })
-                  for (let i = from; i < chain.length; i++) {
-                    const target = chain[i]!
-                    if (tried.some((t) => same(t, target))) continue
-                    tried.push(target)
-                    const log = Effect.logWarning(
-                      `Falling back from ${failed} to ${targetName(target)} after ${error._tag}: ${error.message}`
-                    ).pipe(
-                      Effect.annotateLogs({
-                        provider: failed,
-                        model: current.model ?? "default",
-                        target: targetName(target),
-                        error: error._tag
-                      })
-                    )
-                    const report =
-                      options.onFallback === undefined
-                        ? log
-                        : Effect.zipRight(log, options.onFallback({ from: failed, error, to: target }))
-                    return Stream.concat(Stream.drain(Stream.fromEffect(report)), attempt(retarget(current, target), i + 1))
-                  }
-                  return undefined
-                })
-              return attempt(request, 0)
+              let current = request
+              let from = 0
+              return Answer.recoverBeforeFirst(next(request, mode), (error) => {
+                if (!shouldFallBack(error)) return Effect.fail(error)
+                const failed = current.provider ?? error.provider
+                if (tried.length === 0) tried.push(current.model === undefined ? { provider: failed } : { provider: failed, model: current.model })
+                for (let i = from; i < chain.length; i++) {
+                  const target = chain[i]!
+                  if (tried.some((t) => same(t, target))) continue
+                  tried.push(target)
+                  const log = Effect.logWarning(
+                    `Falling back from ${failed} to ${targetName(target)} after ${error._tag}: ${error.message}`
+                  ).pipe(
+                    Effect.annotateLogs({
+                      provider: failed,
+                      model: current.model ?? "default",
+                      target: targetName(target),
+                      error: error._tag
+                    })
+                  )
+                  const report =
+                    options.onFallback === undefined ? log : Effect.zipRight(log, options.onFallback({ from: failed, error, to: target }))
+                  current = retarget(current, target)
+                  from = i + 1
+                  return Effect.as(report, next(current, mode))
+                }
+                return Effect.fail(error)
+              })
             })
     return policy
   })

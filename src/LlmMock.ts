@@ -521,7 +521,7 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
   }
 
   const call: Llm.Call = (request, mode) =>
-    StreamUnwrap.unwrap(
+    Llm.fromStream(StreamUnwrap.unwrap(
       Effect.map(take(mode === "whole" ? "complete" : "stream", request), ({ provider, step }): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> => {
         const timing: Timing = step.options
         const start = pause(latencyOf(timing))
@@ -557,7 +557,7 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
               : Stream.fromEffect(Effect.suspend(() => Effect.as(answer.pieces.length === 0 ? start : Effect.void, finished())))
         return Stream.concat(deltas, end)
       })
-    )
+    ))
 
   const defaultName = options.provider ?? "mock"
   const model = options.model ?? "mock-model"

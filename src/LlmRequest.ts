@@ -19,7 +19,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, ParseResult, Schema } from "effect"
+import { Duration, Effect, Either, ParseResult, Schema } from "effect"
 import { InvalidRequestError } from "./LlmError.js"
 
 const nonEmptyString = (what: string) =>
@@ -387,20 +387,35 @@ const invalid = (provider: string, rule: string, field: string) =>
  * @since 0.1.0
  * @category Validation
  */
-export const decode = (input: unknown, provider: string): Effect.Effect<LlmRequest, InvalidRequestError> => {
+export const decode = (input: unknown, provider: string): Effect.Effect<LlmRequest, InvalidRequestError> =>
+  Either.match(decodeEither(input, provider), { onLeft: Effect.fail, onRight: Effect.succeed })
+
+/**
+ * {@link decode} as an `Either`, for code that validates without running an Effect.
+ *
+ * @example
+ * import { Either } from "effect"
+ * import { LlmRequest } from "@clearside/llm"
+ *
+ * const valid = Either.isRight(LlmRequest.decodeEither({ messages: [{ role: "user", content: "hi" }] }, "openai")) // true
+ *
+ * @since 0.1.0
+ * @category Validation
+ */
+export const decodeEither = (input: unknown, provider: string): Either.Either<LlmRequest, InvalidRequestError> => {
   let result: ReturnType<typeof decodeRequest>
   try {
     result = decodeRequest(input)
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message : String(cause)
-    return Effect.fail(
+    return Either.left(
       invalid(claimedProvider(input, provider), `the request could not be read (${reason.slice(0, 200)})`, "request")
     )
   }
-  if (result._tag === "Right") return Effect.succeed(result.right)
+  if (result._tag === "Right") return Either.right(result.right)
   const [first] = ParseResult.ArrayFormatter.formatErrorSync(result.left)
   const { field, rule } = first
     ? describeIssue(first)
     : { field: "request", rule: "request must be an object with messages" }
-  return Effect.fail(invalid(claimedProvider(input, provider), rule, field === "" ? "request" : field))
+  return Either.left(invalid(claimedProvider(input, provider), rule, field === "" ? "request" : field))
 }

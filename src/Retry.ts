@@ -22,13 +22,11 @@
  * @since 0.1.0
  */
 import type { Layer} from "effect";
-import { Config, type ConfigError, Duration, Effect, Schedule, Stream } from "effect"
+import { Config, type ConfigError, Duration, Effect, Schedule } from "effect"
 import * as Llm from "./Llm.js"
 import * as LlmConfig from "./LlmConfig.js"
 import type { LlmError } from "./LlmError.js"
-import type { LlmStreamEvent } from "./LlmRequest.js"
-import * as StreamUnwrap from "./internal/streamUnwrap.js"
-import { recoverBeforeFirstEvent } from "./internal/streamFirstEvent.js"
+import * as Answer from "./internal/answer.js"
 
 /**
  * What `onRetry` is told before each wait: the retry number (1 for the first retry), the delay
@@ -143,7 +141,7 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
   Effect.sync(() => {
     const policy = schedule(options)
     return (next) => (request, mode) =>
-      Stream.suspend(() => {
+      Effect.suspend(() => {
         // The schedule's state is built only after a first failure, so a call answered at once
         // pays for no schedule.
         let driver: Schedule.ScheduleDriver<unknown, LlmError> | undefined
@@ -159,10 +157,7 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
             ),
             () => Effect.fail(error)
           )
-        const attempt: Stream.Stream<LlmStreamEvent, LlmError> = recoverBeforeFirstEvent(next(request, mode), (error) =>
-          StreamUnwrap.unwrap(Effect.as(delay(error), Stream.suspend(() => attempt)))
-        )
-        return attempt
+        return Answer.recoverBeforeFirst(next(request, mode), (error) => Effect.as(delay(error), next(request, mode)))
       })
   })
 

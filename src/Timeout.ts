@@ -24,11 +24,12 @@
  * @since 0.1.0
  */
 import type { Layer} from "effect";
-import { Chunk, Config, type ConfigError, Duration, Effect, Option, Stream } from "effect"
+import { Config, type ConfigError, Duration, Effect, Option } from "effect"
+import * as Answer from "./internal/answer.js"
 import * as Llm from "./Llm.js"
 import * as LlmConfig from "./LlmConfig.js"
-import { type LlmError, TimeoutError } from "./LlmError.js"
-import type { LlmRequest, LlmStreamEvent } from "./LlmRequest.js"
+import { TimeoutError } from "./LlmError.js"
+import type { LlmRequest } from "./LlmRequest.js"
 
 /**
  * Per-attempt limits. `timeout` (default 30 s) bounds a whole answer; `firstToken` and `idle`
@@ -72,28 +73,6 @@ const timeoutError = (request: LlmRequest, phase: "attempt" | "first-token" | "i
  * with the limit's error. This is `Stream.timeoutFail`, which limits every pull alike, with a
  * different limit for the first one.
  */
-const limitWaits = (
-  parts: Stream.Stream<LlmStreamEvent, LlmError>,
-  first: { readonly limit: Duration.Duration; readonly error: () => LlmError },
-  next: { readonly limit: Duration.Duration; readonly error: () => LlmError }
-): Stream.Stream<LlmStreamEvent, LlmError> =>
-  Stream.unwrapScoped(
-    Effect.map(Stream.toPull(parts), (pull) => {
-      let started = false
-      return Stream.repeatEffectChunkOption(
-        Effect.suspend(() => {
-          const wait = started ? next : first
-          return Effect.tap(
-            Effect.timeoutFail(pull, { duration: wait.limit, onTimeout: () => Option.some(wait.error()) }),
-            (chunk) => {
-              if (Chunk.isNonEmpty(chunk)) started = true
-            }
-          )
-        })
-      )
-    })
-  )
-
 /**
  * The per-attempt time limits: a whole answer must arrive within `timeout` (the request's own
  * `timeout` when it sets one); a stream's first part within `firstToken` and each next one within
@@ -119,16 +98,14 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
     return (next) => (request, mode) => {
       if (mode === "whole") {
         const limit = request.timeout ?? timeout
-        const wait = { limit, error: () => timeoutError(request, "attempt", limit) }
-        return limitWaits(next(request, mode), wait, wait)
+        const wait = { millis: Duration.toMillis(limit), error: () => timeoutError(request, "attempt", limit) }
+        return Answer.limitPulls(next(request, mode), () => wait)
       }
       const first = request.timeout ?? firstToken
       const between = request.timeout ?? idle
-      return limitWaits(
-        next(request, mode),
-        { limit: first, error: () => timeoutError(request, "first-token", first) },
-        { limit: between, error: () => timeoutError(request, "idle", between) }
-      )
+      const firstWait = { millis: Duration.toMillis(first), error: () => timeoutError(request, "first-token", first) }
+      const idleWait = { millis: Duration.toMillis(between), error: () => timeoutError(request, "idle", between) }
+      return Answer.limitPulls(next(request, mode), (started) => (started ? idleWait : firstWait))
     }
   })
 
@@ -151,11 +128,13 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
 export const makeDeadline = (options: { readonly deadline: Duration.DurationInput }): Effect.Effect<Llm.Policy> =>
   Effect.sync(() => {
     const limit = Duration.decode(options.deadline)
+    const limitMs = Duration.toMillis(limit)
     return (next) => (request, mode) =>
-      Stream.interruptWhen(
-        next(request, mode),
-        Effect.zipRight(Effect.sleep(limit), Effect.fail(timeoutError(request, "deadline", limit)))
-      )
+      Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeMillis()
+        const error = () => timeoutError(request, "deadline", limit)
+        return Answer.limitPulls(next(request, mode), () => ({ millis: limitMs - (clock.unsafeCurrentTimeMillis() - start), error }))
+      })
   })
 
 /**

@@ -58,10 +58,9 @@ import {
   MetricBoundaries,
   MetricKey,
   MetricLabel,
-  Option,
-  Stream
+  Option
 } from "effect"
-import * as StreamUnwrap from "./internal/streamUnwrap.js"
+import * as Answer from "./internal/answer.js"
 import * as Instrument from "./internal/instrument.js"
 import * as Accumulator from "./internal/usageAccumulator.js"
 import * as StructuredOutput from "./internal/structuredOutput.js"
@@ -548,9 +547,8 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
   Effect.sync(() => {
     const prices = options.prices ?? Pricing.defaults
     return (next) => (request, mode) =>
-      StreamUnwrap.unwrap(
         // Everything the record needs is read when the attempt starts, in the caller's fiber: the
-        // stream's finalizer may run in another fiber, outside the caller's context.
+        // answer's finalizer may run in another fiber, outside the caller's context.
         Effect.withFiberRuntime((fiber) => {
           const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
           const call = Instrument.unsafeCall(fiber.currentContext)
@@ -587,24 +585,21 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
               for (const totals of sinks) Accumulator.unsafeAddTo(totals, usage, usd, estimated)
               if (call !== undefined) Accumulator.unsafeAddTo(call.totals, usage, usd, estimated)
             })
-          return Effect.succeed(
-            next(request, mode).pipe(
-              Stream.mapChunks((parts) => {
-                for (const part of parts) {
-                  if (part._tag === "Finish") {
-                    finish = part
-                  } else {
-                    chars += part.text.length
-                    firstPartAt ??= clock.unsafeCurrentTimeNanos()
-                  }
+          return Answer.observe(
+            next(request, mode),
+            (parts) => {
+              for (const part of parts) {
+                if (part._tag === "Finish") {
+                  finish = part
+                } else {
+                  chars += part.text.length
+                  firstPartAt ??= clock.unsafeCurrentTimeNanos()
                 }
-                return parts
-              }),
-              Stream.ensuringWith(record)
-            )
+              }
+            },
+            record
           )
         })
-      )
   })
 
 /**

@@ -79,7 +79,7 @@ describe("the provider", () => {
     Effect.gen(function* () {
       const { provider, route, sim } = yield* setup("anthropic")
       sim.enqueue(route, { text: "Forty-two", usage: { inputTokens: 3, outputTokens: 2 } })
-      const events = yield* collect(provider.call(hello, "whole"))
+      const events = yield* collect(Llm.toStream(provider.call(hello, "whole")))
       expect(lastBody(sim).stream).toBeUndefined()
       expect(events).toStrictEqual([
         { _tag: "TextDelta", text: "Forty-two" },
@@ -92,7 +92,7 @@ describe("the provider", () => {
     Effect.gen(function* () {
       const { provider, route, sim } = yield* setup("anthropic")
       sim.enqueue(route, { text: "one two" })
-      const { text } = summarize(yield* collect(provider.call(hello, "streamed")))
+      const { text } = summarize(yield* collect(Llm.toStream(provider.call(hello, "streamed"))))
       expect(text).toBe("one two")
       expect(lastBody(sim).stream).toBe(true)
     })

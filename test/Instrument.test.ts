@@ -180,7 +180,7 @@ describe("Instrument: spans only for a tracer that exports them", () => {
   const parentSeen = Effect.gen(function* () {
     let seen: string | undefined = "not called"
     const provider: Llm.Call = (request) =>
-      Stream.fromEffect(
+      Llm.fromStream(Stream.fromEffect(
         Effect.map(Effect.serviceOption(Tracer.ParentSpan), (parent) => {
           seen = Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined
           return {
@@ -192,7 +192,7 @@ describe("Instrument: spans only for a tracer that exports them", () => {
             usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 }
           }
         })
-      )
+      ))
     const probe = Llm.fromCall(Instrument.make({ level: "call", trace: true })(provider))
     return { probe, seen: () => seen }
   })

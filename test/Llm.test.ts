@@ -110,7 +110,7 @@ const handWritten = (script: Array<"fail" | "answer">): Llm.Provider & { readonl
     model: "tiny-1",
     modes,
     call: (request, mode) =>
-      Stream.suspend(() => {
+      Llm.fromStream(Stream.suspend(() => {
         modes.push(mode)
         return script.shift() === "fail"
           ? Stream.fail(new ServerError({ provider: "local", message: "boom", status: 500 }))
@@ -126,7 +126,7 @@ const handWritten = (script: Array<"fail" | "answer">): Llm.Provider & { readonl
                 usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3 }
               }
             )
-      })
+      }))
   }
 }
 
@@ -164,7 +164,7 @@ describe("the provider contract: one call", () => {
 
   it.effect("an answer that ends without a Finish is a ResponseParseError, not an empty success", () =>
     Effect.gen(function* () {
-      const llm = Llm.fromCall(() => Stream.make({ _tag: "TextDelta" as const, text: "half" }))
+      const llm = Llm.fromCall(() => Llm.fromStream(Stream.make({ _tag: "TextDelta" as const, text: "half" })))
       const error = yield* Effect.flip(llm.complete(ask))
       expect(error._tag).toBe("ResponseParseError")
       expect(error.retryable).toBe(false)
@@ -196,7 +196,9 @@ describe("the provider contract: one call", () => {
   it.effect("layerPolicy wraps the service in context", () =>
     Effect.gen(function* () {
       const upper: Llm.Policy = (next) => (request, mode) =>
-        Stream.map(next(request, mode), (part) => (part._tag === "TextDelta" ? { ...part, text: part.text.toUpperCase() } : part))
+        Effect.map(next(request, mode), (pull) =>
+          Effect.map(pull, Chunk.map((part) => (part._tag === "TextDelta" ? { ...part, text: part.text.toUpperCase() } : part)))
+        )
       const response = yield* Llm.complete(ask).pipe(
         Effect.provide(Llm.layerPolicy(Effect.succeed(upper)).pipe(Layer.provide(LlmMock.layerEcho())))
       )

@@ -245,7 +245,7 @@ describe("Logging.make: levels belong to the application", () => {
       const before = { loggers: yield* FiberRef.get(FiberRef.currentLoggers), level: yield* FiberRef.get(FiberRef.currentMinimumLogLevel) }
       const seen: Array<{ loggers: HashSet.HashSet<Logger.Logger<unknown, unknown>>; level: LogLevel.LogLevel }> = []
       const provider: Llm.Call = (request, mode) =>
-        Stream.unwrap(
+        Effect.flatten(
           Effect.gen(function* () {
             seen.push({ loggers: yield* FiberRef.get(FiberRef.currentLoggers), level: yield* FiberRef.get(FiberRef.currentMinimumLogLevel) })
             return LlmMock.echo().call(request, mode)

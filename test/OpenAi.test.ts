@@ -84,7 +84,7 @@ describe("the provider", () => {
     Effect.gen(function* () {
       const { provider, route, sim } = yield* setup("openai")
       sim.enqueue(route, { text: "A cap on calls.", usage: { inputTokens: 9, outputTokens: 5 } })
-      const events = yield* collect(provider.call({ ...hello, model: "gpt-4o-mini" }, "whole"))
+      const events = yield* collect(Llm.toStream(provider.call({ ...hello, model: "gpt-4o-mini" }, "whole")))
       expect(lastBody(sim).stream).toBeUndefined()
       expect(events.map((e) => e._tag)).toStrictEqual(["TextDelta", "Finish"])
       expect(events[0]).toStrictEqual({ _tag: "TextDelta", text: "A cap on calls." })
@@ -96,7 +96,7 @@ describe("the provider", () => {
     Effect.gen(function* () {
       const { provider, route, sim } = yield* setup("openai")
       sim.enqueue(route, { text: "" })
-      const events = yield* collect(provider.call(hello, "whole"))
+      const events = yield* collect(Llm.toStream(provider.call(hello, "whole")))
       expect(events.map((e) => e._tag)).toStrictEqual(["Finish"])
     })
   )
@@ -105,7 +105,7 @@ describe("the provider", () => {
     Effect.gen(function* () {
       const { provider, route, sim } = yield* setup("openai")
       sim.enqueue(route, { text: "one two" })
-      const { text } = summarize(yield* collect(provider.call(hello, "streamed")))
+      const { text } = summarize(yield* collect(Llm.toStream(provider.call(hello, "streamed"))))
       expect(text).toBe("one two")
       expect(lastBody(sim).stream).toBe(true)
     })

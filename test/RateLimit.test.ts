@@ -75,7 +75,7 @@ const fakeProviders = (
     name,
     model: "m",
     call: (r) =>
-      Stream.unwrap(
+      Llm.fromStream(Stream.unwrap(
         Effect.map(begin(r.messages[0]?.content ?? ""), (n) => {
           const result = options.answer?.(n) ?? { inputTokens: 3, outputTokens: 2, totalTokens: 5 }
           const last: Effect.Effect<LlmStreamEvent, LlmError> =
@@ -84,7 +84,7 @@ const fakeProviders = (
             Stream.ensuring(end)
           )
         })
-      )
+      ))
   })
   return { provider, starts, callers, inFlight: () => inFlight, maxInFlight: () => maxInFlight }
 }

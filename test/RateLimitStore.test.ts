@@ -33,12 +33,12 @@ const recorder = (usage = { inputTokens: 60, outputTokens: 40, totalTokens: 100 
     name: "openai",
     model: "m",
     call: (r) =>
-      Stream.fromEffect(
+      Llm.fromStream(Stream.fromEffect(
         Effect.map(TestClock.currentTimeMillis, (now): LlmStreamEvent => {
           starts.push(now)
           return { _tag: "Finish", id: "r", provider: r.provider ?? "openai", model: "m", finishReason: "stop", usage }
         })
-      )
+      ))
   }
   return { starts, provider }
 }

@@ -159,14 +159,14 @@ describe("Redaction of a key with no recognisable shape", () => {
         name: "house",
         model: "house-model",
         call: (_request, mode) =>
-          Stream.fail(
+          Llm.fromStream(Stream.fail(
             mode === "whole"
               ? new ConnectionError({
                   provider: "house",
                   message: `connect ECONNREFUSED while sending x-api-key: ${plainKey} and Bearer ${openAiKey}`
                 })
               : new ConnectionError({ provider: "house", message: `socket hang up (${plainKey})` })
-          )
+          ))
       }
       // the raw provider does leak: this is what the policies must catch
       expect((yield* failureOf(Llm.fromProvider(leaky).complete(request()))).message).toContain(plainKey)
@@ -196,7 +196,7 @@ describe("Redaction of a key with no recognisable shape", () => {
     Effect.gen(function* () {
       const error = new ConnectionError({ provider: "openai", message: "Connection reset by the provider" })
       const logging = yield* Logging.make()
-      const llm = Llm.fromCall(logging(() => Stream.fail(error)))
+      const llm = Llm.fromCall(logging(() => Llm.fromStream(Stream.fail(error))))
       expect(yield* failureOf(llm.complete(request()))).toBe(error)
     }).pipe(Effect.provide(Logger.remove(Logger.defaultLogger)), Effect.runPromise))
 })
@@ -206,7 +206,7 @@ describe("Redaction keeps spans and logs useful", () => {
     Effect.gen(function* () {
       const { lines, run, spans } = yield* observed
       const leaky: Llm.Call = () =>
-        Stream.fail(new ConnectionError({ provider: "house", message: `refused for Bearer ${openAiKey} at 10.0.0.1` }))
+        Llm.fromStream(Stream.fail(new ConnectionError({ provider: "house", message: `refused for Bearer ${openAiKey} at 10.0.0.1` })))
       const llm = Llm.fromCall(Llm.compose(leaky, yield* Effect.all([Tracing.make(), Logging.make()])))
       const error = yield* run(failureOf(llm.complete(request())))
       expect(error.message).toBe("refused for Bearer [redacted] at 10.0.0.1")

@@ -10,7 +10,7 @@ const request = { provider: "openai", messages: [{ role: "user" as const, conten
 const timed = (service: Llm.Service) => {
   const starts: Array<number> = []
   const mark = Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => starts.push(now)))
-  const wrapped = Llm.fromCall((r, mode) => Stream.unwrap(Effect.as(mark, service.call(r, mode))))
+  const wrapped = Llm.fromCall((r, mode) => Effect.zipRight(mark, service.call(r, mode)))
   return { starts, service: wrapped }
 }
 

@@ -60,7 +60,7 @@ describe("Timeout: per attempt", () => {
     Effect.gen(function* () {
       let interrupted = false
       const service = Llm.fromCall(() =>
-        Stream.fromEffect(Effect.onInterrupt(Effect.never, () => Effect.sync(() => (interrupted = true))))
+        Llm.fromStream(Stream.fromEffect(Effect.onInterrupt(Effect.never, () => Effect.sync(() => (interrupted = true)))))
       )
       const fiber = yield* Effect.fork(Llm.withPolicies(service, [yield* Timeout.make({ timeout: Duration.seconds(1) })]).complete(request))
       yield* TestClock.adjust(Duration.seconds(1))
@@ -83,7 +83,7 @@ describe("Timeout: per attempt", () => {
 
 describe("Timeout: interrupting a limited call", () => {
   const interruptible = (onInterrupt: () => void): Llm.Service =>
-    Llm.fromCall(() => Stream.fromEffect(Effect.onInterrupt(Effect.never, () => Effect.sync(onInterrupt))))
+    Llm.fromCall(() => Llm.fromStream(Stream.fromEffect(Effect.onInterrupt(Effect.never, () => Effect.sync(onInterrupt)))))
 
   it.effect("interrupting the caller interrupts the attempt and waits for it", () =>
     Effect.gen(function* () {

@@ -97,7 +97,7 @@ describe("Tracing.make under Effect's built-in tracer", () => {
     Effect.gen(function* () {
       const seen: Array<string | undefined> = []
       const provider: Llm.Call = (request, mode) =>
-        Stream.unwrap(
+        Effect.flatten(
           Effect.map(Effect.currentParentSpan.pipe(Effect.option), (parent) => {
             seen.push(Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined)
             return LlmMock.echo().call(request, mode)

@@ -17,6 +17,7 @@
  */
 import {
   Cause,
+  type Chunk,
   Clock,
   Context,
   DefaultServices,
@@ -31,15 +32,14 @@ import {
   LogLevel,
   Option,
   type Redacted,
-  Scope,
-  Stream,
+  type Scope,
   Tracer
 } from "effect"
 import type * as Llm from "../Llm.js"
 import type { LlmError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
 import * as Pricing from "../Pricing.js"
-import * as StreamUnwrap from "./streamUnwrap.js"
+import * as Answer from "./answer.js"
 import * as Redaction from "./redaction.js"
 import * as Accumulator from "./usageAccumulator.js"
 
@@ -297,10 +297,6 @@ const builtInTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 const spanOptions = (attributes: Record<string, unknown>) =>
   ({ kind: "client", attributes, captureStackTrace: false }) as const
 
-// The caller's scope is not the stream's: a stream given its caller's context must not close
-// resources into the caller's scope.
-const withoutScope = Context.omit(Scope.Scope)
-
 /**
  * A policy that scrubs errors of secrets and adds a span and/or a log line per call or per
  * attempt, in one pass over the stream of parts.
@@ -321,7 +317,6 @@ export const make = (options: Options): Llm.Policy => {
   const trace = options.trace === true
 
   return (next) => (request, mode) =>
-    StreamUnwrap.unwrap(
       Effect.withFiberRuntime((fiber) => {
         const callerContext = fiber.currentContext
         // Skipping the work when the application's level drops the line is Effect's own check, made
@@ -348,25 +343,19 @@ export const make = (options: Options): Llm.Policy => {
           attempt = call.attempt = ++call.attempts
           numbered = call
         }
-        const inner = Stream.mapError(next(request, mode), scrubbed)
+        const inner = Answer.mapError(next(request, mode), scrubbed)
         if (!logging && !tracing) {
-          return Effect.succeed(numbered === undefined ? inner : Stream.ensuring(inner, Effect.sync(() => (numbered.attempt = 0))))
+          return numbered === undefined ? inner : Effect.zipRight(Effect.addFinalizer(() => Effect.sync(() => (numbered.attempt = 0))), inner)
         }
         const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
         const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
         const start = clock.unsafeCurrentTimeNanos()
 
-        const observed = (span: Tracer.Span | undefined): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> => {
-          let context: Context.Context<never> | undefined
-          if (span !== undefined || opened !== undefined) {
-            context = withoutScope(callerContext)
-            if (span !== undefined) context = Context.add(context, Tracer.ParentSpan, span)
-            if (opened !== undefined) context = Context.add(context, CurrentCall, opened)
-          }
+        const observed = (span: Tracer.Span | undefined): Llm.Answer => {
           let firstPartAt: bigint | undefined
           let finish: LlmRequest.Finish | undefined
           let text = ""
-          const watched = Stream.mapChunks(inner, (parts) => {
+          const watch = (parts: Chunk.Chunk<LlmRequest.LlmStreamEvent>) => {
             for (const part of parts) {
               if (part._tag === "Finish") {
                 finish = part
@@ -375,8 +364,7 @@ export const make = (options: Options): Llm.Policy => {
                 firstPartAt ??= clock.unsafeCurrentTimeNanos()
               }
             }
-            return parts
-          })
+          }
           const end = (exit: Exit.Exit<unknown, LlmError>): Effect.Effect<void> => {
             if (numbered !== undefined) numbered.attempt = 0
             if (span !== undefined && span.status._tag !== "Ended") {
@@ -411,12 +399,25 @@ export const make = (options: Options): Llm.Policy => {
               return Effect.void
             })
           }
-          return Stream.ensuringWith(context === undefined ? watched : Stream.provideContext(watched, context), end)
+          // The inner call runs under this span and, when this instrument opened the call, with it.
+          const withCall =
+            span === undefined && opened === undefined
+              ? undefined
+              : <R>(context: Context.Context<R>): Context.Context<R> => {
+                  let added = context
+                  if (span !== undefined) added = Context.add(added, Tracer.ParentSpan, span)
+                  if (opened !== undefined) added = Context.add(added, CurrentCall, opened)
+                  return added
+                }
+          const answer =
+            withCall === undefined
+              ? inner
+              : Effect.map(Effect.mapInputContext(inner, withCall<Scope.Scope>), (pull) => Effect.mapInputContext(pull, withCall<never>))
+          return Answer.observe(answer, watch, end)
         }
-        if (!tracing) return Effect.succeed(observed(undefined))
+        if (!tracing) return observed(undefined)
         const attributes = requestAttributes(request)
         if (level === "attempt") attributes["llm.attempt.number"] = attempt
-        return Effect.map(Effect.makeSpan(level === "call" ? spanName(request) : "llm.attempt", spanOptions(attributes)), observed)
+        return Effect.flatMap(Effect.makeSpan(level === "call" ? spanName(request) : "llm.attempt", spanOptions(attributes)), observed)
       })
-    )
 }

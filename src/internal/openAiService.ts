@@ -3,11 +3,12 @@
  *
  * @internal
  */
-import { Redacted, Stream } from "effect"
+import { Redacted } from "effect"
 import OpenAI, { AzureOpenAI } from "openai"
 import type * as Llm from "../Llm.js"
 import { InvalidRequestError } from "../LlmError.js"
 import * as OpenAiWire from "./openAiWire.js"
+import * as Answer from "./answer.js"
 import * as Redaction from "./redaction.js"
 import * as SdkCall from "./sdkCall.js"
 import * as Transport from "./transport.js"
@@ -92,7 +93,7 @@ export const make = (settings: Settings): Llm.Provider => {
   const errorContext = { provider, now: 0, scrub }
   const call: Llm.Call = (request, mode) => {
     const model = request.model || settings.model
-    if (model === undefined || model === "") return Stream.fail(noModel)
+    if (model === undefined || model === "") return Answer.failed(noModel)
     const readWhole: SdkCall.ReadWhole = (body) => OpenAiWire.response(body, errorContext, model)
     if (mode === "whole") {
       const body = OpenAiWire.requestBody(request, model, settings.maxTokensField, settings.structuredOutput)

@@ -5,10 +5,12 @@
  *
  * @internal
  */
-import { Channel, Chunk, Clock, Effect, Either, Option, Stream } from "effect"
+import { Chunk, Clock, Effect, Either, Option } from "effect"
+import type * as Llm from "../Llm.js"
 import { type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
 import * as ProviderErrors from "./providerErrors.js"
+import * as Answer from "./answer.js"
 import type * as Redaction from "./redaction.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
@@ -72,41 +74,36 @@ export const whole = <A>(
   caller: Caller,
   run: (signal: AbortSignal) => Promise<A>,
   read: (answer: A) => Either.Either<LlmRequest.LlmResponse, LlmError>
-): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
-  Stream.fromChannel(
-    Channel.flatMap(
-      Channel.fromEffect(
-        Effect.async<Parts, LlmError>((resume) => {
-          const controller = new AbortController()
-          let settled = false
-          started(run, controller.signal).then(
-            (answer) => {
-              if (settled) return
-              settled = true
-              // A throw here would be lost in the promise and leave the call hanging.
-              let answered: Either.Either<LlmRequest.LlmResponse, LlmError>
-              try {
-                answered = read(answer)
-              } catch (cause) {
-                return resume(failWith(caller, cause, 0))
-              }
-              resume(Either.isRight(answered) ? Effect.succeed(parts(answered.right)) : Effect.fail(answered.left))
-            },
-            (cause: unknown) => {
-              if (settled) return
-              settled = true
-              resume(failWith(caller, cause, 0))
-            }
-          )
-          return Effect.sync(() => {
-            if (settled) return
-            settled = true
-            controller.abort()
-          })
-        })
-      ),
-      Channel.write
-    )
+): Llm.Answer =>
+  Answer.once(
+    Effect.async<Parts, LlmError>((resume) => {
+      const controller = new AbortController()
+      let settled = false
+      started(run, controller.signal).then(
+        (answer) => {
+          if (settled) return
+          settled = true
+          // A throw here would be lost in the promise and leave the call hanging.
+          let answered: Either.Either<LlmRequest.LlmResponse, LlmError>
+          try {
+            answered = read(answer)
+          } catch (cause) {
+            return resume(failWith(caller, cause, 0))
+          }
+          resume(Either.isRight(answered) ? Effect.succeed(parts(answered.right)) : Effect.fail(answered.left))
+        },
+        (cause: unknown) => {
+          if (settled) return
+          settled = true
+          resume(failWith(caller, cause, 0))
+        }
+      )
+      return Effect.sync(() => {
+        if (settled) return
+        settled = true
+        controller.abort()
+      })
+    })
   )
 
 /**
@@ -131,9 +128,9 @@ export interface StreamState<Event> {
 /** Events buffered ahead of a slow consumer before reading the body pauses. */
 const highWaterMark = 4096
 
-type Pull = Effect.Effect<Parts, Option.Option<LlmError>>
+type Pull = Llm.Pull
 
-const end: Pull = Effect.fail(Option.none())
+const end = Answer.end
 
 /** Like the SDKs: `application/json` or any `+json` media type is a JSON body. */
 const isJson = (headers: Headers): boolean => {
@@ -168,8 +165,8 @@ export const stream = <Event>(
   open: (signal: AbortSignal) => Promise<Response>,
   makeState: () => StreamState<Event>,
   readWhole: ReadWhole
-): Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =>
-  Stream.suspend(() => {
+): Llm.Answer =>
+  Effect.suspend(() => {
     const controller = new AbortController()
     const state = makeState()
     // Set once reading pauses on a full buffer; resumed by the consumer, or when the stream ends.
@@ -292,7 +289,7 @@ export const stream = <Event>(
       if (!bodyEnded) controller.abort()
       resumeReading()
     })
-    return Stream.ensuring(Stream.repeatEffectChunkOption(pull), release)
+    return Effect.as(Effect.addFinalizer(() => release), pull)
   })
 
 const notAnAnswer = (provider: string, message: string) =>

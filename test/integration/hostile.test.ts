@@ -225,7 +225,7 @@ describe("a stream request answered with a whole JSON body", () => {
           const streamed = yield* promptly(collect(service.stream(hello)))
           expect(hostile.requests.length).toBe(1)
           expect(hostile.requests[0]!.stream).toBe(true)
-          const whole = yield* promptly(collect(service.call(hello, "whole")))
+          const whole = yield* promptly(collect(Llm.toStream(service.call(hello, "whole"))))
           expect(hostile.requests[1]!.stream).toBeUndefined()
           expect(streamed).toStrictEqual(whole)
           expect(streamed.map((e) => e._tag)).toStrictEqual(["TextDelta", "Finish"])

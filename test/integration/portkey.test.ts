@@ -6,7 +6,7 @@
  */
 import { RateLimiter } from "@effect/experimental"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Fiber, Logger, LogLevel, TestClock } from "effect"
+import { Chunk, ConfigProvider, Duration, Effect, Fiber, Logger, LogLevel, TestClock } from "effect"
 import type * as Llm from "../../src/Llm.js"
 import * as LlmLive from "../../src/LlmLive.js"
 import * as Simulator from "../../simulator/Simulator.js"
@@ -77,6 +77,12 @@ describe("through Portkey's gateway, configured by OPENAI_COMPATIBLE_HEADERS alo
       const llm = yield* live(through(sim), { LLM_RETRY_BASE_DELAY_MS: "0" })
       const call = yield* Effect.fork(llm.complete(hello))
       expect(yield* eventually(() => sim.attempts("openai") === 1, 5_000)).toBe(true)
+      // The 429 still has to come back through the gateway: wait (in real time) until the retry
+      // is asleep on the test clock, so that the clock is moved from the moment it fell asleep.
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10))).pipe(
+        Effect.zipRight(TestClock.sleeps()),
+        Effect.repeat({ until: (sleeps) => Chunk.isNonEmpty(sleeps), times: 500 })
+      )
       yield* TestClock.adjust(Duration.millis(1999))
       // Real time for a premature retry to reach the upstream, had there been one.
       yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 100)))

@@ -82,7 +82,7 @@ describe("request validation against OpenAI's API description", () => {
     Effect.gen(function* () {
       // No valid LlmRequest is invalid for the description: the provider is called directly, past validation.
       const provider = yield* OpenAi.make({ apiKey: key, baseURL: prism.url })
-      const error = yield* failure(collect(provider.call({ messages: [] }, "whole")))
+      const error = yield* failure(collect(Llm.toStream(provider.call({ messages: [] }, "whole"))))
       expect(error).toMatchObject({ _tag: "InvalidRequestError", status: 422 })
       expect(error.message).toMatch(/^openai answered 422: Invalid request: Your request is not valid/)
     })

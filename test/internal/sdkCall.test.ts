@@ -4,6 +4,7 @@ import OpenAI from "openai"
 import * as OpenAiWire from "../../src/internal/openAiWire.js"
 import * as Redaction from "../../src/internal/redaction.js"
 import * as SdkCall from "../../src/internal/sdkCall.js"
+import * as Llm from "../../src/Llm.js"
 
 const caller: SdkCall.Caller = {
   provider: "openai",
@@ -31,12 +32,12 @@ const response = (reads: ReadonlyArray<string | Uint8Array>, headers?: Record<st
 }
 
 const streamOf = (answer: () => Response) =>
-  SdkCall.stream(
+  Llm.toStream(SdkCall.stream(
     caller,
     () => Promise.resolve(answer()),
     () => OpenAiWire.streamState("openai", "m"),
     (body) => OpenAiWire.response(body, { provider: "openai", now: 0 }, "m")
-  )
+  ))
 
 const texts = (events: Chunk.Chunk<{ readonly _tag: string; readonly text?: string }>) =>
   Chunk.toReadonlyArray(events).map((event) => event.text ?? event._tag)

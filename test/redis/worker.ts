@@ -7,7 +7,7 @@
  * `concurrency` loops for `durationMs` and prints one `WorkerResult` JSON line.
  */
 import * as Readline from "node:readline"
-import { Duration, Effect, Logger, Metric, Redacted, Stream } from "effect"
+import { Duration, Effect, Logger, Metric, Redacted } from "effect"
 import * as Llm from "../../src/Llm.js"
 import * as OpenAi from "../../src/OpenAi.js"
 import * as RateLimit from "../../src/RateLimit.js"
@@ -47,7 +47,17 @@ const program = Effect.gen(function* () {
   // The moment each call really reaches the provider, after the limiter let it through.
   const timed: Llm.Provider = {
     ...openai,
-    call: (request, mode) => Stream.concat(Stream.execute(Effect.sync(() => result.starts.push(Date.now()))), openai.call(request, mode))
+    call: (request, mode) =>
+      Effect.map(openai.call(request, mode), (pull) => {
+        let started = false
+        return Effect.suspend(() => {
+          if (!started) {
+            started = true
+            result.starts.push(Date.now())
+          }
+          return pull
+        })
+      })
   }
   const limit = yield* RateLimit.make({
     ...(config.rpm === undefined ? {} : { rpm: config.rpm }),
