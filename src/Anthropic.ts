@@ -4,7 +4,10 @@
  * The SDK's own retries are off, its timeout is a day and its own tracing is off: retry, time limits
  * and spans belong to this library, and interrupting a call aborts its HTTP request. System messages
  * become `system`; `max_tokens`, which the API requires, defaults to {@link defaultMaxTokens}.
- * Thinking and tool-use blocks are not answer text. A stream ends at `message_stop`, whether or not
+ * Thinking blocks are the answer's `reasoning` (with the signature to send them back), tool-use
+ * blocks its `toolCalls`; `tool` messages become `tool_result` blocks and `cache: true` on a part
+ * sets `cache_control`. Anthropic's narrower ranges (`temperature` 0 to 1, a thinking budget of at
+ * least 1024 tokens and below `maxTokens`) are checked before anything is sent. A stream ends at `message_stop`, whether or not
  * the server then closes. Every failure is an `LlmError`.
  *
  * @example
@@ -22,11 +25,12 @@
  */
 import AnthropicSdk from "@anthropic-ai/sdk"
 import type { Layer} from "effect";
-import { type ConfigError, Effect, Redacted } from "effect"
+import { type ConfigError, Effect, Redacted, Stream } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as SdkCall from "./internal/sdkCall.js"
 import type * as Llm from "./Llm.js"
+import * as LlmRequest from "./LlmRequest.js"
 
 /**
  * How to reach Anthropic. `baseURL` defaults to `https://api.anthropic.com`, `model` to
@@ -138,6 +142,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
     const maxTokens = options.maxTokens ?? defaultMaxTokens
     const errorContext = { provider: providerName, now: 0, secret }
     const call: Llm.Call = (request, mode) => {
+      const outOfRange = LlmRequest.checkLimits(request, providerName, LlmRequest.anthropicLimits)
+      if (outOfRange !== undefined) return Stream.fail(outOfRange)
       const model = request.model ?? configuredModel
       const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model)
       if (mode === "whole") {

@@ -140,8 +140,11 @@ export interface Service {
 export class Llm extends Context.Tag("@clearside/llm/Llm")<Llm, Service>() {}
 
 /**
- * Collects a call's parts into the whole answer: the text of every `TextDelta`, and the `Finish`.
- * A stream that ends without a `Finish` fails with a `ResponseParseError`.
+ * Collects a call's parts into the whole answer: the text of every `TextDelta`, the reasoning of
+ * every `ReasoningDelta` (and its last signature), every completed `ToolCall` in order, and the
+ * `Finish` (with its `refusal`). `ToolCallStart` and `ToolCallDelta` are progress only: a call
+ * counts once its `ToolCall` arrives. A stream that ends without a `Finish` fails with a
+ * `ResponseParseError`.
  *
  * @example
  * import { Stream } from "effect"
@@ -150,7 +153,8 @@ export class Llm extends Context.Tag("@clearside/llm/Llm")<Llm, Service>() {}
  * const response = Llm.collect(
  *   Stream.make(
  *     { _tag: "TextDelta", text: "hi" },
- *     { _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "stop",
+ *     { _tag: "ToolCall", id: "call_1", name: "lookup", arguments: { q: 1 }, argumentsText: '{"q":1}' },
+ *     { _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "tool_calls",
  *       usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }
  *   )
  * )
@@ -163,12 +167,28 @@ export const collect = (
 ): Effect.Effect<LlmRequest.LlmResponse, LlmError> =>
   Effect.suspend(() => {
     let content = ""
+    let reasoning: string | undefined
+    let signature: string | undefined
+    const toolCalls: Array<LlmRequest.ResponseToolCall> = []
     let finish: LlmRequest.Finish | undefined
     return Effect.flatMap(
       Stream.runForEachChunk(parts, (chunk) => {
         for (const part of chunk) {
-          if (part._tag === "TextDelta") content += part.text
-          else finish = part
+          switch (part._tag) {
+            case "TextDelta":
+              content += part.text
+              break
+            case "ReasoningDelta":
+              reasoning = (reasoning ?? "") + part.text
+              if (part.signature !== undefined) signature = part.signature
+              break
+            case "ToolCall":
+              toolCalls.push({ id: part.id, name: part.name, arguments: part.arguments, argumentsText: part.argumentsText })
+              break
+            case "Finish":
+              finish = part
+              break
+          }
         }
         return Effect.void
       }),
@@ -179,7 +199,13 @@ export const collect = (
           )
         }
         const { _tag: _, ...rest } = finish
-        return Effect.succeed({ ...rest, content })
+        return Effect.succeed({
+          ...rest,
+          content,
+          toolCalls,
+          ...(reasoning !== undefined ? { reasoning } : {}),
+          ...(signature !== undefined ? { reasoningSignature: signature } : {})
+        })
       }
     )
   })

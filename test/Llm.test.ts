@@ -141,6 +141,7 @@ describe("the provider contract: one call", () => {
         provider: "local",
         model: "tiny-1",
         content: "hello",
+        toolCalls: [],
         finishReason: "stop",
         usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3 }
       })

@@ -22,8 +22,8 @@ const invalid: ReadonlyArray<readonly [string, unknown, string, string]> = [
   ["a null message", { messages: [null] }, "messages[0]", "messages[0] must be a message object with role and content"],
   ["a message without content", { messages: [{ role: "user" }] }, "messages[0].content", "messages[0].content is required"],
   ["empty content", { messages: [{ role: "user", content: "" }] }, "messages[0].content", "content must be a non-empty string"],
-  ["numeric content", { messages: [{ role: "user", content: 42 }] }, "messages[0].content", "content must be a non-empty string"],
-  ["an unknown role", { messages: [{ role: "bot", content: "x" }] }, "messages[0].role", 'role must be one of "system", "user" or "assistant"'],
+  ["numeric content", { messages: [{ role: "user", content: 42 }] }, "messages[0].content", "content must be a non-empty string or an array of parts"],
+  ["an unknown role", { messages: [{ role: "bot", content: "x" }] }, "messages[0].role", 'role must be one of "system", "user", "assistant" or "tool"'],
   ["a message without role", { messages: [{ content: "x" }] }, "messages[0].role", "messages[0].role is required"],
   ["a bad second message", { messages: [...user, { role: "assistant", content: "" }] }, "messages[1].content", "content must be a non-empty string"],
   ["an extra message field", { messages: [{ role: "user", content: "x", name: "bob" }] }, "messages[0].name", "messages[0].name is not a request field"],
@@ -200,6 +200,10 @@ describe("responses and stream events are Schemas", () => {
       provider: "openai",
       model: "m",
       content: "x",
+      toolCalls: [{ id: "c1", name: "lookup", arguments: { q: 1 }, argumentsText: '{"q":1}' }],
+      reasoning: "thought",
+      reasoningSignature: "sig",
+      refusal: "no",
       finishReason: "length",
       usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3, cachedInputTokens: 0, reasoningTokens: 1 }
     }
