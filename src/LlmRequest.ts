@@ -934,3 +934,37 @@ export const checkLimits = (request: LlmRequest, provider: string, limits: Limit
   }
   return undefined
 }
+
+/**
+ * The assistant message that sends an answer back on the next turn: its reasoning (with the
+ * signature Anthropic needs), its text and its tool calls, as parts (an empty answer, such as a
+ * refusal, as its refusal text or `(no answer)`).
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { Llm, LlmMock, LlmRequest } from "@clearside/llm"
+ *
+ * const turn = Effect.gen(function* () {
+ *   const first: LlmRequest.LlmRequest = { messages: [{ role: "user", content: "Weather in Oslo?" }] }
+ *   const answer = yield* Llm.complete(first)
+ *   return [...first.messages, LlmRequest.assistantMessage(answer)]
+ * }).pipe(Effect.provide(LlmMock.layer([LlmMock.toolCall("get_weather", { city: "Oslo" })])))
+ *
+ * @since 0.1.0
+ * @category Constructors
+ */
+export const assistantMessage = (response: LlmResponse): Message => {
+  const parts: Array<Part> = []
+  if (response.reasoning !== undefined) {
+    parts.push(
+      response.reasoningSignature === undefined
+        ? { type: "reasoning", text: response.reasoning }
+        : { type: "reasoning", text: response.reasoning, signature: response.reasoningSignature }
+    )
+  }
+  if (response.content !== "") parts.push({ type: "text", text: response.content })
+  for (const call of response.toolCalls) parts.push({ type: "tool-call", id: call.id, name: call.name, arguments: call.arguments })
+  // An answer with nothing in it (a refusal) still needs a non-empty message to keep the turn.
+  const said = response.refusal !== undefined && response.refusal !== "" ? response.refusal : "(no answer)"
+  return { role: "assistant", content: parts.length === 0 ? [{ type: "text", text: said }] : parts }
+}
