@@ -538,7 +538,9 @@ const wordPieces = (text: string): ReadonlyArray<string> => {
 
 /** The text of a message's content: a string, or its text parts joined. */
 const textOf = (content: LlmRequest.Message["content"]): string =>
-  typeof content === "string" ? content : content.map((part) => (part.type === "text" ? part.text : "")).join(" ")
+  typeof content === "string"
+    ? content
+    : content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join(" ")
 
 const usageOf = (request: LlmRequest.LlmRequest, content: string): LlmRequest.Usage => {
   const inputTokens = request.messages.reduce((n, m) => n + words(textOf(m.content)), 0)
