@@ -148,15 +148,15 @@ export class Llm extends Context.Tag("@clearside/llm/Llm")<Llm, Service>() {}
  *
  * @example
  * import { Stream } from "effect"
- * import { Llm } from "@clearside/llm"
+ * import { Llm, type LlmRequest } from "@clearside/llm"
  *
  * const response = Llm.collect(
- *   Stream.make(
+ *   Stream.fromIterable<LlmRequest.LlmStreamEvent>([
  *     { _tag: "TextDelta", text: "hi" },
  *     { _tag: "ToolCall", id: "call_1", name: "lookup", arguments: { q: 1 }, argumentsText: '{"q":1}' },
  *     { _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "tool_calls",
  *       usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }
- *   )
+ *   ])
  * )
  *
  * @since 0.1.0
