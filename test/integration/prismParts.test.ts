@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Redacted } from "effect"
+import * as Http from "node:http"
 import * as Llm from "../../src/Llm.js"
 import type * as LlmRequest from "../../src/LlmRequest.js"
 import * as OpenAi from "../../src/OpenAi.js"
@@ -109,4 +110,80 @@ describe("requests with parts pass OpenAI's API description", () => {
     await response.arrayBuffer()
     expect(response.status).toBe(422)
   })
+})
+
+describe("random answers valid for OpenAI's API description", () => {
+  let random: Prism
+  let proxy: Http.Server
+  let proxyUrl = ""
+  const bodies: Array<string> = []
+
+  beforeAll(async () => {
+    random = await startPrism("random")
+    // Forwards to Prism and keeps each answer's body, to compare what the library made of it.
+    proxy = Http.createServer((request, response) => {
+      const chunks: Array<Buffer> = []
+      request.on("data", (chunk: Buffer) => chunks.push(chunk))
+      request.on("end", () => {
+        void fetch(`${random.url}${request.url ?? "/"}`, {
+          method: request.method ?? "POST",
+          headers: { "content-type": "application/json", authorization: "Bearer sk-prism" },
+          body: Buffer.concat(chunks)
+        }).then(async (answer) => {
+          const text = await answer.text()
+          bodies.push(text)
+          response.writeHead(answer.status, { "content-type": answer.headers.get("content-type") ?? "application/json" })
+          response.end(text)
+        })
+      })
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", () => resolve()))
+    const address = proxy.address()
+    proxyUrl = `http://127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`
+  }, 60_000)
+  afterAll(async () => {
+    await new Promise<void>((resolve) => proxy?.close(() => resolve()))
+    await random?.stop()
+  })
+
+  it.effect("each is an answer or a typed error; a refusal is a refusal, tool calls keep their ids and text", () =>
+    Effect.gen(function* () {
+      const openai = yield* OpenAi.make({ apiKey: Redacted.make("sk-prism"), baseURL: proxyUrl, model: "gpt-4o" })
+      const service = Llm.fromProvider(openai)
+      let refusals = 0
+      let withCalls = 0
+      for (let i = 0; i < 60; i++) {
+        const result = yield* Effect.either(service.complete({ messages: [{ role: "user", content: `question ${i}` }], tools }))
+        const body = JSON.parse(bodies.at(-1) ?? "null") as {
+          choices?: Array<{ message?: { refusal?: unknown; tool_calls?: Array<{ id?: unknown; function?: { arguments?: unknown } }> } }>
+        } | null
+        const message = Array.isArray(body?.choices) ? body.choices[0]?.message : undefined
+        if (Either.isLeft(result)) {
+          expect(typeof result.left._tag).toBe("string")
+          continue
+        }
+        const response = result.right
+        if (typeof message?.refusal === "string" && message.refusal !== "") {
+          refusals++
+          expect(response.refusal).toBe(message.refusal)
+          expect(response.finishReason).toBe("refusal")
+        } else {
+          expect(response.refusal).toBeUndefined()
+        }
+        const calls = (Array.isArray(message?.tool_calls) ? message.tool_calls : []).filter(
+          (c) => typeof c === "object" && c !== null && typeof c.function === "object" && c.function !== null
+        )
+        if (calls.length > 0) withCalls++
+        expect(response.toolCalls.map((c) => c.id)).toStrictEqual(
+          calls.map((c, n) => (typeof c.id === "string" && c.id !== "" ? c.id : `call_${n}`))
+        )
+        for (let n = 0; n < calls.length; n++) {
+          const text = calls[n]!.function!.arguments
+          if (typeof text === "string") expect(response.toolCalls[n]?.argumentsText).toBe(text)
+        }
+      }
+      // Random answers are drawn from the description: some refuse, some call tools.
+      expect(refusals + withCalls).toBeGreaterThan(0)
+    })
+  , 120_000)
 })
