@@ -40,6 +40,7 @@ import type * as Net from "node:net"
 import * as Path from "node:path"
 import { hash32, mulberry32 } from "./internal/random.js"
 import { type Decision, makeLimiter, type WindowCount } from "./internal/window.js"
+import * as Structured from "./internal/structured.js"
 import * as Wire from "./internal/wire.js"
 
 /**
@@ -528,8 +529,17 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
         if (script.destroyBeforeHeaders === true) return yield* reset(raw)
 
         const beyondText = script.toolCalls !== undefined || script.refusal !== undefined
-        const text = script.text ?? (beyondText ? "" : Wire.lastUserText(requestBody))
+        const structured = beyondText || script.reasoning !== undefined ? undefined : Structured.wanted(route, requestBody)
+        const text =
+          script.text ??
+          (structured !== undefined
+            ? JSON.stringify(Structured.generate(structured.schema))
+            : beyondText
+              ? ""
+              : Wire.lastUserText(requestBody))
         const answer: Wire.Answer = {
+          tool: structured?.tool,
+          json: structured !== undefined,
           id: route === "openai" ? `chatcmpl-sim${n}` : `msg_sim${n}`,
           model: Wire.requestedModel(route, requestBody),
           text,

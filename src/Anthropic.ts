@@ -28,7 +28,9 @@ import type { Layer} from "effect";
 import { type ConfigError, Effect, Redacted, Stream } from "effect"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
+import * as Redaction from "./internal/redaction.js"
 import * as SdkCall from "./internal/sdkCall.js"
+import * as Transport from "./internal/transport.js"
 import type * as Llm from "./Llm.js"
 import * as LlmRequest from "./LlmRequest.js"
 
@@ -50,6 +52,27 @@ export interface Options {
   readonly baseURL?: string
   readonly model?: string
   readonly maxTokens?: number
+  /**
+   * How structured output (`Llm.generateObject`) is asked for: `"native"` (`output_config.format`),
+   * `"tool"` (a forced tool named after the schema, whose input is the answer), or `"auto"` (the
+   * default): native on the models that support it (Claude Opus 4.1, the 4.5 generation and later),
+   * else the tool.
+   */
+  readonly structuredOutput?: "auto" | "native" | "tool"
+  /**
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+  /**
+   * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
+   * headers). Every value is kept out of messages, logs and spans like the key.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /** Query parameters sent with every request. */
+  readonly query?: Readonly<Record<string, string>> | undefined
+  /** The `fetch` the SDK client uses (a proxy agent, mutual TLS); the global `fetch` by default. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
 }
 
 /**
@@ -135,26 +158,32 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       maxRetries: 0,
       timeout: sdkTimeoutMs,
       logLevel: "off",
-      openTelemetry: false
+      openTelemetry: false,
+      fetch: Transport.keepErrorBodies(options.fetch),
+      defaultHeaders: Transport.headerText(options.headers),
+      ...(options.query === undefined ? {} : { defaultQuery: { ...options.query } })
     })
-    const caller: SdkCall.Caller = { provider: providerName, secret, sdk: sdkErrors }
+    const scrub = Redaction.make([options.apiKey, ...Transport.headerSecrets(options.headers), ...(options.secrets ?? [])])
+    const caller: SdkCall.Caller = { provider: providerName, scrub, sdk: sdkErrors }
     const configuredModel = options.model ?? defaultModel
     const maxTokens = options.maxTokens ?? defaultMaxTokens
-    const errorContext = { provider: providerName, now: 0, secret }
+    const errorContext = { provider: providerName, now: 0, scrub }
     const call: Llm.Call = (request, mode) => {
       const outOfRange = LlmRequest.checkLimits(request, providerName, LlmRequest.anthropicLimits)
       if (outOfRange !== undefined) return Stream.fail(outOfRange)
       const model = request.model ?? configuredModel
-      const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model)
+      const structured = AnthropicWire.structuredOutputFor(model, options.structuredOutput ?? "auto")
+      const jsonTool = AnthropicWire.jsonToolOf(request, structured)
+      const readWhole: SdkCall.ReadWhole = (body) => AnthropicWire.response(body, errorContext, model, jsonTool)
       if (mode === "whole") {
-        const body = AnthropicWire.requestBody(request, model, maxTokens)
+        const body = AnthropicWire.requestBody(request, model, maxTokens, structured)
         return SdkCall.whole(caller, (signal) => client.messages.create(body, { signal }), readWhole)
       }
-      const body = AnthropicWire.streamBody(request, model, maxTokens)
+      const body = AnthropicWire.streamBody(request, model, maxTokens, structured)
       return SdkCall.stream(
         caller,
         (signal) => client.messages.create(body, { signal }).asResponse(),
-        () => AnthropicWire.streamState(providerName, model),
+        () => AnthropicWire.streamState(providerName, model, scrub, jsonTool),
         readWhole
       )
     }

@@ -23,9 +23,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Either, Layer, Option, type Schema, Stream } from "effect"
+import * as PartialJson from "./internal/partialJson.js"
 import * as StreamUnwrap from "./internal/streamUnwrap.js"
-import { InvalidRequestError, type LlmError, ResponseParseError } from "./LlmError.js"
+import * as StructuredOutput from "./internal/structuredOutput.js"
+import { InvalidRequestError, type LlmError, OutputValidationError, ResponseParseError } from "./LlmError.js"
 import * as LlmRequest from "./LlmRequest.js"
 
 /**
@@ -392,3 +394,185 @@ export const router = (options: {
  * @category Constructors
  */
 export const fromProvider = (provider: Provider): Service => router({ providers: [provider] })
+
+/**
+ * What {@link generateObject} and {@link streamObject} take: a request (without `responseFormat`,
+ * which they set), the Effect `Schema` of the answer, and optionally its `name` and `description`
+ * (sent to the model) and `repairs`, how many times an answer that does not decode is sent back to
+ * the model with what was wrong (default 1).
+ *
+ * @example
+ * import { Schema } from "effect"
+ * import type { Llm } from "@clearside/llm"
+ *
+ * const ask: Llm.ObjectRequest<{ readonly winner: string }, { readonly winner: string }, never> = {
+ *   schema: Schema.Struct({ winner: Schema.String }),
+ *   name: "verdict",
+ *   messages: [{ role: "user", content: "Who won the debate?" }]
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ObjectRequest<A, I, R> extends Omit<LlmRequest.LlmRequest, "responseFormat"> {
+  readonly schema: Schema.Schema<A, I, R>
+  readonly name?: string | undefined
+  readonly description?: string | undefined
+  readonly repairs?: number | undefined
+}
+
+/**
+ * A typed answer: the decoded `value` and the `response` it was read from (the last one, after any
+ * repair turns).
+ *
+ * @example
+ * import type { Llm } from "@clearside/llm"
+ * const show = (answer: Llm.ObjectResponse<{ readonly score: number }>) => `${answer.value.score} (${answer.response.model})`
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ObjectResponse<A> {
+  readonly value: A
+  readonly response: LlmRequest.LlmResponse
+}
+
+/**
+ * An event of {@link streamObject}: the JSON parsed so far as a plain value (`PartialObject`, not
+ * decoded: fields may be missing or cut short; treat it as read-only), and at the end the decoded
+ * `Object`.
+ *
+ * @example
+ * import type { Llm } from "@clearside/llm"
+ * const show = (event: Llm.ObjectEvent<{ readonly claims: ReadonlyArray<string> }>) =>
+ *   event._tag === "PartialObject" ? JSON.stringify(event.value) : event.value.claims.join("; ")
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ObjectEvent<A> =
+  | { readonly _tag: "PartialObject"; readonly value: unknown }
+  | { readonly _tag: "Object"; readonly value: A; readonly response: LlmRequest.LlmResponse }
+
+const repairsOf = (repairs: number | undefined): number =>
+  repairs === undefined || !Number.isFinite(repairs) ? 1 : Math.max(0, Math.min(10, Math.floor(repairs)))
+
+const outputInvalid = (response: LlmRequest.LlmResponse, reason: string, attempts: number) =>
+  new OutputValidationError({
+    provider: response.provider,
+    message: `The answer of ${response.provider} does not match the schema after ${attempts} ${attempts === 1 ? "attempt" : "attempts"}: ${reason}`.slice(0, 2_000),
+    text: response.content,
+    attempts
+  })
+
+const splitObjectRequest = <A, I, R>(options: ObjectRequest<A, I, R>) => {
+  const { description, name, repairs, schema, ...request } = options
+  return { request, repairs: repairsOf(repairs), target: StructuredOutput.target(schema, { name, description }) }
+}
+
+/**
+ * Asks the model in context for a value of `schema`: the provider is sent the JSON Schema in its own
+ * form (OpenAI's strict `json_schema`, Anthropic's output format or a forced tool, a compatible
+ * endpoint's `json_schema` or `json_object`), and the answer is decoded with the Schema,
+ * transformations included. An answer that is not JSON or does not decode is sent back once (see
+ * `repairs`) with the reason; then the call fails with an `OutputValidationError` holding the raw
+ * text. Every attempt is an ordinary call (retry, limits, usage); repairs are counted in
+ * `Usage.outputRepairs`, in `Usage.withUsage` and on the span.
+ *
+ * @example
+ * import { Effect, Schema } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const Claims = Schema.Struct({ claims: Schema.Array(Schema.Struct({ text: Schema.String, stance: Schema.Literal("for", "against") })) })
+ *
+ * const claims = Llm.generateObject({
+ *   schema: Claims,
+ *   name: "claims",
+ *   messages: [{ role: "user", content: "Extract the claims of: 'Cities should ban cars. Buses are cheaper.'" }]
+ * }).pipe(
+ *   Effect.map(({ value }) => value.claims),
+ *   Effect.provide(LlmMock.layer([LlmMock.object({ claims: [{ text: "Cities should ban cars", stance: "for" }] })]))
+ * )
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const generateObject = <A, I, R>(options: ObjectRequest<A, I, R>): Effect.Effect<ObjectResponse<A>, LlmError, Llm | R> =>
+  Effect.gen(function* () {
+    const llm = yield* Llm
+    const { repairs, request, target } = splitObjectRequest(options)
+    let messages = request.messages
+    for (let attempt = 1; ; attempt++) {
+      const response = yield* llm.complete({ ...request, messages, responseFormat: target.format })
+      const read = yield* StructuredOutput.read(response.content, target)
+      if (Either.isRight(read)) return { value: read.right, response }
+      if (attempt > repairs) return yield* Effect.fail(outputInvalid(response, read.left, attempt))
+      yield* StructuredOutput.recordRepair(response, attempt)
+      messages = StructuredOutput.repairMessages(messages, response.content, read.left)
+    }
+  }).pipe(Effect.withSpan("Llm.generateObject", { attributes: { "gen_ai.output.type": "json" } }))
+
+/**
+ * Like {@link generateObject}, streamed: a `PartialObject` with the JSON parsed so far for each
+ * fragment that changes it (the first with the first fragment), then one `Object` with the decoded
+ * value and the response. The text is parsed incrementally, each character once. After a repair
+ * turn the partial objects start again from the repaired answer's beginning.
+ *
+ * @example
+ * import { Effect, Schema, Stream } from "effect"
+ * import { Llm, LlmMock } from "@clearside/llm"
+ *
+ * const live = Llm.streamObject({
+ *   schema: Schema.Struct({ summary: Schema.String }),
+ *   messages: [{ role: "user", content: "Summarise the debate" }]
+ * }).pipe(
+ *   Stream.runForEach((event) => Effect.log(event._tag, event.value)),
+ *   Effect.provide(LlmMock.layer([LlmMock.object({ summary: "A draw" })]))
+ * )
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const streamObject = <A, I, R>(options: ObjectRequest<A, I, R>): Stream.Stream<ObjectEvent<A>, LlmError, Llm | R> =>
+  StreamUnwrap.unwrap(
+    Effect.map(Llm, (llm) => {
+      const { repairs, request, target } = splitObjectRequest(options)
+      const untyped = target as StructuredOutput.Target<unknown, unknown, unknown>
+      const attempt = (n: number, messages: ReadonlyArray<LlmRequest.Message>): Stream.Stream<ObjectEvent<A>, LlmError, R> =>
+        Stream.suspend(() => {
+          const parser = PartialJson.make()
+          let content = ""
+          let finish: LlmRequest.Finish | undefined
+          const partials = Stream.filterMap(
+            llm.stream({ ...request, messages, responseFormat: target.format }),
+            (event): Option.Option<ObjectEvent<A>> => {
+              if (event._tag === "Finish") {
+                finish = event
+                return Option.none()
+              }
+              if (event._tag !== "TextDelta") return Option.none()
+              content += event.text
+              return parser.push(event.text)
+                ? Option.some({ _tag: "PartialObject", value: StructuredOutput.partialValue(parser.value(), untyped) })
+                : Option.none()
+            }
+          )
+          const end: Stream.Stream<ObjectEvent<A>, LlmError, R> = StreamUnwrap.unwrap(
+            Effect.suspend(() => {
+              const { _tag: _, ...rest } = finish!
+              const response: LlmRequest.LlmResponse = { ...rest, content, toolCalls: [] }
+              return Effect.flatMap(StructuredOutput.read(content, target), (read): Effect.Effect<Stream.Stream<ObjectEvent<A>, LlmError, R>, LlmError, R> => {
+                if (Either.isRight(read)) return Effect.succeed(Stream.succeed<ObjectEvent<A>>({ _tag: "Object", value: read.right, response }))
+                if (n > repairs) return Effect.fail(outputInvalid(response, read.left, n))
+                return Effect.as(
+                  StructuredOutput.recordRepair(response, n),
+                  attempt(n + 1, StructuredOutput.repairMessages(messages, content, read.left))
+                )
+              })
+            })
+          )
+          return Stream.concat(partials, end)
+        })
+      return attempt(1, request.messages)
+    })
+  ).pipe(Stream.withSpan("Llm.streamObject", { attributes: { "gen_ai.output.type": "json" } }))

@@ -19,7 +19,11 @@
  * | `LLM_DEFAULT_MODEL` | per provider | |
  * | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | none | base URL: http(s) URL |
  * | `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL` | none | base URL: http(s) URL |
+ * | `OPENAI_HEADERS`, `ANTHROPIC_HEADERS` | none | JSON object of header names to strings; values are secrets, never shown |
+ * | `AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `OPENAI_API_VERSION`, `AZURE_OPENAI_DEPLOYMENT` | none | the endpoint (http(s) URL) needs the key and an API version such as `2024-10-21` |
  * | `OPENAI_COMPATIBLE_NAME`, `OPENAI_COMPATIBLE_BASE_URL`, `OPENAI_COMPATIBLE_API_KEY`, `OPENAI_COMPATIBLE_MODEL` | none | name and base URL go together |
+ * | `OPENAI_COMPATIBLE_HEADERS`, `OPENAI_COMPATIBLE_QUERY` | none | JSON objects of strings; header values are secrets |
+ * | `OPENAI_COMPATIBLE_ENDPOINTS` | none | 1 to 50 distinct names; each has `OPENAI_COMPATIBLE_<NAME>_BASE_URL` (required), `_API_KEY_VAR`, `_MODEL`, `_HEADERS`, `_QUERY`, read by {@link load} |
  * | `LLM_MAX_RETRIES` | `3` | 0 to 100 |
  * | `LLM_RETRY_BASE_DELAY_MS`, `LLM_RETRY_MAX_DELAY_MS`, `LLM_RETRY_MAX_RETRY_AFTER_MS` | `500`, `10000`, `60000` | ms, 0 to 600000 |
  * | `LLM_TIMEOUT_MS` | `30000` | ms, 1 to 2147483647 |
@@ -44,7 +48,8 @@
  * | `LLM_LOG_BODIES` | `false` | `true` or `false` |
  * | `LLM_PRICES` | none | JSON `{"model":{"input":1,"cachedInput":0.5,"output":2}}` |
  *
- * `LLM_FALLBACK` is read by `Fallback.config`.
+ * `LLM_FALLBACK` is read by `Fallback.config`. The named endpoints' own variables
+ * (`OPENAI_COMPATIBLE_<NAME>_*`) are read by {@link load}, which `LlmLive` uses.
  *
  * @example
  * import { ConfigProvider, Effect } from "effect"
@@ -57,7 +62,7 @@
  *
  * @since 0.1.0
  */
-import { Config, ConfigError, Duration, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
 import * as BlankIsUnset from "./internal/blankIsUnset.js"
 import * as Rules from "./internal/configRules.js"
 
@@ -75,6 +80,8 @@ import * as Rules from "./internal/configRules.js"
 export interface KeyedProvider {
   readonly apiKey: Redacted.Redacted<string>
   readonly baseURL?: string
+  /** `OPENAI_HEADERS`, `ANTHROPIC_HEADERS`: headers sent with every request, each value a secret. */
+  readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>>
 }
 
 /**
@@ -93,6 +100,35 @@ export interface CompatibleProvider {
   readonly apiKey?: Redacted.Redacted<string>
   /** `OPENAI_COMPATIBLE_MODEL`: the endpoint's model when a request names none. */
   readonly model?: string
+  /** `OPENAI_COMPATIBLE_HEADERS`: headers sent with every request, each value a secret. */
+  readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>>
+  /** `OPENAI_COMPATIBLE_QUERY`: query parameters sent with every request. */
+  readonly query?: Readonly<Record<string, string>>
+}
+
+/**
+ * An Azure OpenAI resource (provider `azure`): its key, its endpoint, the `api-version` every
+ * request carries, and the deployment used when a request names no model.
+ *
+ * @example
+ * import { Redacted } from "effect"
+ * import type { LlmConfig } from "@clearside/llm"
+ * const azure: LlmConfig.AzureProvider = {
+ *   apiKey: Redacted.make("..."), endpoint: "https://my-resource.openai.azure.com", apiVersion: "2024-10-21"
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface AzureProvider {
+  /** `AZURE_OPENAI_API_KEY`. */
+  readonly apiKey: Redacted.Redacted<string>
+  /** `AZURE_OPENAI_ENDPOINT`. */
+  readonly endpoint: string
+  /** `OPENAI_API_VERSION`. */
+  readonly apiVersion: string
+  /** `AZURE_OPENAI_DEPLOYMENT`. */
+  readonly deployment?: string
 }
 
 /**
@@ -313,7 +349,13 @@ export interface LlmConfig {
   readonly defaultModel?: string
   readonly openai?: KeyedProvider
   readonly anthropic?: KeyedProvider
+  readonly azure?: AzureProvider
   readonly openaiCompatible?: CompatibleProvider
+  /**
+   * The named endpoints of `OPENAI_COMPATIBLE_ENDPOINTS`, each its own provider. Only {@link load}
+   * reads them (their variables' names depend on the list); `config` leaves this out.
+   */
+  readonly compatibleEndpoints?: ReadonlyArray<CompatibleProvider>
   readonly retry: RetrySettings
   readonly timeout: TimeoutSettings
   readonly rateLimit: RateLimitSettings
@@ -342,12 +384,12 @@ const timeLimit = Rules.milliseconds(1, Rules.maxTimerMillis)
  *
  * @example
  * import { LlmConfig } from "@clearside/llm"
- * LlmConfig.builtInProviders // ["openai", "anthropic"]
+ * LlmConfig.builtInProviders // ["openai", "anthropic", "azure"]
  *
  * @since 0.1.0
  * @category Constants
  */
-export const builtInProviders: ReadonlyArray<string> = ["openai", "anthropic"]
+export const builtInProviders: ReadonlyArray<string> = ["openai", "anthropic", "azure"]
 
 const compatibleName = /^[a-z0-9][a-z0-9._-]*$/i
 
@@ -494,10 +536,54 @@ const providerVariables = Config.all({
   compatibleName: BlankIsUnset.optionalText("OPENAI_COMPATIBLE_NAME"),
   compatibleBaseURL: Rules.optional("OPENAI_COMPATIBLE_BASE_URL", httpUrl),
   compatibleKey: BlankIsUnset.optionalSecret("OPENAI_COMPATIBLE_API_KEY"),
-  compatibleModel: BlankIsUnset.optionalText("OPENAI_COMPATIBLE_MODEL")
+  compatibleModel: BlankIsUnset.optionalText("OPENAI_COMPATIBLE_MODEL"),
+  openaiHeaders: Rules.optional("OPENAI_HEADERS", Rules.headers),
+  anthropicHeaders: Rules.optional("ANTHROPIC_HEADERS", Rules.headers),
+  compatibleHeaders: Rules.optional("OPENAI_COMPATIBLE_HEADERS", Rules.headers),
+  compatibleQuery: Rules.optional("OPENAI_COMPATIBLE_QUERY", Rules.query),
+  endpoints: BlankIsUnset.optionalText("OPENAI_COMPATIBLE_ENDPOINTS"),
+  azureKey: BlankIsUnset.optionalSecret("AZURE_OPENAI_API_KEY"),
+  azureEndpoint: Rules.optional("AZURE_OPENAI_ENDPOINT", httpUrl),
+  // A common name other software sets too: checked only when Azure is configured.
+  apiVersion: BlankIsUnset.optionalText("OPENAI_API_VERSION"),
+  azureDeployment: BlankIsUnset.optionalText("AZURE_OPENAI_DEPLOYMENT")
 })
 
-type Providers = Pick<LlmConfig, "provider" | "defaultModel" | "openai" | "anthropic" | "openaiCompatible">
+type Providers = Pick<LlmConfig, "provider" | "defaultModel" | "openai" | "anthropic" | "azure" | "openaiCompatible">
+
+/** Headers as read, each value held as `Redacted` from here on. */
+const redactedHeaders = (headers: Option.Option<Record<string, string>>) =>
+  Option.map(headers, (record) =>
+    Object.fromEntries(Object.entries(record).map(([name, value]) => [name, Redacted.make(value)]))
+  )
+
+const isBadName = (name: string) =>
+  !compatibleName.test(name) || builtInProviders.includes(name.toLowerCase()) || name in Object.prototype
+
+const maxEndpoints = 50
+
+/**
+ * The names of `OPENAI_COMPATIBLE_ENDPOINTS` (`groq,vllm`): each a provider name as
+ * `OPENAI_COMPATIBLE_NAME` allows, distinct also as variable names, and not the single endpoint's.
+ */
+const endpointNames = (
+  text: Option.Option<string>,
+  single: Option.Option<string>
+): Either.Either<ReadonlyArray<string>, ConfigError.ConfigError> => {
+  if (Option.isNone(text)) return Either.right([])
+  const names = text.value.split(",").map((name) => name.trim()).filter((name) => name !== "")
+  const rule =
+    `a comma-separated list of 1 to ${maxEndpoints} distinct provider names (letters, digits, ".", "_" or "-"; ` +
+    `not openai, anthropic, azure, OPENAI_COMPATIBLE_NAME nor a name JavaScript objects already carry) such as groq,vllm`
+  const prefixes = names.map((name) => variable("OPENAI_COMPATIBLE", name))
+  const taken = Option.map(single, (name) => name.toLowerCase())
+  const bad =
+    names.length === 0 ||
+    names.length > maxEndpoints ||
+    new Set(prefixes).size !== names.length ||
+    names.some((name) => isBadName(name) || (Option.isSome(taken) && name.toLowerCase() === taken.value))
+  return bad ? Either.left(Rules.invalid("OPENAI_COMPATIBLE_ENDPOINTS", rule, Rules.shown(text.value))) : Either.right(names)
+}
 
 const checkProviders = (raw: Config.Config.Success<typeof providerVariables>): Either.Either<Providers, ConfigError.ConfigError> => {
   const keyed = (key: Option.Option<Redacted.Redacted<string>>, baseURL: Option.Option<string>) =>
@@ -513,11 +599,11 @@ const checkProviders = (raw: Config.Config.Success<typeof providerVariables>): E
     const name = raw.compatibleName.value
     // The name keys records throughout the library: one that an object already carries
     // (`constructor`, `toString`) would read as a provider that is there.
-    if (!compatibleName.test(name) || builtInProviders.includes(name.toLowerCase()) || name in Object.prototype) {
+    if (isBadName(name)) {
       return Either.left(
         invalid(
           "OPENAI_COMPATIBLE_NAME",
-          `OPENAI_COMPATIBLE_NAME must be letters, digits, ".", "_" or "-", not "openai" or "anthropic" ` +
+          `OPENAI_COMPATIBLE_NAME must be letters, digits, ".", "_" or "-", not "openai", "anthropic" or "azure" ` +
             `nor a name JavaScript objects already carry, got ${Rules.shown(name)}`
         )
       )
@@ -526,9 +612,17 @@ const checkProviders = (raw: Config.Config.Success<typeof providerVariables>): E
       name,
       baseURL: raw.compatibleBaseURL.value,
       ...field("apiKey", raw.compatibleKey),
-      ...field("model", raw.compatibleModel)
+      ...field("model", raw.compatibleModel),
+      ...field("headers", redactedHeaders(raw.compatibleHeaders)),
+      ...field("query", raw.compatibleQuery)
     })
-  } else if (Option.isSome(raw.compatibleName) || Option.isSome(raw.compatibleKey) || Option.isSome(raw.compatibleModel)) {
+  } else if (
+    Option.isSome(raw.compatibleName) ||
+    Option.isSome(raw.compatibleKey) ||
+    Option.isSome(raw.compatibleModel) ||
+    Option.isSome(raw.compatibleHeaders) ||
+    Option.isSome(raw.compatibleQuery)
+  ) {
     return Either.left(
       invalid(
         "OPENAI_COMPATIBLE_BASE_URL",
@@ -537,21 +631,52 @@ const checkProviders = (raw: Config.Config.Success<typeof providerVariables>): E
     )
   }
 
+  const names = endpointNames(raw.endpoints, raw.compatibleName)
+  if (Either.isLeft(names)) return Either.left(names.left)
+
+  let azure = Option.none<AzureProvider>()
+  if (Option.isSome(raw.azureEndpoint)) {
+    if (Option.isNone(raw.azureKey)) {
+      return Either.left(ConfigError.MissingData(["AZURE_OPENAI_API_KEY"], "AZURE_OPENAI_API_KEY is required when AZURE_OPENAI_ENDPOINT is set"))
+    }
+    if (Option.isNone(raw.apiVersion)) {
+      return Either.left(
+        ConfigError.MissingData(["OPENAI_API_VERSION"], "OPENAI_API_VERSION is required when AZURE_OPENAI_ENDPOINT is set (e.g. 2024-10-21)")
+      )
+    }
+    if (Option.isNone(Rules.apiVersion.parse(raw.apiVersion.value))) {
+      return Either.left(Rules.invalid("OPENAI_API_VERSION", Rules.apiVersion.rule, Rules.shown(raw.apiVersion.value)))
+    }
+    azure = Option.some({
+      apiKey: raw.azureKey.value,
+      endpoint: raw.azureEndpoint.value,
+      apiVersion: raw.apiVersion.value,
+      ...field("deployment", raw.azureDeployment)
+    })
+  } else if (Option.isSome(raw.azureKey) || Option.isSome(raw.azureDeployment)) {
+    return Either.left(
+      ConfigError.MissingData(["AZURE_OPENAI_ENDPOINT"], "AZURE_OPENAI_ENDPOINT is required when AZURE_OPENAI_API_KEY or AZURE_OPENAI_DEPLOYMENT is set")
+    )
+  }
+
   const result: Providers = {
     ...field("provider", raw.provider),
     ...field("defaultModel", raw.defaultModel),
-    ...field("openai", keyed(raw.openaiKey, raw.openaiBaseURL)),
-    ...field("anthropic", keyed(raw.anthropicKey, raw.anthropicBaseURL)),
+    ...field("openai", Option.map(keyed(raw.openaiKey, raw.openaiBaseURL), (set) => ({ ...set, ...field("headers", redactedHeaders(raw.openaiHeaders)) }))),
+    ...field("anthropic", Option.map(keyed(raw.anthropicKey, raw.anthropicBaseURL), (set) => ({ ...set, ...field("headers", redactedHeaders(raw.anthropicHeaders)) }))),
+    ...field("azure", azure),
     ...field("openaiCompatible", openaiCompatible)
   }
-  const configured = configuredProviders(result)
+  const configured = [...configuredProviders(result), ...names.right]
   if (result.provider !== undefined && !configured.includes(result.provider)) {
     const enable =
       result.provider === "openai"
         ? "set OPENAI_API_KEY"
         : result.provider === "anthropic"
           ? "set ANTHROPIC_API_KEY"
-          : "set OPENAI_COMPATIBLE_NAME and OPENAI_COMPATIBLE_BASE_URL"
+          : result.provider === "azure"
+            ? "set AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and OPENAI_API_VERSION"
+            : "set OPENAI_COMPATIBLE_NAME and OPENAI_COMPATIBLE_BASE_URL, or list it in OPENAI_COMPATIBLE_ENDPOINTS"
     return Either.left(
       invalid(
         "LLM_PROVIDER",
@@ -599,7 +724,8 @@ export const configFor = (providers: ReadonlyArray<string>): Config.Config<LlmCo
 /**
  * Reads and validates the whole configuration, with the `_<PROVIDER>` rate limits of the built-in
  * providers. Fails with a `ConfigError` naming each variable at fault, its rule and its value;
- * never with a key in the message.
+ * never with a key in the message. The named endpoints of `OPENAI_COMPATIBLE_ENDPOINTS` are checked
+ * by name here but read only by {@link load}.
  *
  * @example
  * import { Effect } from "effect"
@@ -612,9 +738,113 @@ export const configFor = (providers: ReadonlyArray<string>): Config.Config<LlmCo
  */
 export const config: Config.Config<LlmConfig> = configFor([])
 
+const endpointNamesConfig: Config.Config<ReadonlyArray<string>> = Config.all({
+  endpoints: BlankIsUnset.optionalText("OPENAI_COMPATIBLE_ENDPOINTS"),
+  single: BlankIsUnset.optionalText("OPENAI_COMPATIBLE_NAME")
+}).pipe(Config.mapOrFail(({ endpoints, single }) => endpointNames(endpoints, single)))
+
+/** One named endpoint's own variables, `OPENAI_COMPATIBLE_<NAME>_*`. */
+const endpointVariables = (name: string) => {
+  const prefix = variable("OPENAI_COMPATIBLE", name)
+  return Config.all({
+    name: Config.succeed(name),
+    prefix: Config.succeed(prefix),
+    baseURL: Rules.optional(`${prefix}_BASE_URL`, httpUrl),
+    keyVariable: Rules.optional(`${prefix}_API_KEY_VAR`, Rules.variableName),
+    model: BlankIsUnset.optionalText(`${prefix}_MODEL`),
+    headers: Rules.optional(`${prefix}_HEADERS`, Rules.headers),
+    query: Rules.optional(`${prefix}_QUERY`, Rules.query)
+  }).pipe(
+    Config.mapOrFail((vars) =>
+      Option.isSome(vars.baseURL)
+        ? Either.right({ ...vars, baseURL: vars.baseURL.value })
+        : Either.left(
+            ConfigError.MissingData(
+              [`${prefix}_BASE_URL`],
+              `${prefix}_BASE_URL is required: OPENAI_COMPATIBLE_ENDPOINTS lists ${Rules.shown(name)}`
+            )
+          )
+    )
+  )
+}
+
+/** The key of a named endpoint, read from the variable its `_API_KEY_VAR` names, which must be set. */
+const endpointKey = (prefix: string, keyVariable: string): Config.Config<Redacted.Redacted<string>> =>
+  BlankIsUnset.optionalSecret(keyVariable).pipe(
+    Config.mapOrFail(
+      Option.match({
+        onNone: () =>
+          Either.left(
+            ConfigError.MissingData(
+              [keyVariable],
+              `${keyVariable} is required: ${prefix}_API_KEY_VAR names it as the endpoint's key, but it is not set`
+            )
+          ),
+        onSome: (key) => Either.right(key)
+      })
+    )
+  )
+
 /**
- * The names of the configured providers, in the order `openai`, `anthropic`, the compatible
- * endpoint. Empty when none is configured.
+ * Reads the whole configuration as {@link config} does, and also the named OpenAI-compatible
+ * endpoints that `OPENAI_COMPATIBLE_ENDPOINTS` lists (`groq,vllm`), each its own provider with its
+ * own `_<PROVIDER>` rate limits. For each name (upper-cased, other characters as `_`):
+ * `OPENAI_COMPATIBLE_<NAME>_BASE_URL` (required), `OPENAI_COMPATIBLE_<NAME>_API_KEY_VAR` (the
+ * name of the variable that holds the key, never the key itself), `OPENAI_COMPATIBLE_<NAME>_MODEL`,
+ * `OPENAI_COMPATIBLE_<NAME>_HEADERS` and `OPENAI_COMPATIBLE_<NAME>_QUERY`. A `Config` cannot choose
+ * what to read from what it has read, so this is an `Effect` that reads in steps.
+ *
+ * @example
+ * import { ConfigProvider, Effect } from "effect"
+ * import { LlmConfig } from "@clearside/llm"
+ *
+ * const names = Effect.map(LlmConfig.load, LlmConfig.configuredProviders).pipe(
+ *   Effect.withConfigProvider(
+ *     ConfigProvider.fromMap(
+ *       new Map([
+ *         ["OPENAI_COMPATIBLE_ENDPOINTS", "groq,vllm"],
+ *         ["OPENAI_COMPATIBLE_GROQ_BASE_URL", "https://api.groq.com/openai/v1"],
+ *         ["OPENAI_COMPATIBLE_GROQ_API_KEY_VAR", "GROQ_API_KEY"],
+ *         ["GROQ_API_KEY", "gsk_..."],
+ *         ["OPENAI_COMPATIBLE_VLLM_BASE_URL", "http://127.0.0.1:8000/v1"]
+ *       ])
+ *     )
+ *   )
+ * ) // ["groq", "vllm"]
+ *
+ * @since 0.1.0
+ * @category Config
+ */
+export const load: Effect.Effect<LlmConfig, ConfigError.ConfigError> = Effect.gen(function* () {
+  const first = yield* config
+  const names = yield* endpointNamesConfig
+  const found = yield* Config.all(names.map(endpointVariables))
+  const compatibleEndpoints = yield* Config.all(
+    found.map((endpoint) =>
+      Config.map(
+        Option.match(endpoint.keyVariable, {
+          onNone: () => Config.succeed(Option.none<Redacted.Redacted<string>>()),
+          onSome: (keyVariable) => Config.map(endpointKey(endpoint.prefix, keyVariable), Option.some)
+        }),
+        (apiKey): CompatibleProvider => ({
+          name: endpoint.name,
+          baseURL: endpoint.baseURL,
+          ...field("apiKey", apiKey),
+          ...field("model", endpoint.model),
+          ...field("headers", redactedHeaders(endpoint.headers)),
+          ...field("query", endpoint.query)
+        })
+      )
+    )
+  )
+  const own = [...(first.openaiCompatible === undefined ? [] : [first.openaiCompatible.name]), ...names]
+  const all = own.length === 0 ? first : yield* configFor(own)
+  return names.length === 0 ? all : { ...all, compatibleEndpoints }
+})
+
+/**
+ * The names of the configured providers, in the order `openai`, `anthropic`, `azure`, the compatible
+ * endpoint, the named endpoints (as {@link load} reads them). Empty when none is configured.
  *
  * @example
  * import { Redacted } from "effect"
@@ -624,10 +854,14 @@ export const config: Config.Config<LlmConfig> = configFor([])
  * @since 0.1.0
  * @category Accessors
  */
-export const configuredProviders = (config: Pick<LlmConfig, "openai" | "anthropic" | "openaiCompatible">): ReadonlyArray<string> => [
+export const configuredProviders = (
+  config: Pick<LlmConfig, "openai" | "anthropic" | "openaiCompatible"> & Pick<Partial<LlmConfig>, "azure" | "compatibleEndpoints">
+): ReadonlyArray<string> => [
   ...(config.openai ? ["openai"] : []),
   ...(config.anthropic ? ["anthropic"] : []),
-  ...(config.openaiCompatible ? [config.openaiCompatible.name] : [])
+  ...(config.azure ? ["azure"] : []),
+  ...(config.openaiCompatible ? [config.openaiCompatible.name] : []),
+  ...(config.compatibleEndpoints ?? []).map((endpoint) => endpoint.name)
 ]
 
 /**
@@ -642,13 +876,14 @@ export const configuredProviders = (config: Pick<LlmConfig, "openai" | "anthropi
  * @category Accessors
  */
 export const defaultProvider = (
-  config: Pick<LlmConfig, "provider" | "openai" | "anthropic" | "openaiCompatible">
+  config: Pick<LlmConfig, "provider" | "openai" | "anthropic" | "openaiCompatible"> & Pick<Partial<LlmConfig>, "azure" | "compatibleEndpoints">
 ): Option.Option<string> =>
   config.provider !== undefined ? Option.some(config.provider) : Option.fromNullable(configuredProviders(config)[0])
 
 /**
  * The secrets of the configuration, to scrub wherever they might surface (`Logging`, `Tracing`):
- * the provider keys and the Redis password.
+ * the provider keys, the values of every provider's custom headers (a gateway key often travels in
+ * one) and the Redis password.
  *
  * @example
  * import { Redacted } from "effect"
@@ -659,9 +894,13 @@ export const defaultProvider = (
  * @category Accessors
  */
 export const secrets = (
-  config: Pick<LlmConfig, "openai" | "anthropic" | "openaiCompatible" | "store">
+  config: Pick<LlmConfig, "openai" | "anthropic" | "openaiCompatible" | "store"> & Pick<Partial<LlmConfig>, "azure" | "compatibleEndpoints">
 ): ReadonlyArray<Redacted.Redacted<string>> => {
-  const keys = [config.openai?.apiKey, config.anthropic?.apiKey, config.openaiCompatible?.apiKey]
+  const providers = [config.openai, config.anthropic, config.openaiCompatible, ...(config.compatibleEndpoints ?? [])]
+  const keys = [
+    config.azure?.apiKey,
+    ...providers.flatMap((provider) => [provider?.apiKey, ...Object.values(provider?.headers ?? {})])
+  ]
   if (config.store.store === "redis") {
     const url = Redacted.value(config.store.url)
     const written = URL.canParse(url) ? new URL(url).password : ""

@@ -218,6 +218,31 @@ export class ResponseParseError extends Schema.TaggedError<ResponseParseError>()
 }) {}
 
 /**
+ * The model answered, but its answer is not a value of the requested `Schema` (not JSON, or JSON
+ * that does not decode), also after the repair turns `Llm.generateObject` allows. `text` is the
+ * model's last raw answer, `message` the Schema's issues as readable text, `attempts` how many
+ * answers were asked for (the first and each repair). Not retryable: asking the same again is what
+ * the repair turns already did; `Retry` is for transport faults.
+ *
+ * @example
+ * import { Effect, Schema } from "effect"
+ * import { Llm } from "@clearside/llm"
+ *
+ * const score = Llm.generateObject({ schema: Schema.Struct({ score: Schema.Number }), messages: [{ role: "user", content: "Score it" }] }).pipe(
+ *   Effect.catchTag("OutputValidationError", (e) => Effect.logWarning(`unusable answer after ${e.attempts} tries: ${e.text}`))
+ * )
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class OutputValidationError extends Schema.TaggedError<OutputValidationError>()("OutputValidationError", {
+  ...common,
+  retryable: retryableByDefault(false),
+  text: Schema.String,
+  attempts: Schema.Number
+}) {}
+
+/**
  * Any error of the `Llm` service.
  *
  * @example
@@ -239,6 +264,7 @@ export type LlmError =
   | ConnectionError
   | CircuitOpenError
   | ResponseParseError
+  | OutputValidationError
 
 /**
  * The union as a `Schema`, e.g. to send errors across a process boundary.
@@ -262,7 +288,8 @@ export const LlmError = Schema.Union(
   OverloadedError,
   ConnectionError,
   CircuitOpenError,
-  ResponseParseError
+  ResponseParseError,
+  OutputValidationError
 )
 
 /**
@@ -286,7 +313,8 @@ export const classes = {
   OverloadedError,
   ConnectionError,
   CircuitOpenError,
-  ResponseParseError
+  ResponseParseError,
+  OutputValidationError
 } as const satisfies { readonly [Tag in LlmError["_tag"]]: unknown }
 
 /**

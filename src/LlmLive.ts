@@ -25,6 +25,7 @@
 import type { RateLimiter } from "@effect/experimental"
 import { ConfigError, type Duration, Effect, Layer, Option, type Redacted } from "effect"
 import * as Anthropic from "./Anthropic.js"
+import * as AzureOpenAi from "./AzureOpenAi.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Fallback from "./Fallback.js"
 import * as Llm from "./Llm.js"
@@ -54,15 +55,15 @@ import * as Instrument from "./internal/instrument.js"
  * @category Accessors
  */
 export const configuredProviders: Effect.Effect<ReadonlyArray<string>, ConfigError.ConfigError> = Effect.map(
-  LlmConfig.config,
+  LlmConfig.load,
   LlmConfig.configuredProviders
 )
 
 /** The error when no provider is configured. */
 const noProvider = ConfigError.MissingData(
   ["OPENAI_API_KEY"],
-  "no LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY, or OPENAI_COMPATIBLE_NAME " +
-    "with OPENAI_COMPATIBLE_BASE_URL (see .env.example)"
+  "no LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY, AZURE_OPENAI_ENDPOINT, " +
+    "OPENAI_COMPATIBLE_NAME with OPENAI_COMPATIBLE_BASE_URL, or OPENAI_COMPATIBLE_ENDPOINTS (see .env.example)"
 )
 
 /**
@@ -182,16 +183,22 @@ const circuitLabel = (state: CircuitBreaker.State): Usage.CircuitState => (state
 const buildProviders = (config: LlmConfig.LlmConfig, defaultProvider: string) =>
   Effect.gen(function* () {
     const modelFor = (name: string) => (name === defaultProvider ? config.defaultModel : undefined)
+    // Every provider keeps every configured secret out of what it reports, not only its own key.
+    const secrets = LlmConfig.secrets(config)
     const providers: Array<Llm.Provider> = []
     if (config.openai) {
-      providers.push(yield* OpenAi.make({ ...config.openai, model: modelFor("openai") ?? OpenAi.defaultModel }))
+      providers.push(yield* OpenAi.make({ ...config.openai, model: modelFor("openai") ?? OpenAi.defaultModel, secrets }))
     }
     if (config.anthropic) {
-      providers.push(yield* Anthropic.make({ ...config.anthropic, model: modelFor("anthropic") ?? Anthropic.defaultModel }))
+      providers.push(yield* Anthropic.make({ ...config.anthropic, model: modelFor("anthropic") ?? Anthropic.defaultModel, secrets }))
     }
-    if (config.openaiCompatible) {
-      const model = config.openaiCompatible.model ?? modelFor(config.openaiCompatible.name)
-      providers.push(yield* OpenAiCompatible.make({ ...config.openaiCompatible, ...(model === undefined ? {} : { model }) }))
+    if (config.azure) {
+      const deployment = config.azure.deployment ?? modelFor("azure")
+      providers.push(yield* AzureOpenAi.make({ ...config.azure, ...(deployment === undefined ? {} : { deployment }), secrets }))
+    }
+    for (const endpoint of [...(config.openaiCompatible ? [config.openaiCompatible] : []), ...(config.compatibleEndpoints ?? [])]) {
+      const model = endpoint.model ?? modelFor(endpoint.name)
+      providers.push(yield* OpenAiCompatible.make({ ...endpoint, ...(model === undefined ? {} : { model }), secrets }))
     }
     return providers
   })
@@ -256,8 +263,8 @@ export const fromConfig = (
   })
 
 /**
- * Reads the configuration (`LlmConfig`, with the compatible endpoint's own rate limits when one is
- * configured) and builds the composed service.
+ * Reads the configuration (`LlmConfig.load`: with the named compatible endpoints, and each
+ * compatible endpoint's own rate limits) and builds the composed service.
  *
  * @example
  * import { RateLimiter } from "@effect/experimental"
@@ -271,12 +278,10 @@ export const fromConfig = (
  * @since 0.1.0
  * @category Constructors
  */
-export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> = Effect.gen(function* () {
-  const first = yield* LlmConfig.config
-  // A compatible endpoint's limits are read under its own name, known only once the first read is done.
-  const config = first.openaiCompatible === undefined ? first : yield* LlmConfig.configFor([first.openaiCompatible.name])
-  return yield* fromConfig(config)
-})
+export const make: Effect.Effect<Llm.Service, ConfigError.ConfigError, RateLimiter.RateLimiterStore> = Effect.flatMap(
+  LlmConfig.load,
+  fromConfig
+)
 
 /**
  * The `Llm` layer built from the environment, with the rate limiter's state where

@@ -57,7 +57,8 @@ const defaultMessages: Record<LlmError["_tag"], string> = {
   OverloadedError: "Overloaded",
   ConnectionError: "Connection reset by the provider",
   CircuitOpenError: "Circuit open",
-  ResponseParseError: "Response body is not valid JSON"
+  ResponseParseError: "Response body is not valid JSON",
+  OutputValidationError: "The answer does not match the schema"
 }
 
 /**
@@ -109,6 +110,7 @@ export const error = <Tag extends ErrorTag>(
   const ErrorClass = errorClasses[tag] as unknown as AnyErrorConstructor
   const defaults: Record<string, unknown> = { provider: "mock", message: defaultMessages[tag] }
   if (tag === "ServerError") defaults.status = 500
+  if (tag === "OutputValidationError") Object.assign(defaults, { text: "", attempts: 1 })
   return new ErrorClass({ ...defaults, ...fields }) as Extract<LlmError, { readonly _tag: Tag }>
 }
 
@@ -210,6 +212,28 @@ export const chunks = (
   chunks: ReadonlyArray<string>,
   options: AnswerOptions & { readonly error?: LlmError | ErrorTag; readonly hang?: boolean } = {}
 ): Step => ({ _tag: "Chunks", chunks, options })
+
+/**
+ * Answers a structured-output request (`Llm.generateObject`, `Llm.streamObject`) with `value` as
+ * its JSON text, streamed in fragments of `fragment` characters (default 16) so that partial
+ * objects can be seen. To script an answer that does not decode, reply with the bad text itself:
+ * `LlmMock.reply("{ not json")`.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const script = [LlmMock.reply("{ oops"), LlmMock.object({ winner: "affirmative", margin: 2 })]
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const object = (value: unknown, options: AnswerOptions & { readonly fragment?: number } = {}): Step => {
+  const { fragment = 16, ...answer } = options
+  const text = JSON.stringify(value) ?? "null"
+  const size = Math.max(1, Math.floor(fragment))
+  const pieces: Array<string> = []
+  for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size))
+  return { _tag: "Chunks", chunks: pieces, options: answer }
+}
 
 /**
  * Fails the call with an error: an `LlmError` value, or a tag plus optional fields (the provider

@@ -399,6 +399,41 @@ export const Reasoning = Schema.Struct({
  * @category Models
  */
 export type Reasoning = typeof Reasoning.Type
+/**
+ * Asks for an answer that is one JSON document matching `schema` (a JSON Schema object), named
+ * `name` (letters, digits, `_` and `-`, at most 64). Each provider sends it in its own form: OpenAI's
+ * `response_format` `json_schema` (strict), Anthropic's `output_config.format` or a forced tool, a
+ * compatible endpoint's `json_schema` or `json_object`. `Llm.generateObject` fills it from an Effect
+ * `Schema`; set it by hand to get the raw JSON text back.
+ *
+ * @example
+ * import type { LlmRequest } from "@clearside/llm"
+ *
+ * const format: LlmRequest.ResponseFormat = {
+ *   type: "json",
+ *   name: "verdict",
+ *   schema: { type: "object", properties: { winner: { type: "string" } }, required: ["winner"], additionalProperties: false }
+ * }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export const ResponseFormat = Schema.Struct({
+  type: Schema.Literal("json"),
+  name: Schema.String.pipe(
+    Schema.pattern(/^[a-zA-Z0-9_-]{1,64}$/, {
+      message: () => "responseFormat.name must be 1 to 64 letters, digits, _ or -"
+    })
+  ),
+  description: Schema.optional(Schema.String),
+  schema: Schema.Record({ key: Schema.String, value: Schema.Unknown })
+})
+
+/**
+ * @since 0.1.0
+ * @category Models
+ */
+export type ResponseFormat = typeof ResponseFormat.Type
 
 const PositiveDuration = Schema.DurationFromSelf.pipe(
   Schema.filter((d) => Duration.greaterThan(d, Duration.zero), {
@@ -476,6 +511,7 @@ export const LlmRequest = Schema.Struct({
     )
   ),
   timeout: Schema.optional(PositiveDuration),
+  responseFormat: Schema.optional(ResponseFormat),
   metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
   tools: Schema.optional(Schema.Array(Tool)),
   toolChoice: Schema.optional(ToolChoice),
@@ -790,7 +826,9 @@ const typeRules: Readonly<Record<string, string>> = {
   parallelToolCalls: "parallelToolCalls must be a boolean",
   reasoning: "reasoning must be an object { effort?, budgetTokens? }",
   effort: `reasoning.effort must be one of "low", "medium" or "high"`,
-  budgetTokens: "reasoning.budgetTokens must be a positive integer"
+  budgetTokens: "reasoning.budgetTokens must be a positive integer",
+  responseFormat: `responseFormat must be { type: "json", name, schema } with schema a JSON Schema object`,
+  schema: "responseFormat.schema must be a JSON Schema object"
 }
 
 const typeRule = (path: ReadonlyArray<PropertyKey>, field: string): string | undefined => {

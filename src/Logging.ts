@@ -24,7 +24,7 @@
  * loggers print them as fields.
  *
  * Nothing secret is logged: no headers, and text that looks like a provider key or bearer token,
- * or equals one of the given `secrets`, is replaced by `<redacted>` (in the errors callers get,
+ * or equals one of the given `secrets`, is replaced by `[redacted]` (in the errors callers get,
  * too).
  *
  * @example

@@ -39,6 +39,20 @@ export interface Options {
   readonly apiKey: Redacted.Redacted<string>
   readonly baseURL?: string
   readonly model?: string
+  /**
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+  /**
+   * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
+   * headers). Every value is kept out of messages, logs and spans like the key.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /** Query parameters sent with every request. */
+  readonly query?: Readonly<Record<string, string>> | undefined
+  /** The `fetch` the SDK client uses (a proxy agent, mutual TLS); the global `fetch` by default. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
 }
 
 /**
@@ -102,7 +116,11 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       baseURL: options.baseURL ?? defaultBaseURL,
       apiKey: Redacted.value(options.apiKey),
       model: options.model ?? defaultModel,
-      maxTokensField: "max_completion_tokens"
+      maxTokensField: "max_completion_tokens",
+      headers: options.headers,
+      query: options.query,
+      fetch: options.fetch,
+      secrets: options.secrets
     })
   )
 

@@ -18,6 +18,7 @@ import { type ConfigError, Effect, type Layer, Redacted } from "effect"
 import * as OpenAiService from "./internal/openAiService.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import type * as Llm from "./Llm.js"
+import * as LlmConfig from "./LlmConfig.js"
 
 /**
  * How to reach the endpoint. `name` is the provider name requests and errors report; `baseURL`
@@ -44,6 +45,26 @@ export interface Options {
   readonly baseURL: string
   readonly apiKey?: Redacted.Redacted<string>
   readonly model?: string
+  /**
+   * How the endpoint is asked for structured output (`Llm.generateObject`): `"json_schema"` (the
+   * default, OpenAI's strict JSON Schema) or `"json_object"` (JSON mode, with the schema stated in
+   * the system prompt) for endpoints that know only JSON mode.
+   */
+  readonly structuredOutput?: "json_schema" | "json_object"
+  /**
+   * Other values to keep out of errors and answers besides `apiKey` and the header values: other
+   * providers' keys and headers (`LlmLive` passes `LlmConfig.secrets`).
+   */
+  readonly secrets?: ReadonlyArray<Redacted.Redacted<string>>
+  /**
+   * Headers sent with every request (a gateway's routing or key headers, OpenRouter's ranking
+   * headers). Every value is kept out of messages, logs and spans like the key.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /** Query parameters sent with every request. */
+  readonly query?: Readonly<Record<string, string>> | undefined
+  /** The `fetch` the SDK client uses (a proxy agent, mutual TLS); the global `fetch` by default. */
+  readonly fetch?: ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) | undefined
 }
 
 /**
@@ -71,7 +92,12 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
       baseURL: options.baseURL,
       apiKey: options.apiKey === undefined ? undefined : Redacted.value(options.apiKey),
       model: options.model,
-      maxTokensField: "max_tokens"
+      maxTokensField: "max_tokens",
+      headers: options.headers,
+      query: options.query,
+      fetch: options.fetch,
+      structuredOutput: options.structuredOutput,
+      secrets: options.secrets
     })
   )
 
@@ -116,12 +142,13 @@ export const layer = (options: Options): Layer.Layer<Llm.Llm> => ProviderConfig.
  * @category Layers
  */
 export const layerConfig: Layer.Layer<Llm.Llm, ConfigError.ConfigError> = ProviderConfig.layerFromConfig(
-  ({ defaultModel, openaiCompatible }) =>
+  ({ defaultModel, openaiCompatible, ...config }) =>
     openaiCompatible === undefined
       ? undefined
       : {
           ...openaiCompatible,
-          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {})
+          ...(openaiCompatible.model === undefined && defaultModel !== undefined ? { model: defaultModel } : {}),
+          secrets: LlmConfig.secrets({ ...config, openaiCompatible })
         },
   layer,
   { required: "OPENAI_COMPATIBLE_BASE_URL", message: "OPENAI_COMPATIBLE_NAME and OPENAI_COMPATIBLE_BASE_URL are required" }

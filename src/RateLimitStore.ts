@@ -65,13 +65,17 @@ export const fingerprint = (key: Redacted.Redacted<string> | undefined): string 
  * @category Utils
  */
 export const keyNamespaces = (
-  config: Pick<LlmConfig.LlmConfig, "openai" | "anthropic" | "openaiCompatible">
+  config: Pick<LlmConfig.LlmConfig, "openai" | "anthropic" | "openaiCompatible"> &
+    Pick<Partial<LlmConfig.LlmConfig>, "azure" | "compatibleEndpoints">
 ): Readonly<Record<string, string>> => ({
   ...(config.openai === undefined ? {} : { openai: fingerprint(config.openai.apiKey) }),
   ...(config.anthropic === undefined ? {} : { anthropic: fingerprint(config.anthropic.apiKey) }),
-  ...(config.openaiCompatible === undefined
-    ? {}
-    : { [config.openaiCompatible.name]: fingerprint(config.openaiCompatible.apiKey) })
+  ...(config.azure === undefined ? {} : { azure: fingerprint(config.azure.apiKey) }),
+  ...Object.fromEntries(
+    [...(config.openaiCompatible === undefined ? [] : [config.openaiCompatible]), ...(config.compatibleEndpoints ?? [])].map(
+      (endpoint) => [endpoint.name, fingerprint(endpoint.apiKey)]
+    )
+  )
 })
 
 /**
@@ -267,7 +271,7 @@ export const makeRedis = (
         onFailure: (error) =>
           Effect.suspend(() => {
             skipUntil = Date.now() + skipAfterFailureMs
-            return locally(RedisConnection.reasonOf(error.cause))
+            return locally(connection.reasonOf(error.cause))
           }),
         onSuccess: (value) => (degraded ? Effect.as(leave, value) : Effect.succeed(value))
       })

@@ -65,6 +65,7 @@ import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import * as Instrument from "./internal/instrument.js"
 import * as TokenEstimate from "./internal/tokenEstimate.js"
 import * as Accumulator from "./internal/usageAccumulator.js"
+import * as StructuredOutput from "./internal/structuredOutput.js"
 import * as Llm from "./Llm.js"
 import type { LlmError } from "./LlmError.js"
 import type * as LlmRequest from "./LlmRequest.js"
@@ -178,6 +179,20 @@ export const cost = Metric.fromMetricKey(costKey)
  * @category Metrics
  */
 export const retries = Metric.counter("llm.client.retries", { description: "LLM retries", incremental: true })
+
+/**
+ * Repair turns of structured output: answers of `Llm.generateObject` and `Llm.streamObject` that did
+ * not decode and were sent back to the model, labelled with provider and model.
+ *
+ * @example
+ * import { Metric } from "effect"
+ * import { Usage } from "@clearside/llm"
+ * const repaired = Metric.value(Usage.outputRepairs)
+ *
+ * @since 0.1.0
+ * @category Metrics
+ */
+export const outputRepairs = StructuredOutput.repairs
 
 /**
  * Times a call waited for a rate limiter. Incremented by {@link recordRateLimitWait}.
@@ -357,6 +372,8 @@ export interface Summary {
   readonly totalTokens: number
   readonly costUsd: number
   readonly estimated: boolean
+  /** Repair turns of structured output (`Llm.generateObject`, `Llm.streamObject`); their calls count in `attempts` too. */
+  readonly repairs: number
 }
 
 /**

@@ -73,6 +73,14 @@ export * as Anthropic from "./Anthropic.js"
 export * as OpenAiCompatible from "./OpenAiCompatible.js"
 
 /**
+ * Azure OpenAI (provider `azure`) on the `openai` SDK's `AzureOpenAI` client: `make`, `layer`,
+ * `layerConfig`.
+ *
+ * @since 0.1.0
+ */
+export * as AzureOpenAi from "./AzureOpenAi.js"
+
+/**
  * Retry with capped, jittered exponential backoff that honours `retryAfter`.
  *
  * @since 0.1.0
@@ -153,6 +161,7 @@ export {
   ConnectionError,
   InvalidRequestError,
   NotFoundError,
+  OutputValidationError,
   OverloadedError,
   QuotaExceededError,
   RateLimitError,

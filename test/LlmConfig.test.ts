@@ -584,10 +584,232 @@ describe(".env.example lists every variable with its range", () => {
   for (const name of [
     "LLM_PROVIDER", "LLM_DEFAULT_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
     "OPENAI_COMPATIBLE_NAME", "OPENAI_COMPATIBLE_BASE_URL", "OPENAI_COMPATIBLE_API_KEY", "OPENAI_COMPATIBLE_MODEL",
+    "OPENAI_HEADERS", "ANTHROPIC_HEADERS", "OPENAI_COMPATIBLE_HEADERS", "OPENAI_COMPATIBLE_QUERY", "OPENAI_COMPATIBLE_ENDPOINTS",
+    "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "OPENAI_API_VERSION", "AZURE_OPENAI_DEPLOYMENT",
     "LLM_CIRCUIT_FAILURE_RATIO", "REDIS_URL", "LLM_PRICES", "LLM_FALLBACK"
   ]) {
     it(`${name} is listed with a comment`, () => {
       expect(commentOf(name)).toMatch(/^# ./)
     })
   }
+})
+
+const load = (env: Env) => LlmConfig.load.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+
+const headerValues = (headers: Readonly<Record<string, Redacted.Redacted<string>>> | undefined) =>
+  Object.fromEntries(Object.entries(headers ?? {}).map(([name, value]) => [name, Redacted.value(value)]))
+
+describe("custom headers and query parameters", () => {
+  const gatewayKey = "pk-gateway-SECRET-1234567890"
+
+  it.effect("OPENAI_HEADERS, ANTHROPIC_HEADERS and OPENAI_COMPATIBLE_HEADERS are read as Redacted values, the query as text", () =>
+    Effect.gen(function* () {
+      const config = yield* read({
+        OPENAI_API_KEY: "sk-openai",
+        OPENAI_HEADERS: JSON.stringify({ "OpenAI-Organization": "org-1" }),
+        ANTHROPIC_API_KEY: "sk-ant",
+        ANTHROPIC_HEADERS: JSON.stringify({ "anthropic-beta": "tools-2024" }),
+        OPENAI_COMPATIBLE_NAME: "portkey",
+        OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:8787/v1",
+        OPENAI_COMPATIBLE_HEADERS: JSON.stringify({ "x-portkey-api-key": gatewayKey, "x-portkey-provider": "openai" }),
+        OPENAI_COMPATIBLE_QUERY: JSON.stringify({ "api-version": "2024-10-21" })
+      })
+      expect(headerValues(config.openai?.headers)).toEqual({ "OpenAI-Organization": "org-1" })
+      expect(headerValues(config.anthropic?.headers)).toEqual({ "anthropic-beta": "tools-2024" })
+      expect(headerValues(config.openaiCompatible?.headers)).toEqual({ "x-portkey-api-key": gatewayKey, "x-portkey-provider": "openai" })
+      expect(Object.values(config.openaiCompatible?.headers ?? {}).every(Redacted.isRedacted)).toBe(true)
+      expect(config.openaiCompatible?.query).toEqual({ "api-version": "2024-10-21" })
+      expect(String(config.openaiCompatible?.headers?.["x-portkey-api-key"])).not.toContain(gatewayKey)
+    })
+  )
+
+  it.effect("header values are in LlmConfig.secrets, with the keys", () =>
+    Effect.gen(function* () {
+      const config = yield* read({
+        OPENAI_API_KEY: "sk-openai-key",
+        OPENAI_HEADERS: JSON.stringify({ "x-openai-extra": "openai-header-value" }),
+        OPENAI_COMPATIBLE_NAME: "portkey",
+        OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:8787/v1",
+        OPENAI_COMPATIBLE_HEADERS: JSON.stringify({ "x-portkey-api-key": gatewayKey })
+      })
+      expect(LlmConfig.secrets(config).map(Redacted.value).sort()).toEqual(["openai-header-value", gatewayKey, "sk-openai-key"].sort())
+    })
+  )
+
+  const malformed: ReadonlyArray<readonly [string, string]> = [
+    ["not JSON", `{"x-portkey-api-key": ${gatewayKey}`],
+    ["an array", `["${gatewayKey}"]`],
+    ["a number value", `{"x-retries": 3, "x-portkey-api-key": "${gatewayKey}"}`],
+    ["a header name with a space", `{"x portkey": "${gatewayKey}"}`],
+    ["a value with a line break", `{"x-portkey-api-key": "${gatewayKey}\\r\\nx-injected: 1"}`]
+  ]
+  for (const variable of ["OPENAI_HEADERS", "ANTHROPIC_HEADERS", "OPENAI_COMPATIBLE_HEADERS"]) {
+    for (const [what, value] of malformed) {
+      it.effect(`${variable} as ${what} is a ConfigError naming it and its rule, without the value`, () =>
+        Effect.gen(function* () {
+          const error = yield* failure({
+            OPENAI_API_KEY: "sk-openai",
+            ANTHROPIC_API_KEY: "sk-ant",
+            OPENAI_COMPATIBLE_NAME: "portkey",
+            OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:8787/v1",
+            [variable]: value
+          })
+          expect(named(error)).toEqual([variable])
+          expect(messages(error).join()).toContain(`${variable} must be a JSON object of HTTP header names to string values`)
+          expect(String(error)).not.toContain(gatewayKey)
+        })
+      )
+    }
+  }
+
+  it.effect("OPENAI_COMPATIBLE_QUERY must be a JSON object of strings", () =>
+    Effect.gen(function* () {
+      const error = yield* failure({
+        OPENAI_COMPATIBLE_NAME: "x",
+        OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:1/v1",
+        OPENAI_COMPATIBLE_QUERY: `{"key": 5}`
+      })
+      expect(named(error)).toEqual(["OPENAI_COMPATIBLE_QUERY"])
+      expect(messages(error).join()).toContain("must be a JSON object of query parameter names to string values")
+    })
+  )
+
+  it.effect("compatible headers without a base URL are an error naming OPENAI_COMPATIBLE_BASE_URL", () =>
+    Effect.gen(function* () {
+      const error = yield* failure({ OPENAI_COMPATIBLE_HEADERS: "{}" })
+      expect(named(error)).toEqual(["OPENAI_COMPATIBLE_BASE_URL"])
+    })
+  )
+})
+
+describe("Azure OpenAI from the SDK's own variables", () => {
+  const azure = {
+    AZURE_OPENAI_API_KEY: "azure-key-0123456789",
+    AZURE_OPENAI_ENDPOINT: "https://my-resource.openai.azure.com",
+    OPENAI_API_VERSION: "2024-10-21"
+  }
+
+  it.effect("the endpoint with its key and API version enables the azure provider; the key is a secret", () =>
+    Effect.gen(function* () {
+      const config = yield* read({ ...azure, AZURE_OPENAI_DEPLOYMENT: "gpt-4o-mini" })
+      expect(config.azure).toMatchObject({ endpoint: azure.AZURE_OPENAI_ENDPOINT, apiVersion: "2024-10-21", deployment: "gpt-4o-mini" })
+      expect(LlmConfig.configuredProviders(config)).toEqual(["azure"])
+      expect(LlmConfig.secrets(config).map(Redacted.value)).toEqual([azure.AZURE_OPENAI_API_KEY])
+      expect(LlmConfig.defaultProvider(config)).toEqual(Option.some("azure"))
+    })
+  )
+
+  it.effect("OPENAI_API_VERSION alone is ignored: other software sets it too", () =>
+    Effect.gen(function* () {
+      const config = yield* read({ OPENAI_API_VERSION: "not a version" })
+      expect(config.azure).toBeUndefined()
+    })
+  )
+
+  it.effect("each missing or malformed variable is a ConfigError naming it", () =>
+    Effect.gen(function* () {
+      const without = (name: keyof typeof azure) => Object.fromEntries(Object.entries(azure).filter(([key]) => key !== name))
+      expect(named(yield* failure(without("AZURE_OPENAI_API_KEY")))).toEqual(["AZURE_OPENAI_API_KEY"])
+      expect(named(yield* failure(without("OPENAI_API_VERSION")))).toEqual(["OPENAI_API_VERSION"])
+      expect(named(yield* failure(without("AZURE_OPENAI_ENDPOINT")))).toEqual(["AZURE_OPENAI_ENDPOINT"])
+      const version = yield* failure({ ...azure, OPENAI_API_VERSION: "v1" })
+      expect(messages(version).join()).toContain("OPENAI_API_VERSION must be an API version such as 2024-10-21")
+      expect(named(yield* failure({ ...azure, AZURE_OPENAI_ENDPOINT: "my-resource" }))).toEqual(["AZURE_OPENAI_ENDPOINT"])
+      expect(named(yield* failure({ LLM_PROVIDER: "azure" }))).toEqual(["LLM_PROVIDER"])
+      expect(messages(yield* failure({ LLM_PROVIDER: "azure" })).join()).toContain("set AZURE_OPENAI_ENDPOINT")
+    })
+  )
+
+  it.effect("azure is reserved: no compatible endpoint may take the name", () =>
+    Effect.gen(function* () {
+      const error = yield* failure({ OPENAI_COMPATIBLE_NAME: "Azure", OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:1/v1" })
+      expect(named(error)).toEqual(["OPENAI_COMPATIBLE_NAME"])
+    })
+  )
+})
+
+describe("several named compatible endpoints (LlmConfig.load)", () => {
+  const groqKey = "gsk_groq_SECRET_abcdef123456"
+  const two = {
+    OPENAI_COMPATIBLE_ENDPOINTS: "groq, local-vllm",
+    OPENAI_COMPATIBLE_GROQ_BASE_URL: "https://api.groq.com/openai/v1",
+    OPENAI_COMPATIBLE_GROQ_API_KEY_VAR: "GROQ_API_KEY",
+    GROQ_API_KEY: groqKey,
+    OPENAI_COMPATIBLE_GROQ_MODEL: "llama-3.3-70b-versatile",
+    OPENAI_COMPATIBLE_GROQ_HEADERS: JSON.stringify({ "x-team": "fast-agents" }),
+    OPENAI_COMPATIBLE_LOCAL_VLLM_BASE_URL: "http://127.0.0.1:8000/v1",
+    OPENAI_COMPATIBLE_LOCAL_VLLM_QUERY: JSON.stringify({ tenant: "private" })
+  }
+
+  it.effect("each listed endpoint is read from its own variables, its key from the variable it names", () =>
+    Effect.gen(function* () {
+      const config = yield* load(two)
+      expect(LlmConfig.configuredProviders(config)).toEqual(["groq", "local-vllm"])
+      const [groq, vllm] = config.compatibleEndpoints ?? []
+      expect(groq).toMatchObject({ name: "groq", baseURL: "https://api.groq.com/openai/v1", model: "llama-3.3-70b-versatile" })
+      expect(groq?.apiKey === undefined ? undefined : Redacted.value(groq.apiKey)).toBe(groqKey)
+      expect(headerValues(groq?.headers)).toEqual({ "x-team": "fast-agents" })
+      expect(vllm).toEqual({ name: "local-vllm", baseURL: "http://127.0.0.1:8000/v1", query: { tenant: "private" } })
+      expect(LlmConfig.secrets(config).map(Redacted.value).sort()).toEqual([groqKey, "fast-agents"].sort())
+    })
+  )
+
+  it.effect("the single OPENAI_COMPATIBLE_* endpoint keeps working beside them, and each has its own rate limits", () =>
+    Effect.gen(function* () {
+      const config = yield* load({
+        ...two,
+        OPENAI_API_KEY: "sk-openai",
+        OPENAI_COMPATIBLE_NAME: "ollama",
+        OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:11434/v1",
+        LLM_RATE_LIMIT_RPM_GROQ: "30",
+        LLM_RATE_LIMIT_RPM_LOCAL_VLLM: "600",
+        LLM_RATE_LIMIT_RPM_OLLAMA: "60",
+        LLM_PROVIDER: "local-vllm"
+      })
+      expect(LlmConfig.configuredProviders(config)).toEqual(["openai", "ollama", "groq", "local-vllm"])
+      expect(config.rateLimit.providers).toMatchObject({ groq: { rpm: 30 }, "local-vllm": { rpm: 600 }, ollama: { rpm: 60 } })
+      expect(LlmConfig.defaultProvider(config)).toEqual(Option.some("local-vllm"))
+    })
+  )
+
+  it.effect("LlmConfig.config accepts LLM_PROVIDER naming a listed endpoint but leaves the endpoints to load", () =>
+    Effect.gen(function* () {
+      const config = yield* read({ ...two, LLM_PROVIDER: "groq" })
+      expect(config.compatibleEndpoints).toBeUndefined()
+      expect(config.provider).toBe("groq")
+    })
+  )
+
+  it.effect("a bad list is a ConfigError naming OPENAI_COMPATIBLE_ENDPOINTS", () =>
+    Effect.gen(function* () {
+      for (const list of ["groq,groq", "a_b,a-b", "openai", "constructor", "bad name", ",", "ollama"]) {
+        const error = yield* Effect.flip(
+          load({ OPENAI_COMPATIBLE_NAME: "ollama", OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:1/v1", OPENAI_COMPATIBLE_ENDPOINTS: list })
+        )
+        expect(named(error), list).toEqual(["OPENAI_COMPATIBLE_ENDPOINTS"])
+        expect(messages(error).join()).toContain("must be a comma-separated list of 1 to 50 distinct provider names")
+      }
+    })
+  )
+
+  it.effect("a listed endpoint without its base URL, or whose key variable is unset or misnamed, names the variable at fault", () =>
+    Effect.gen(function* () {
+      const noUrl = yield* Effect.flip(load({ OPENAI_COMPATIBLE_ENDPOINTS: "groq" }))
+      expect(named(noUrl)).toEqual(["OPENAI_COMPATIBLE_GROQ_BASE_URL"])
+      const { GROQ_API_KEY: _, ...withoutKey } = two
+      const noKey = yield* Effect.flip(load(withoutKey))
+      expect(named(noKey)).toEqual(["GROQ_API_KEY"])
+      expect(messages(noKey).join()).toContain("OPENAI_COMPATIBLE_GROQ_API_KEY_VAR names it")
+      const inline = yield* Effect.flip(load({ ...two, OPENAI_COMPATIBLE_GROQ_API_KEY_VAR: groqKey.replace(/_/g, "-") }))
+      expect(named(inline)).toEqual(["OPENAI_COMPATIBLE_GROQ_API_KEY_VAR"])
+      const written = yield* Effect.flip(load({ ...two, OPENAI_COMPATIBLE_GROQ_API_KEY_VAR: groqKey }))
+      expect(named(written)).toEqual(["OPENAI_COMPATIBLE_GROQ_API_KEY_VAR"])
+      expect(String(written)).not.toContain(groqKey)
+      expect(String(inline)).not.toContain("SECRET")
+      const badHeaders = yield* Effect.flip(load({ ...two, OPENAI_COMPATIBLE_GROQ_HEADERS: `{"x": 1}` }))
+      expect(named(badHeaders)).toEqual(["OPENAI_COMPATIBLE_GROQ_HEADERS"])
+      const badLimit = yield* Effect.flip(load({ ...two, LLM_RATE_LIMIT_RPM_LOCAL_VLLM: "0" }))
+      expect(named(badLimit)).toEqual(["LLM_RATE_LIMIT_RPM_LOCAL_VLLM"])
+    })
+  )
 })

@@ -14,7 +14,8 @@ const retryableByDefault: Record<LlmError.LlmError["_tag"], boolean> = {
   OverloadedError: true,
   ConnectionError: true,
   CircuitOpenError: false,
-  ResponseParseError: true
+  ResponseParseError: true,
+  OutputValidationError: false
 }
 
 const build = (tag: LlmError.LlmError["_tag"]): LlmError.LlmError => {
@@ -42,6 +43,8 @@ const build = (tag: LlmError.LlmError["_tag"]): LlmError.LlmError => {
       return new LlmError.CircuitOpenError(common)
     case "ResponseParseError":
       return new LlmError.ResponseParseError(common)
+    case "OutputValidationError":
+      return new LlmError.OutputValidationError({ ...common, text: "{", attempts: 2 })
   }
 }
 

@@ -134,3 +134,60 @@ describe("layerConfig", () => {
     expect(String(options.apiKey)).not.toContain(compatibleKey)
   })
 })
+
+describe("custom headers, query parameters and fetch", () => {
+  it.scoped("every request carries the headers and query, through the given fetch", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const seen: Array<{ readonly url: string; readonly headers: Headers }> = []
+      const recording = (input: string | URL | Request, init?: RequestInit) => {
+        seen.push({ url: input instanceof Request ? input.url : String(input), headers: new Headers(init?.headers) })
+        return fetch(input, init)
+      }
+      const provider = yield* OpenAiCompatible.make({
+        name: "gateway",
+        baseURL: `${sim.url}/v1`,
+        model: "m",
+        headers: { "x-portkey-provider": "openai", "x-portkey-api-key": Redacted.make("pk-gateway-0123456789") },
+        query: { "api-version": "2024-10-21" },
+        fetch: recording
+      })
+      const service = Llm.fromProvider(provider)
+      yield* service.complete(hello)
+      yield* collect(service.stream(hello))
+      expect(seen.length).toBe(2)
+      for (const { headers, url } of seen) {
+        expect(new URL(url).searchParams.get("api-version")).toBe("2024-10-21")
+        expect(headers.get("x-portkey-provider")).toBe("openai")
+        expect(headers.get("x-portkey-api-key")).toBe("pk-gateway-0123456789")
+        expect(headers.get("authorization")).toBeNull()
+      }
+      expect(sim.requests().map((request) => request.headers["x-portkey-provider"])).toEqual(["openai", "openai"])
+    })
+  )
+
+  it.scoped("a custom authorization header is sent when the endpoint has no key", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const service = Llm.fromProvider(
+        yield* OpenAiCompatible.make({ name: "gateway", baseURL: `${sim.url}/v1`, model: "m", headers: { Authorization: "Bearer gw-token-1234567" } })
+      )
+      yield* service.complete(hello)
+      expect(sim.requests().at(-1)?.headers.authorization).toBe("<redacted>")
+    })
+  )
+
+  it.scoped("an error that repeats a header's value shows it as [redacted]", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const token = "gw-token-SECRET-77665544"
+      const service = Llm.fromProvider(
+        yield* OpenAiCompatible.make({ name: "gateway", baseURL: `${sim.url}/v1`, model: "m", headers: { "x-token": Redacted.make(token) } })
+      )
+      sim.enqueue("openai", { status: 401, body: { message: `token ${token} is not valid` } })
+      const error = yield* failure(service.complete(hello))
+      expect(error).toMatchObject({ _tag: "AuthenticationError", status: 401 })
+      expect(error.message).toBe("gateway answered 401: token [redacted] is not valid")
+    })
+  )
+})

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import {
   Cause,
+  ConfigProvider,
   Duration,
   Effect,
   Either,
@@ -18,8 +19,10 @@ import {
   Stream
 } from "effect"
 import * as Simulator from "../simulator/Simulator.js"
+import * as Anthropic from "../src/Anthropic.js"
 import * as Llm from "../src/Llm.js"
-import { ConnectionError, type LlmError } from "../src/LlmError.js"
+import * as Redaction from "../src/internal/redaction.js"
+import { ConnectionError, InvalidRequestError, type LlmError } from "../src/LlmError.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
 import * as Logging from "../src/Logging.js"
 import * as OpenAi from "../src/OpenAi.js"
@@ -122,7 +125,7 @@ describe("Redaction of a known OpenAI key over real HTTP", () => {
       expect(sim.requests().length).toBe(6)
       // the scan below only means something if the layers wrote plenty
       expect(lines.filter((line) => line.includes("llm call"))).toHaveLength(5)
-      expect(lines.some((line) => line.includes("<redacted>"))).toBe(true)
+      expect(lines.some((line) => line.includes("[redacted]"))).toBe(true)
       expect(spans.length).toBeGreaterThanOrEqual(11)
 
       const everything = [...lines, spanText(), yield* metricText, ...errors.map(errorText)].join("\n")
@@ -180,7 +183,7 @@ describe("Redaction of a key with no recognisable shape", () => {
       const llm = Llm.router({ providers: [leaky], policies })
       const first = yield* run(failureOf(llm.complete(request())))
       const second = yield* run(failureOf(Stream.runDrain(llm.stream(request()))))
-      expect(first.message).toContain("<redacted>")
+      expect(first.message).toContain("[redacted]")
       expect(first).toBeInstanceOf(ConnectionError)
       expect(first.retryable).toBe(true)
       const everything = [...lines, spanText(), yield* metricText, errorText(first), errorText(second)].join("\n")
@@ -206,8 +209,119 @@ describe("Redaction keeps spans and logs useful", () => {
         Stream.fail(new ConnectionError({ provider: "house", message: `refused for Bearer ${openAiKey} at 10.0.0.1` }))
       const llm = Llm.fromCall(Llm.compose(leaky, yield* Effect.all([Tracing.make(), Logging.make()])))
       const error = yield* run(failureOf(llm.complete(request())))
-      expect(error.message).toBe("refused for Bearer <redacted> at 10.0.0.1")
+      expect(error.message).toBe("refused for Bearer [redacted] at 10.0.0.1")
       expect(Option.getOrUndefined(Option.fromNullable(spans[0]?.attributes.get("error.type")))).toBe("ConnectionError")
-      expect(lines.find((line) => line.includes("llm call"))).toContain("refused for Bearer <redacted> at 10.0.0.1")
+      expect(lines.find((line) => line.includes("llm call"))).toContain("refused for Bearer [redacted] at 10.0.0.1")
     }))
+})
+
+describe("the sanitiser", () => {
+  const scrubOf = (...secrets: ReadonlyArray<string>) => Redaction.make(secrets.map((secret) => Redacted.make(secret)))
+
+  it("masks a configured secret of any length, a short one also inside ordinary words", () => {
+    const scrub = scrubOf("abc", "Xw9Ln", "c4n4ry0011223344556677889900aabbccddeeff")
+    expect(scrub("key abc, fabcd")).toBe("key [redacted], f[redacted]d")
+    expect(scrub("id Xw9Ln-7")).toBe("id [redacted]-7")
+    expect(scrub("c4n4ry0011223344556677889900aabbccddeeff!")).toBe("[redacted]!")
+    expect(scrub("nothing to see")).toBe("nothing to see")
+  })
+
+  it("masks a secret that markup, soft hyphens or zero-width characters split", () => {
+    const key = "c4n4ry0011223344556677889900aabbccddeeff"
+    const scrub = scrubOf(key, "Qz7")
+    expect(scrub(`<p>${key.slice(0, 10)}<wbr>${key.slice(10, 20)}<b class="x"></b>${key.slice(20)}</p>`)).toBe("<p>[redacted]</p>")
+    expect(scrub(`${key.slice(0, 5)}&shy;${key.slice(5, 9)}\u200b${key.slice(9)}`)).toBe("[redacted]")
+    expect(scrub("Q<wbr>z&#8203;7 and Q z 7")).toBe("[redacted] and Q z 7")
+  })
+
+  it("masks what is shaped like a key, a token or a credential assignment", () => {
+    const scrub = Redaction.shapesOnly
+    expect(scrub("Incorrect API key provided: sk-proj-****************1234.")).toBe("Incorrect API key provided: [redacted]")
+    expect(scrub("gsk_abcdefghijkl and xai-abcdefghijkl")).toBe("[redacted] and [redacted]")
+    expect(scrub("Authorization: Bearer abc.def-123")).toBe("Authorization: [redacted]")
+    expect(scrub("sent Bearer abc.def-123")).toBe("sent Bearer [redacted]")
+    expect(scrub('{"api_key": "qwertyuiop"}')).toBe('{"api_key": "[redacted]"}')
+    expect(scrub("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig")).toBe("token [redacted]")
+    expect(scrub("AIzaSyA-abcdefghijklmnopqrstuv")).toBe("[redacted]")
+  })
+
+  it("bounds lengths after scrubbing, so a cut never leaves part of a secret", () => {
+    const key = "c4n4ry0011223344556677889900aabbccddeeff"
+    const scrub = scrubOf(key)
+    expect(scrub(`${"x".repeat(190)}${key}`, 200)).toBe(`${"x".repeat(190)}[redacted]`)
+    expect(scrub("y".repeat(500), 200)).toBe(`${"y".repeat(199)}…`)
+    // Past the scan limit nothing is read, and a secret the limit cut short is dropped with it.
+    const huge = `${"z".repeat(Redaction.maxScan - 10)}${key}${"z".repeat(100)}`
+    const out = scrub(huge, Redaction.maxScan + 100)
+    expect(out.length).toBeLessThanOrEqual(Redaction.maxScan)
+    expect(out).not.toContain(key.slice(0, 10))
+  })
+
+  it("takes a URL's password as written and as decoded", () => {
+    expect(Redaction.urlPasswords("redis://user:p%40ss@127.0.0.1:6379").map(Redacted.value)).toEqual(["p%40ss", "p@ss"])
+    expect(Redaction.urlPasswords("redis://:plain@127.0.0.1:6379").map(Redacted.value)).toEqual(["plain"])
+    expect(Redaction.urlPasswords("redis://:bad%E0%A4%A@127.0.0.1:6379").map(Redacted.value)).toEqual(["bad%E0%A4%A"])
+    expect(Redaction.urlPasswords("redis://127.0.0.1:6379")).toEqual([])
+    expect(Redaction.urlPasswords("not a url")).toEqual([])
+  })
+
+  it("scrubs every provider-given field of an error, and keeps the value when there was nothing", () => {
+    const scrub = scrubOf("Qz7")
+    const error = new InvalidRequestError({
+      provider: "openai",
+      message: "denied for Qz7",
+      requestId: "req Qz7",
+      headers: { "x-ratelimit-remaining-requests": "Qz7", "x-ratelimit-qz7": "1" },
+      code: "Qz7",
+      status: 400
+    })
+    const scrubbed = Redaction.scrubError(scrub, error)
+    expect(scrubbed).toBeInstanceOf(InvalidRequestError)
+    expect(scrubbed).toMatchObject({
+      message: "denied for [redacted]",
+      requestId: "req [redacted]",
+      headers: { "x-ratelimit-remaining-requests": "[redacted]", "x-ratelimit-qz7": "1" },
+      code: "[redacted]",
+      status: 400
+    })
+    expect(scrubbed.stack).not.toContain("Qz7")
+    expect(JSON.stringify(scrubbed)).not.toContain("Qz7")
+    const clean = new InvalidRequestError({ provider: "openai", message: "fine", requestId: "req-1", headers: { "x-ratelimit-limit-requests": "60" }, code: "bad" })
+    expect(Redaction.scrubError(scrub, clean)).toBe(clean)
+  })
+})
+
+describe("a provider from the environment keeps every configured secret out of its errors", () => {
+  const keys = { OPENAI_API_KEY: "Oa1key", ANTHROPIC_API_KEY: "An2key", OPENAI_COMPATIBLE_API_KEY: "Co3key" }
+  const envAt = (url: string) =>
+    ConfigProvider.fromMap(
+      new Map(
+        Object.entries({
+          ...keys,
+          LLM_RATE_LIMIT_STORE: "redis",
+          REDIS_URL: "redis://:rEdisPw@127.0.0.1:1",
+          OPENAI_BASE_URL: `${url}/v1`,
+          ANTHROPIC_BASE_URL: url,
+          OPENAI_COMPATIBLE_NAME: "house",
+          OPENAI_COMPATIBLE_BASE_URL: `${url}/v1`
+        })
+      )
+    )
+  const cases = [
+    { name: "OpenAi.layerConfig", route: "openai", layer: OpenAi.layerConfig },
+    { name: "Anthropic.layerConfig", route: "anthropic", layer: Anthropic.layerConfig },
+    { name: "OpenAiCompatible.layerConfig", route: "openai", layer: OpenAiCompatible.layerConfig }
+  ] as const
+  for (const { layer, name, route } of cases) {
+    it.scopedLive(`${name}: the other providers' keys and the Redis password too`, () =>
+      Effect.gen(function* () {
+        const sim = yield* Simulator.make()
+        const all = [...Object.values(keys), "rEdisPw"]
+        sim.enqueue(route, { status: 400, body: { error: { message: `bad: ${all.join(" ")}`, type: "invalid_request_error" } } })
+        const error = yield* Effect.flip(Llm.complete(request()).pipe(Effect.provide(layer), Effect.withConfigProvider(envAt(sim.url))))
+        expect(error._tag).toBe("InvalidRequestError")
+        expect(error.message).toContain("bad: [redacted] [redacted] [redacted] [redacted]")
+      })
+    )
+  }
 })

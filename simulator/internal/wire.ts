@@ -35,6 +35,10 @@ export interface Answer {
   /** Anthropic's thinking signature; defaults to a fixed one when there is reasoning. */
   readonly signature?: string
   readonly refusal?: string
+  /** Anthropic structured output through a forced tool: the answer is this tool's input. */
+  readonly tool?: string | undefined
+  /** A structured (JSON) answer: streamed in fixed-size fragments, as JSON has no words to split on. */
+  readonly json?: boolean | undefined
 }
 
 const calls = (answer: Answer): ReadonlyArray<ToolCall> => answer.toolCalls ?? []
@@ -119,6 +123,9 @@ const includeUsage = (body: unknown): boolean =>
   "include_usage" in body.stream_options &&
   body.stream_options.include_usage === true
 
+/** Splits JSON text into pieces of 12 characters, as structured answers stream (no spaces to split on). */
+export const jsonPieces = (text: string): ReadonlyArray<string> => text.match(/[\s\S]{1,12}/g) ?? []
+
 /** Splits an answer into word-sized pieces that join back to the same text. */
 export const pieces = (text: string): ReadonlyArray<string> => text.match(/\S+\s*|\s+/g) ?? []
 
@@ -189,7 +196,7 @@ export const openAiChunks = (answer: Answer, body: unknown): ReadonlyArray<unkno
   return [
     chunk([delta({ role: "assistant", content: "", refusal: null })]),
     ...pieces(answer.reasoning ?? "").map((p) => chunk([delta({ reasoning_content: p })])),
-    ...pieces(answer.text).map((p) => chunk([delta({ content: p })])),
+    ...(answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => chunk([delta({ content: p })])),
     ...pieces(answer.refusal ?? "").map((p) => chunk([delta({ refusal: p })])),
     ...toolChunks,
     chunk([delta({}, openAiFinish(answer))]),
@@ -198,21 +205,26 @@ export const openAiChunks = (answer: Answer, body: unknown): ReadonlyArray<unkno
 }
 
 /** An Anthropic `message` body. */
+const toolInput = (text: string): unknown => safeParse(text) ?? text
+
 export const anthropicMessage = (answer: Answer) => ({
   id: answer.id,
   type: "message",
   role: "assistant",
   model: answer.model,
-  content: [
-    ...(answer.reasoning !== undefined
-      ? [{ type: "thinking", thinking: answer.reasoning, signature: answer.signature ?? simulatedSignature }]
-      : []),
-    ...(answer.text !== "" || (calls(answer).length === 0 && answer.refusal === undefined && answer.reasoning === undefined)
-      ? [{ type: "text", text: answer.text }]
-      : []),
-    ...calls(answer).map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: inputOf(call.argumentsText) }))
-  ],
-  stop_reason: anthropicStop(answer),
+  content:
+    answer.tool !== undefined
+      ? [{ type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: toolInput(answer.text) }]
+      : [
+          ...(answer.reasoning !== undefined
+            ? [{ type: "thinking", thinking: answer.reasoning, signature: answer.signature ?? simulatedSignature }]
+            : []),
+          ...(answer.text !== "" || (calls(answer).length === 0 && answer.refusal === undefined && answer.reasoning === undefined)
+            ? [{ type: "text", text: answer.text }]
+            : []),
+          ...calls(answer).map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: inputOf(call.argumentsText) }))
+        ],
+  stop_reason: answer.tool !== undefined ? "tool_use" : anthropicStop(answer),
   ...(answer.refusal !== undefined ? { stop_details: { type: "refusal", explanation: answer.refusal } } : {}),
   stop_sequence: null,
   usage: {
@@ -230,7 +242,15 @@ export const simulatedSignature = "sim-signature"
 export const anthropicEvents = (answer: Answer): ReadonlyArray<unknown> => {
   const blocks: Array<unknown> = []
   let index = 0
-  if (answer.reasoning !== undefined) {
+  if (answer.tool !== undefined) {
+    blocks.push(
+      { type: "content_block_start", index, content_block: { type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: {} } },
+      { type: "ping" },
+      ...jsonPieces(answer.text).map((p) => ({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: p } })),
+      { type: "content_block_stop", index }
+    )
+    index++
+  } else if (answer.reasoning !== undefined) {
     blocks.push(
       { type: "content_block_start", index, content_block: { type: "thinking", thinking: "", signature: "" } },
       ...pieces(answer.reasoning).map((p) => ({ type: "content_block_delta", index, delta: { type: "thinking_delta", thinking: p } })),
@@ -239,11 +259,15 @@ export const anthropicEvents = (answer: Answer): ReadonlyArray<unknown> => {
     )
     index++
   }
-  if (answer.text !== "" || (calls(answer).length === 0 && answer.refusal === undefined && answer.reasoning === undefined)) {
+  if (answer.tool === undefined && (answer.text !== "" || (calls(answer).length === 0 && answer.refusal === undefined && answer.reasoning === undefined))) {
     blocks.push(
       { type: "content_block_start", index, content_block: { type: "text", text: "" } },
       { type: "ping" },
-      ...pieces(answer.text).map((p) => ({ type: "content_block_delta", index, delta: { type: "text_delta", text: p } })),
+      ...(answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => ({
+        type: "content_block_delta",
+        index,
+        delta: { type: "text_delta", text: p }
+      })),
       { type: "content_block_stop", index }
     )
     index++
@@ -282,7 +306,7 @@ export const anthropicEvents = (answer: Answer): ReadonlyArray<unknown> => {
     {
       type: "message_delta",
       delta: {
-        stop_reason: anthropicStop(answer),
+        stop_reason: answer.tool !== undefined ? "tool_use" : anthropicStop(answer),
         stop_sequence: null,
         ...(answer.refusal !== undefined ? { stop_details: { type: "refusal", explanation: answer.refusal } } : {})
       },

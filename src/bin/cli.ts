@@ -44,7 +44,7 @@ Exit codes:
   4  rate limited or out of quota (RateLimitError, QuotaExceededError)
   5  timed out (TimeoutError)
   6  provider or connection failure (ServerError, OverloadedError, ConnectionError,
-     CircuitOpenError, ResponseParseError)
+     CircuitOpenError, ResponseParseError, OutputValidationError)
 `
 
 const exitCodes: Record<LlmError["_tag"], number> = {
@@ -58,7 +58,8 @@ const exitCodes: Record<LlmError["_tag"], number> = {
   OverloadedError: 6,
   ConnectionError: 6,
   CircuitOpenError: 6,
-  ResponseParseError: 6
+  ResponseParseError: 6,
+  OutputValidationError: 6
 }
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
@@ -119,7 +120,7 @@ const service = Effect.gen(function* () {
   const configured = yield* LlmLive.configuredProviders
   if (configured.length > 0) return yield* Effect.provide(LlmLive.make, RateLimiter.layerStoreMemory)
   yield* warn(
-    "note: no LLM provider is configured (set OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENAI_COMPATIBLE_BASE_URL); " +
+    "note: no LLM provider is configured (set OPENAI_API_KEY, ANTHROPIC_API_KEY, AZURE_OPENAI_ENDPOINT, OPENAI_COMPATIBLE_BASE_URL or OPENAI_COMPATIBLE_ENDPOINTS); " +
       "answering from the built-in echo mock"
   )
   return mock

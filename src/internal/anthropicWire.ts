@@ -8,7 +8,9 @@ import type Anthropic from "@anthropic-ai/sdk"
 import { Either, Predicate } from "effect"
 import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
+import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
+import * as Redaction from "./redaction.js"
 import * as ToolArguments from "./toolArguments.js"
 import type * as SdkCall from "./sdkCall.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
@@ -111,10 +113,39 @@ const toolChoice = (
  *
  * @internal
  */
+/**
+ * How Anthropic is asked for structured output: `native` (`output_config.format`, on the models
+ * that support it) or `tool` (a tool named after the schema that the model is made to call; its
+ * input is the answer).
+ *
+ * @internal
+ */
+export type StructuredOutput = "native" | "tool"
+
+/** Models with native structured output: Claude Opus 4.1, and the 4.5 generation and later. */
+const nativeStructuredOutput = /^claude-(?:opus-4-1|(?:opus|sonnet|haiku)-(?:4-[5-9]|[5-9]))/
+
+/**
+ * The mode for a model: `auto` is `native` where the model supports it, else `tool`.
+ *
+ * @internal
+ */
+export const structuredOutputFor = (model: string, option: "auto" | StructuredOutput): StructuredOutput =>
+  option !== "auto" ? option : nativeStructuredOutput.test(model) ? "native" : "tool"
+
+/**
+ * The forced tool's name when a request asks for structured output in `tool` mode.
+ *
+ * @internal
+ */
+export const jsonToolOf = (request: LlmRequest.LlmRequest, mode: StructuredOutput): string | undefined =>
+  request.responseFormat !== undefined && mode === "tool" ? request.responseFormat.name : undefined
+
 export const requestBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  defaultMaxTokens: number
+  defaultMaxTokens: number,
+  structuredOutput: StructuredOutput = "native"
 ): Body => {
   const system: Array<Anthropic.TextBlockParam> = []
   let systemCached = false
@@ -167,6 +198,19 @@ export const requestBody = (
   const choice = toolChoice(request.toolChoice, request.parallelToolCalls)
   if (choice !== undefined) body.tool_choice = choice
   if (budget !== undefined) body.thinking = { type: "enabled", budget_tokens: budget }
+  const format = request.responseFormat
+  if (format !== undefined) {
+    const schema = JsonSchema.closed(format.schema) as Anthropic.Tool.InputSchema
+    if (structuredOutput === "native") body.output_config = { format: { type: "json_schema", schema } }
+    else {
+      // The forced tool goes beside the request's own tools.
+      body.tools = [
+        ...(body.tools ?? []),
+        { name: format.name, input_schema: schema, ...(format.description !== undefined ? { description: format.description } : {}) }
+      ]
+      body.tool_choice = { type: "tool", name: format.name }
+    }
+  }
   return body
 }
 
@@ -178,8 +222,12 @@ export const requestBody = (
 export const streamBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  defaultMaxTokens: number
-): Omit<Body, "stream"> & Anthropic.MessageCreateParamsStreaming => ({ ...requestBody(request, model, defaultMaxTokens), stream: true })
+  defaultMaxTokens: number,
+  structuredOutput: StructuredOutput = "native"
+): Omit<Body, "stream"> & Anthropic.MessageCreateParamsStreaming => ({
+  ...requestBody(request, model, defaultMaxTokens, structuredOutput),
+  stream: true
+})
 
 /**
  * Normalised finish reason: `end_turn` and `stop_sequence` are `stop`, `max_tokens` and
@@ -217,8 +265,11 @@ export interface RawUsage {
   cacheCreation?: number | undefined
 }
 
-const count = (record: Record<string, unknown>, key: string): number | undefined =>
-  typeof record[key] === "number" ? record[key] : undefined
+/** A token count; a negative, non-finite or non-numeric one is absent, never fed into cost. */
+const count = (record: Record<string, unknown>, key: string): number | undefined => {
+  const value = record[key]
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined
+}
 
 /**
  * Folds a `usage` object into `into`: fields present in `raw` overwrite (Anthropic's stream counts
@@ -272,7 +323,8 @@ const refusalText = (details: unknown, text: string): string =>
 export const response = (
   body: unknown,
   ctx: ProviderErrors.Context,
-  requestedModel: string
+  requestedModel: string,
+  jsonTool?: string
 ): Either.Either<LlmRequest.LlmResponse, LlmError> => {
   const provider = ctx.provider
   if (!Predicate.isRecord(body)) return Either.left(parseError(provider, "a JSON object body"))
@@ -289,10 +341,13 @@ export const response = (
   const toolCalls: Array<LlmRequest.ResponseToolCall> = []
   for (const block of body.content as Array<unknown>) {
     if (!Predicate.isRecord(block)) continue
-    if (block.type === "text" && typeof block.text === "string") content += block.text
-    else if (block.type === "thinking" && typeof block.thinking === "string") {
+    if (block.type === "text" && typeof block.text === "string") {
+      if (jsonTool === undefined) content += block.text
+    } else if (block.type === "thinking" && typeof block.thinking === "string") {
       reasoning = (reasoning ?? "") + block.thinking
       if (typeof block.signature === "string" && block.signature !== "") signature = block.signature
+    } else if (block.type === "tool_use" && jsonTool !== undefined && block.name === jsonTool) {
+      content += JSON.stringify(block.input ?? {})
     } else if (block.type === "tool_use") {
       const argumentsText = block.input === undefined ? "{}" : JSON.stringify(block.input)
       toolCalls.push({
@@ -305,16 +360,17 @@ export const response = (
   }
   const reason = finishReason(body.stop_reason)
   const refusal = reason === "refusal" ? refusalText(body.stop_details, content) : undefined
+  const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
-    id: typeof body.id === "string" ? body.id : "",
+    id: typeof body.id === "string" ? scrub(body.id, Redaction.maxFieldLength) : "",
     provider,
-    model: typeof body.model === "string" && body.model !== "" ? body.model : requestedModel,
+    model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content,
     toolCalls,
     ...(reasoning !== undefined ? { reasoning } : {}),
     ...(signature !== undefined ? { reasoningSignature: signature } : {}),
     ...(refusal !== undefined ? { refusal } : {}),
-    finishReason: reason,
+    finishReason: jsonTool !== undefined && body.stop_reason === "tool_use" ? "stop" : reason,
     usage: usage(mergeUsage({}, body.usage))
   })
 }
@@ -341,11 +397,20 @@ export type StreamState = SdkCall.StreamState<unknown>
  * comes only from `text_delta`s (and non-empty `text` block starts), never from thinking or tool
  * input, so nothing is doubled or leaked. Thinking deltas are `ReasoningDelta`s and a
  * `signature_delta` an empty one carrying the signature; a `tool_use` block is a `ToolCallStart`,
- * its `input_json_delta`s `ToolCallDelta`s and its `content_block_stop` the `ToolCall`.
+ * its `input_json_delta`s `ToolCallDelta`s and its `content_block_stop` the `ToolCall` (except the
+ * forced tool of structured output, whose input is the answer's text).
+ * The answer's id and model go through `scrub` (its text is the caller's, kept as it is).
  *
  * @internal
  */
-export const streamState = (provider: string, requestedModel: string): StreamState => {
+export const streamState = (
+  provider: string,
+  requestedModel: string,
+  scrub: Redaction.Scrub = Redaction.shapesOnly,
+  jsonTool?: string
+): StreamState => {
+  // In structured-output tool mode the forced tool's input is the answer's text.
+  const jsonBlocks = new Set<unknown>()
   let id = ""
   let model = ""
   let reason: LlmRequest.FinishReason | undefined
@@ -416,11 +481,27 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
       if (!Predicate.isRecord(event)) return
       switch (event.type) {
         case "content_block_delta":
-          if (Predicate.isRecord(event.delta)) onDelta(event.index, event.delta, emit)
+          if (!Predicate.isRecord(event.delta)) return
+          // In structured-output tool mode the forced tool's input is the answer's text, and text blocks are not.
+          if (jsonTool !== undefined) {
+            if (event.delta.type === "input_json_delta" && jsonBlocks.has(event.index)) return text(event.delta.partial_json, emit)
+            if (event.delta.type === "text_delta") return
+          }
+          onDelta(event.index, event.delta, emit)
           return
-        case "content_block_start":
-          if (Predicate.isRecord(event.content_block)) onStart(event.index, event.content_block, emit)
+        case "content_block_start": {
+          const block = event.content_block
+          if (!Predicate.isRecord(block)) return
+          if (jsonTool !== undefined) {
+            if (block.type === "tool_use" && block.name === jsonTool) {
+              jsonBlocks.add(event.index)
+              return
+            }
+            if (block.type === "text") return
+          }
+          onStart(event.index, block, emit)
           return
+        }
         case "content_block_stop": {
           const call = calls.get(event.index)
           if (call === undefined) return
@@ -442,7 +523,7 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
         }
         case "message_delta":
           if (Predicate.isRecord(event.delta) && typeof event.delta.stop_reason === "string") {
-            reason = finishReason(event.delta.stop_reason)
+            reason = jsonTool !== undefined && event.delta.stop_reason === "tool_use" ? "stop" : finishReason(event.delta.stop_reason)
             details = event.delta.stop_details
           }
           mergeUsage(raw, event.usage)
@@ -467,9 +548,9 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
       const finishReason = reason ?? "other"
       return Either.right({
         _tag: "Finish",
-        id,
+        id: scrub(id, Redaction.maxFieldLength),
         provider,
-        model: model === "" ? requestedModel : model,
+        model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
         finishReason,
         ...(finishReason === "refusal" ? { refusal: refusalText(details, answerText) } : {}),
         usage: usage(raw)

@@ -190,3 +190,75 @@ export const url = (rule: string, protocols: ReadonlyArray<string>): Rule<string
   },
   show: showUrl
 })
+
+const notShownHeaders = "a value not shown here (header values may hold keys)"
+
+/** An HTTP header name (an RFC 9110 token). */
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** A header value `fetch` sends: no line breaks or NUL, nothing outside Latin-1. */
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
+
+const jsonObjectOfStrings = (text: string): Option.Option<Record<string, string>> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return Option.none()
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return Option.none()
+  const entries = Object.entries(parsed as Record<string, unknown>)
+  return entries.every(([, value]) => typeof value === "string")
+    ? Option.some(Object.fromEntries(entries) as Record<string, string>)
+    : Option.none()
+}
+
+/**
+ * A JSON object of header names to string values, such as `{"x-portkey-provider":"openai"}`. The
+ * value is never shown: a gateway key often travels in a header.
+ *
+ * @internal
+ */
+export const headers: Rule<Record<string, string>> = {
+  rule: `a JSON object of HTTP header names to string values (no line breaks) such as {"x-portkey-provider":"openai"}`,
+  parse: (text) =>
+    Option.filter(jsonObjectOfStrings(text), (record) =>
+      Object.entries(record).every(([name, value]) => headerName.test(name) && headerValue.test(value))
+    ),
+  show: () => notShownHeaders
+}
+
+/**
+ * A JSON object of query parameter names to string values, such as `{"api-version":"2024-10-21"}`.
+ *
+ * @internal
+ */
+export const query: Rule<Record<string, string>> = {
+  rule: `a JSON object of query parameter names to string values such as {"api-version":"2024-10-21"}`,
+  parse: (text) => Option.filter(jsonObjectOfStrings(text), (record) => Object.keys(record).every((name) => name !== "")),
+  show: () => "a value not shown here (query parameters may hold keys)"
+}
+
+/**
+ * The name of an environment variable, upper-case as such names are: letters, digits and `_`, not
+ * starting with a digit. Keys are rarely all upper-case, so a key written in its place is caught.
+ *
+ * @internal
+ */
+export const variableName: Rule<string> = {
+  rule: "the name of the variable that holds the key (upper-case letters, digits and _, not starting with a digit) such as GROQ_API_KEY, never the key itself",
+  parse: (text) => Option.liftPredicate(text, (name) => /^[A-Z_][A-Z0-9_]*$/.test(name)),
+  // A key written in place of the variable's name must not be repeated.
+  show: () => "a value not shown here (it may be a key)"
+}
+
+/**
+ * An Azure OpenAI `api-version`: a date such as `2024-10-21`, optionally `-preview`, or `latest` or
+ * `preview`.
+ *
+ * @internal
+ */
+export const apiVersion: Rule<string> = {
+  rule: "an API version such as 2024-10-21 or 2025-04-01-preview (or latest, preview)",
+  parse: (text) => Option.liftPredicate(text, (version) => /^(\d{4}-\d{2}-\d{2}(-preview)?|latest|preview)$/.test(version))
+}

@@ -33,23 +33,29 @@ const bounded = (value: string): string =>
   value.length > maxValueLength ? `${value.slice(0, maxValueLength - 1)}…` : value
 
 /**
- * The provider's request id: OpenAI's `x-request-id`, Anthropic's `request-id`.
+ * The provider's request id: OpenAI's `x-request-id`, Anthropic's `request-id`. `clean` makes
+ * the value safe to keep (by default it is only cut short); it sees the whole value, so that
+ * whatever it removes is removed before the cut.
  *
  * @internal
  */
-export const requestId = (headers: HeadersLike | undefined): string | undefined => {
+export const requestId = (headers: HeadersLike | undefined, clean: (value: string) => string = bounded): string | undefined => {
   const id = headers?.get("x-request-id") ?? headers?.get("request-id") ?? undefined
-  return id === undefined || id === "" ? undefined : bounded(id)
+  return id === undefined || id === "" ? undefined : clean(id)
 }
 
 const rateLimitPrefixes = ["x-ratelimit-", "anthropic-ratelimit-"] as const
 
 /**
- * The rate-limit headers (`x-ratelimit-*`, `anthropic-ratelimit-*`), or `undefined` when there are none.
+ * The rate-limit headers (`x-ratelimit-*`, `anthropic-ratelimit-*`), or `undefined` when there are
+ * none; names and values pass through `clean` as in {@link requestId}.
  *
  * @internal
  */
-export const rateLimitHeaders = (headers: HeadersLike | undefined): Record<string, string> | undefined => {
+export const rateLimitHeaders = (
+  headers: HeadersLike | undefined,
+  clean: (value: string) => string = bounded
+): Record<string, string> | undefined => {
   if (headers === undefined) return undefined
   let found: Record<string, string> | undefined
   let count = 0
@@ -57,7 +63,7 @@ export const rateLimitHeaders = (headers: HeadersLike | undefined): Record<strin
     const name = key.toLowerCase()
     if (count < maxRateLimitHeaders && rateLimitPrefixes.some((prefix) => name.startsWith(prefix))) {
       found ??= {}
-      found[bounded(name)] = bounded(value)
+      found[clean(name)] = clean(value)
       count++
     }
   })

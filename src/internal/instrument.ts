@@ -182,7 +182,7 @@ const logFields = (options: LogOptions, level: Level, scrub: Redaction.Scrub) =>
     const error = failureOf(done.exit)
     const fields: Record<string, unknown> = {
       provider: request.provider ?? finish?.provider ?? error?.provider ?? "unknown",
-      model: finish?.model ?? request.model ?? "unknown",
+      model: scrub(finish?.model ?? request.model ?? "unknown", Redaction.maxFieldLength),
       operation: operationOf(done.mode),
       outcome: outcomeOf(done.exit, finish !== undefined),
       latency_ms: done.latencyMs
@@ -190,10 +190,10 @@ const logFields = (options: LogOptions, level: Level, scrub: Redaction.Scrub) =>
     if (done.firstPartMs !== undefined) fields.first_chunk_ms = done.firstPartMs
     // The answer's id on success; the provider's request id (x-request-id / request-id) on failure.
     if (finish !== undefined) {
-      fields.response_id = finish.id
+      fields.response_id = scrub(finish.id, Redaction.maxFieldLength)
       fields.finish_reason = finish.finishReason
     }
-    if (error?.requestId !== undefined) fields.request_id = error.requestId
+    if (error?.requestId !== undefined) fields.request_id = scrub(error.requestId, Redaction.maxFieldLength)
     if (error !== undefined) {
       fields.error_tag = error._tag
       fields.error_message = scrub(error.message)
@@ -384,6 +384,8 @@ export const make = (options: Options): Llm.Policy => {
               if (error !== undefined) span.attribute("error.type", error._tag)
               else if (finish !== undefined) {
                 const attributes = responseAttributes(finish)
+                attributes["gen_ai.response.id"] = scrub(finish.id, Redaction.maxFieldLength)
+                attributes["gen_ai.response.model"] = scrub(finish.model, Redaction.maxFieldLength)
                 for (const key in attributes) span.attribute(key, attributes[key])
               }
               span.end(timing ? clock.unsafeCurrentTimeNanos() : 0n, exit)

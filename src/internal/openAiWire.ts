@@ -9,8 +9,10 @@ import { Either, Predicate } from "effect"
 import type OpenAI from "openai"
 import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
+import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
 import * as ToolArguments from "./toolArguments.js"
+import * as Redaction from "./redaction.js"
 import type * as SdkCall from "./sdkCall.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
@@ -95,7 +97,8 @@ const toolChoice = (choice: LlmRequest.ToolChoice): OpenAI.Chat.ChatCompletionTo
 export const requestBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  maxTokensField: MaxTokensField
+  maxTokensField: MaxTokensField,
+  structuredOutput: StructuredOutput = "json_schema"
 ): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => {
   const messages: Array<WireMessage> = []
   for (const message of request.messages) pushMessage(messages, message)
@@ -117,7 +120,48 @@ export const requestBody = (
   if (request.toolChoice !== undefined) body.tool_choice = toolChoice(request.toolChoice)
   if (request.parallelToolCalls !== undefined) body.parallel_tool_calls = request.parallelToolCalls
   if (request.reasoning?.effort !== undefined) body.reasoning_effort = request.reasoning.effort
+  const format = request.responseFormat
+  if (format !== undefined) {
+    if (structuredOutput === "json_object") {
+      body.response_format = { type: "json_object" }
+      body.messages = withSchemaInstruction(body.messages, format)
+    } else {
+      body.response_format = {
+        type: "json_schema",
+        json_schema: {
+          name: format.name,
+          schema: JsonSchema.strict(format.schema),
+          strict: true,
+          ...(format.description !== undefined ? { description: format.description } : {})
+        }
+      }
+    }
+  }
   return body
+}
+
+/**
+ * How an endpoint is asked for structured output: `json_schema` (OpenAI's strict JSON Schema, the
+ * default) or `json_object` (JSON mode, with the schema stated in the system prompt) for endpoints
+ * that know only JSON mode.
+ *
+ * @internal
+ */
+export type StructuredOutput = "json_schema" | "json_object"
+
+/** JSON mode: the schema goes into the (first) system message. */
+const withSchemaInstruction = (
+  messages: ReadonlyArray<OpenAI.Chat.ChatCompletionMessageParam>,
+  format: LlmRequest.ResponseFormat
+): Array<OpenAI.Chat.ChatCompletionMessageParam> => {
+  const instruction =
+    `Answer with one JSON document only, no other text. It must match this JSON Schema` +
+    `${format.description !== undefined ? ` (${format.description})` : ""}:\n${JSON.stringify(format.schema)}`
+  const [first, ...rest] = messages
+  if (first !== undefined && first.role === "system" && typeof first.content === "string") {
+    return [{ role: "system", content: `${first.content}\n\n${instruction}` }, ...rest]
+  }
+  return [{ role: "system", content: instruction }, ...messages]
 }
 
 /**
@@ -129,9 +173,10 @@ export const requestBody = (
 export const streamBody = (
   request: LlmRequest.LlmRequest,
   model: string,
-  maxTokensField: MaxTokensField
+  maxTokensField: MaxTokensField,
+  structuredOutput: StructuredOutput = "json_schema"
 ): OpenAI.Chat.ChatCompletionCreateParamsStreaming => ({
-  ...requestBody(request, model, maxTokensField),
+  ...requestBody(request, model, maxTokensField, structuredOutput),
   stream: true,
   stream_options: { include_usage: true }
 })
@@ -158,8 +203,11 @@ export const finishReason = (reason: unknown): LlmRequest.FinishReason => {
   }
 }
 
-const count = (record: unknown, key: string): number | undefined =>
-  Predicate.isRecord(record) && typeof record[key] === "number" ? record[key] : undefined
+/** A token count; a negative, non-finite or non-numeric one is absent, never fed into cost. */
+const count = (record: unknown, key: string): number | undefined => {
+  const value = Predicate.isRecord(record) ? record[key] : undefined
+  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined
+}
 
 /**
  * Normalised usage. `prompt_tokens` already includes cached tokens; `total_tokens` is kept as the
@@ -213,11 +261,19 @@ export const response = (
         : parseError(provider, "choices")
     )
   }
+  // Asking again gets the same empty list: not worth a retry.
+  if (body.choices.length === 0) {
+    return Either.left(
+      new ResponseParseError({ provider, message: `${provider} sent a completion with no choices`, retryable: false })
+    )
+  }
   const choice: unknown = body.choices[0]
-  if (!Predicate.isRecord(choice) || !Predicate.isRecord(choice.message)) {
+  // Azure's content filter may leave out the message of the answer it withheld.
+  const filtered = Predicate.isRecord(choice) && choice.finish_reason === "content_filter" && choice.message === undefined
+  if (!Predicate.isRecord(choice) || (!Predicate.isRecord(choice.message) && !filtered)) {
     return Either.left(parseError(provider, "a message"))
   }
-  const message = choice.message
+  const message: Record<string, unknown> = Predicate.isRecord(choice.message) ? choice.message : {}
   const content = message.content
   if (content !== null && content !== undefined && typeof content !== "string") {
     return Either.left(parseError(provider, "text content"))
@@ -238,10 +294,11 @@ export const response = (
   }
   const reasoning = reasoningText(message)
   const refusal = typeof message.refusal === "string" && message.refusal !== "" ? message.refusal : undefined
+  const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
-    id: typeof body.id === "string" ? body.id : "",
+    id: typeof body.id === "string" ? scrub(body.id, Redaction.maxFieldLength) : "",
     provider,
-    model: typeof body.model === "string" && body.model !== "" ? body.model : requestedModel,
+    model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content: content ?? "",
     toolCalls,
     ...(reasoning !== undefined ? { reasoning } : {}),
@@ -277,10 +334,15 @@ export type StreamState = SdkCall.StreamState<unknown>
 /**
  * A fresh {@link StreamState}. Usage is taken from whichever chunk carries it (a last chunk with
  * empty `choices`, the finish chunk itself, or Groq's `x_groq.usage`); later usage wins.
+ * The answer's id and model go through `scrub` (its text is the caller's, kept as it is).
  *
  * @internal
  */
-export const streamState = (provider: string, requestedModel: string): StreamState => {
+export const streamState = (
+  provider: string,
+  requestedModel: string,
+  scrub: Redaction.Scrub = Redaction.shapesOnly
+): StreamState => {
   let id = ""
   let model = ""
   let reason: LlmRequest.FinishReason | undefined
@@ -369,9 +431,9 @@ export const streamState = (provider: string, requestedModel: string): StreamSta
           )
         : Either.right({
             _tag: "Finish",
-            id,
+            id: scrub(id, Redaction.maxFieldLength),
             provider,
-            model: model === "" ? requestedModel : model,
+            model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
             finishReason: refusal !== undefined ? "refusal" : reason,
             ...(refusal !== undefined ? { refusal } : {}),
             usage: reported ?? noUsage

@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { ConfigError, Effect, Layer } from "effect"
+import { ConfigError, Effect, Layer, type Redacted } from "effect"
 import * as Llm from "../Llm.js"
 import * as LlmConfig from "../LlmConfig.js"
 
@@ -46,13 +46,17 @@ export const layer = (provider: Effect.Effect<Llm.Provider>): Layer.Layer<Llm.Ll
 export const keyedLayerFromConfig = (
   provider: "openai" | "anthropic",
   keyVariable: string,
-  layerOf: (options: LlmConfig.KeyedProvider & { readonly model?: string }) => Layer.Layer<Llm.Llm>
+  layerOf: (
+    options: LlmConfig.KeyedProvider & { readonly model?: string; readonly secrets: ReadonlyArray<Redacted.Redacted<string>> }
+  ) => Layer.Layer<Llm.Llm>
 ): Layer.Layer<Llm.Llm, ConfigError.ConfigError> =>
   layerFromConfig(
     (config) => {
       const settings = config[provider]
       if (settings === undefined) return undefined
-      return config.defaultModel === undefined ? settings : { ...settings, model: config.defaultModel }
+      // Every configured secret, not only this provider's key, stays out of its errors.
+      const secrets = LlmConfig.secrets(config)
+      return config.defaultModel === undefined ? { ...settings, secrets } : { ...settings, model: config.defaultModel, secrets }
     },
     layerOf,
     { required: keyVariable, message: `${keyVariable} is required` }

@@ -1,11 +1,13 @@
 /**
  * Turns what a provider (or its SDK) threw into exactly one `LlmError`. Pure: the caller passes the
- * current time (for `retry-after` HTTP dates) and the key to scrub from messages.
+ * current time (for `retry-after` HTTP dates) and the sanitiser every provider text goes through
+ * before it is stored on the error (message, request id, rate-limit headers, code).
  *
  * @internal
  */
 import { Predicate } from "effect"
 import * as Headers from "./headers.js"
+import * as Redaction from "./redaction.js"
 import {
   AuthenticationError,
   ConnectionError,
@@ -30,8 +32,11 @@ export interface Context {
   readonly provider: string
   /** Epoch milliseconds, to read `retry-after` HTTP dates. */
   readonly now: number
-  /** The API key, removed from any text that ends up in a message. */
-  readonly secret?: string | undefined
+  /**
+   * The sanitiser of every text the provider sent (the configured secrets, key shapes, lengths);
+   * key shapes and lengths only when unset.
+   */
+  readonly scrub?: Redaction.Scrub | undefined
   /** Characters of answer text a stream had delivered before it failed. */
   readonly textEmitted?: number | undefined
 }
@@ -73,48 +78,63 @@ interface Detail {
 
 const maxMessageLength = 300
 
+/** Provider error codes are short words (`context_length_exceeded`); anything longer is cut. */
+const maxCodeLength = 100
+
 const stringField = (record: unknown, key: string): string | undefined =>
   Predicate.isRecord(record) && typeof record[key] === "string" && record[key] !== "" ? record[key] : undefined
 
+/** A code as text: gateways send `"code": "content_filter"` and also `"code": 400`. */
+const codeField = (record: unknown): string | undefined =>
+  Predicate.isRecord(record) && typeof record.code === "number" && Number.isFinite(record.code)
+    ? String(record.code)
+    : stringField(record, "code")
+
 /**
  * The `type`, `code` and `message` of an error body, whether it is OpenAI's `{ error: { ... } }`,
- * Anthropic's `{ type: "error", error: { ... } }` or the inner object itself.
+ * Anthropic's `{ type: "error", error: { ... } }`, the inner object itself, or another shape that
+ * gateways and frameworks send: the message is the first of `error.message`, `message`, `detail`
+ * (with `title` before it: RFC 9457 problem details), `title`, and `error` as a string.
  *
  * @internal
  */
 export const errorDetail = (body: unknown): Detail => {
   if (typeof body === "string") return { message: body }
   const inner = Predicate.isRecord(body) && Predicate.isRecord(body.error) ? body.error : body
-  return { type: stringField(inner, "type"), code: stringField(inner, "code"), message: stringField(inner, "message") }
+  const title = stringField(inner, "title")
+  const detail = stringField(inner, "detail")
+  const message =
+    stringField(inner, "message") ??
+    (detail !== undefined ? (title !== undefined ? `${title}: ${detail}` : detail) : title) ??
+    stringField(inner, "error") ??
+    (inner !== body ? stringField(body, "message") : undefined)
+  return { type: stringField(inner, "type"), code: codeField(inner) ?? codeField(body), message }
 }
-
-const secretPatterns = [/\bsk-[A-Za-z0-9_*\-.]{4,}/g, /\bBearer\s+\S+/gi]
 
 /** Provider text past this point is never read: a message keeps 300 characters of it anyway. */
 const maxTextRead = 64 * 1024
 
 /**
- * Makes provider text safe and short for an error message: no key (the configured one or anything
- * shaped like one), no markup, one line, at most 300 characters. Linear in the text's length
- * (a hostile body may be megabytes of markup): the patterns never scan past the next `<`.
+ * Makes provider text safe and short for an error message: no secret (scrubbed before the markup
+ * goes, so that a tag inside a key does not hide it, and again after), no markup, one line, at most
+ * 300 characters. Linear in the text's length (a hostile body may be megabytes of markup): the
+ * patterns never scan past the next `<`.
  *
  * @internal
  */
-export const clean = (text: string, secret?: string): string => {
-  let out = text
-  if (secret !== undefined && secret.length >= 4) out = out.split(secret).join("[redacted]")
-  if (out.length > maxTextRead) out = out.slice(0, maxTextRead)
+export const clean = (text: string, scrub: Redaction.Scrub = Redaction.shapesOnly): string => {
+  let out = scrub(text.length > maxTextRead ? text.slice(0, maxTextRead) : text)
   const title = /<title[^<>]*>([^<]*)<\/title>/i.exec(out)
   if (title?.[1] !== undefined && title[1].trim() !== "") out = title[1]
   else if (/<[a-z!/][^<>]*>/i.test(out)) out = out.replace(/<[^<>]*>/g, " ")
-  for (const pattern of secretPatterns) out = out.replace(pattern, "[redacted]")
-  out = out.replace(/\s+/g, " ").trim()
-  return out.length > maxMessageLength ? `${out.slice(0, maxMessageLength - 1)}…` : out
+  return scrub(out.replace(/\s+/g, " ").trim(), maxMessageLength)
 }
 
 const common = (ctx: Context, message: string, headers: Headers.HeadersLike | undefined) => {
-  const requestId = Headers.requestId(headers)
-  const rateLimit = Headers.rateLimitHeaders(headers)
+  const scrub = ctx.scrub ?? Redaction.shapesOnly
+  const clean = (value: string) => scrub(value, Headers.maxValueLength)
+  const requestId = Headers.requestId(headers, clean)
+  const rateLimit = Headers.rateLimitHeaders(headers, clean)
   const retry = Headers.shouldRetry(headers)
   return {
     provider: ctx.provider,
@@ -213,8 +233,9 @@ const table: ReadonlyArray<Row> = [
     status: (status) => status >= 400 && status < 500,
     types: { invalid_request_error: 400, request_too_large: 413 },
     bodyWins: false,
-    make: (fields, status, detail) => {
-      const code = detail.code ?? detail.type
+    make: (fields, status, detail, ctx) => {
+      const given = detail.code ?? detail.type
+      const code = given === undefined ? undefined : (ctx.scrub ?? Redaction.shapesOnly)(given, maxCodeLength)
       return new InvalidRequestError({ ...fields, status, ...(code !== undefined ? { code } : {}) })
     }
   }
@@ -272,7 +293,7 @@ const build = (
  */
 export const fromHttp = (failure: HttpFailure, ctx: Context): LlmError => {
   const detail = errorDetail(failure.body)
-  const text = clean(detail.message ?? failure.text ?? "", ctx.secret)
+  const text = clean(detail.message ?? failure.text ?? "", ctx.scrub)
   const message = `${ctx.provider} answered ${failure.status}${text === "" ? "" : `: ${text}`}`
   return build(failure.status, detail, failure.headers, ctx, message)
 }
@@ -291,7 +312,7 @@ export const fromErrorEvent = (
 ): LlmError => {
   const detail = errorDetail(body)
   const what = [detail.type, detail.message].filter((s) => s !== undefined).join(": ")
-  const text = clean(what, ctx.secret)
+  const text = clean(what, ctx.scrub)
   return build(undefined, detail, headers, ctx, `${ctx.provider} reported an error in its answer${text === "" ? "" : `: ${text}`}`)
 }
 
@@ -342,7 +363,7 @@ export const fromCause = (cause: unknown, ctx: Context, sdk: SdkErrors): LlmErro
     const code = causeCode(cause)
     return new ConnectionError({
       provider: ctx.provider,
-      message: `${ctx.provider} could not be reached${code !== undefined ? ` (${code})` : ""}`,
+      message: `${ctx.provider} could not be reached${code !== undefined ? ` (${clean(code, ctx.scrub)})` : ""}`,
       ...emitted
     })
   }
@@ -372,8 +393,8 @@ export const fromCause = (cause: unknown, ctx: Context, sdk: SdkErrors): LlmErro
   const detail = describe(cause)
   return new ConnectionError({
     provider: ctx.provider,
-    message: `${ctx.provider} connection failed before the answer was complete: ${clean(detail, ctx.secret)}${
-      code !== undefined ? ` (${code})` : ""
+    message: `${ctx.provider} connection failed before the answer was complete: ${clean(detail, ctx.scrub)}${
+      code !== undefined ? ` (${clean(code, ctx.scrub)})` : ""
     }`,
     ...emitted
   })

@@ -8,6 +8,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import { Effect, type Scope } from "effect"
 import { Redis } from "ioredis"
+import * as Redaction from "./redaction.js"
 
 /**
  * Same rule as `RateLimiter.layerStoreMemory`'s token bucket (a bucket starts full, refills one
@@ -109,6 +110,8 @@ export interface Connection {
   readonly isReady: () => boolean
   /** The last connection error seen, for the degraded-mode warning. */
   readonly lastError: () => string
+  /** Why a command failed, without the URL's password even where Redis repeats it. */
+  readonly reasonOf: (error: unknown) => string
   readonly tokenBucket: (key: string, tokens: number, limit: number, refillMs: number, overflow: boolean) => Promise<number>
   readonly fixedWindow: (key: string, tokens: number, refillMs: number, limit: number | undefined) => Promise<readonly [number, number]>
   /** Pauses `key` for `ms` in Redis and announces it to every other connection. */
@@ -125,9 +128,9 @@ const disconnected = /enableOfflineQueue|Connection is closed|max retries per re
  *
  * @internal
  */
-export const reasonOf = (error: unknown): string => {
+export const reasonOf = (error: unknown, scrub: Redaction.Scrub = Redaction.shapesOnly): string => {
   const message = error instanceof Error ? error.message : String(error)
-  return disconnected.test(message) ? "not connected" : message.replace(/redis:\/\/\S*/g, "redis://<redacted>")
+  return disconnected.test(message) ? "not connected" : scrub(message.replace(/redis:\/\/\S*/g, "redis://<redacted>"), 300)
 }
 
 const isNoScript = (error: unknown) => error instanceof Error && error.message.startsWith("NOSCRIPT")
@@ -159,6 +162,8 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
     const instance = randomUUID()
     const channel = `${options.prefix}clearside-llm:pauses`
     let lastError = "not connected"
+    const scrub = Redaction.make(Redaction.urlPasswords(options.url))
+    const reason = (error: unknown) => reasonOf(error, scrub)
     const watchers = new Map<string, Set<(ms: number) => void>>()
 
     const open = () => {
@@ -171,7 +176,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
         lazyConnect: false
       })
       redis.on("error", (error: unknown) => {
-        lastError = reasonOf(error)
+        lastError = reason(error)
       })
       return redis
     }
@@ -205,7 +210,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
       redis.pttl(key).then(
         (ms) => notify(key, ms),
         (error: unknown) => {
-          lastError = reasonOf(error)
+          lastError = reason(error)
         }
       )
     }
@@ -229,7 +234,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
           for (const key of watchers.keys()) catchUp(key)
         },
         (error: unknown) => {
-          lastError = reasonOf(error)
+          lastError = reason(error)
         }
       )
     })
@@ -242,6 +247,7 @@ export const connect = (options: Options): Effect.Effect<Connection, never, Scop
     const connection: Connection = {
       isReady: () => redis.status === "ready",
       lastError: () => lastError,
+      reasonOf: reason,
       tokenBucket: async (key, tokens, limit, refillMs, overflow) => {
         const answer = await run(scripts.tokenBucket, key, [tokens, refillMs, limit, overflow ? "1" : "0"])
         if (typeof answer !== "number") throw new Error("unexpected token bucket answer")

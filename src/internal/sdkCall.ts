@@ -9,16 +9,17 @@ import { Channel, Chunk, Clock, Effect, Either, Option, Stream } from "effect"
 import { type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
 import * as ProviderErrors from "./providerErrors.js"
+import type * as Redaction from "./redaction.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
 /**
- * Who is calling, for error messages, and which key to keep out of them.
+ * Who is calling, for error messages, and the sanitiser every text the provider sent goes through.
  *
  * @internal
  */
 export interface Caller {
   readonly provider: string
-  readonly secret: string | undefined
+  readonly scrub: Redaction.Scrub
   readonly sdk: ProviderErrors.SdkErrors
 }
 
@@ -26,7 +27,7 @@ type Parts = Chunk.Chunk<LlmRequest.LlmStreamEvent>
 
 const failWith = (caller: Caller, cause: unknown, textEmitted: number, headers?: Headers) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const context = { provider: caller.provider, secret: caller.secret, now, textEmitted }
+    const context = { provider: caller.provider, scrub: caller.scrub, now, textEmitted }
     return Effect.fail(
       cause instanceof ServerSentEvents.ErrorEvent
         ? ProviderErrors.fromErrorEvent(cause.body, headers, context)

@@ -18,6 +18,7 @@ export interface Totals {
   totalTokens: number
   costUsd: number
   estimated: boolean
+  repairs: number
 }
 
 export const empty = (): Totals => ({
@@ -28,7 +29,8 @@ export const empty = (): Totals => ({
   reasoningTokens: 0,
   totalTokens: 0,
   costUsd: 0,
-  estimated: false
+  estimated: false,
+  repairs: 0
 })
 
 export const sinks = FiberRef.unsafeMake<ReadonlyArray<Totals>>([], { join: (parent) => parent })
@@ -50,6 +52,13 @@ export const unsafeAddTo = (
   totals.costUsd += costUsd
   totals.estimated ||= estimated
 }
+
+/** Counts one repair turn of structured output in every open region. */
+export const addRepair: Effect.Effect<void> = Effect.flatMap(FiberRef.get(sinks), (open) =>
+  Effect.sync(() => {
+    for (const totals of open) totals.repairs += 1
+  })
+)
 
 /** Runs `self` as a region, then hands its totals (whatever the exit) to `onDone`. */
 export const track = <A, E, R, R2>(

@@ -1,9 +1,10 @@
 import AnthropicSdk from "@anthropic-ai/sdk"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration } from "effect"
+import { Duration, Redacted } from "effect"
 import OpenAI from "openai"
 import * as Headers from "../../src/internal/headers.js"
 import * as ProviderErrors from "../../src/internal/providerErrors.js"
+import * as Redaction from "../../src/internal/redaction.js"
 import { ConnectionError } from "../../src/LlmError.js"
 
 const ctx: ProviderErrors.Context = { provider: "openai", now: Date.parse("2030-01-01T00:00:00Z") }
@@ -246,9 +247,9 @@ describe("messages are readable and never carry a key", () => {
     const secret = "sk-proj-abcdef0123456789"
     const error = ProviderErrors.fromHttp(
       { status: 401, body: { error: { message: `Incorrect API key provided: ${secret}. Header: Bearer xyz123` } } },
-      { ...ctx, secret }
+      { ...ctx, scrub: Redaction.make([Redacted.make(secret)]) }
     )
-    expect(error.message).toBe("openai answered 401: Incorrect API key provided: [redacted]. Header: [redacted]")
+    expect(error.message).toBe("openai answered 401: Incorrect API key provided: [redacted]. Header: Bearer [redacted]")
     expect(ProviderErrors.clean("key sk-ant-api03-AbC_dEf-123 leaked")).toBe("key [redacted] leaked")
   })
 

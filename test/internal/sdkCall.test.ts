@@ -2,11 +2,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Stream } from "effect"
 import OpenAI from "openai"
 import * as OpenAiWire from "../../src/internal/openAiWire.js"
+import * as Redaction from "../../src/internal/redaction.js"
 import * as SdkCall from "../../src/internal/sdkCall.js"
 
 const caller: SdkCall.Caller = {
   provider: "openai",
-  secret: undefined,
+  scrub: Redaction.shapesOnly,
   sdk: { APIError: OpenAI.APIError, APIConnectionError: OpenAI.APIConnectionError, APIConnectionTimeoutError: OpenAI.APIConnectionTimeoutError }
 }
 
