@@ -226,3 +226,72 @@ describe("token estimates and tool arguments", () => {
     expect(ToolArguments.resultText({ a: 1 })).toBe('{"a":1}')
   })
 })
+
+describe("parts beside Anthropic structured output through a forced tool", () => {
+  const format: LlmRequest.ResponseFormat = { type: "json", name: "verdict", schema: { type: "object", properties: {} } }
+
+  it("the forced tool goes beside the request's own tools", () => {
+    const body = AnthropicWire.requestBody(
+      { messages: [{ role: "user", content: "x" }], tools: [{ name: "lookup", parameters: { type: "object" } }], responseFormat: format },
+      "c",
+      1000,
+      "tool"
+    )
+    expect((body.tools ?? []).map((t) => ("name" in t ? t.name : undefined))).toStrictEqual(["lookup", "verdict"])
+    expect(body.tool_choice).toStrictEqual({ type: "tool", name: "verdict" })
+  })
+
+  it("whole: the forced tool's input is the text, another tool_use stays a call, thinking stays reasoning", () => {
+    const response = rightOf(
+      AnthropicWire.response(
+        {
+          id: "m",
+          model: "c",
+          content: [
+            { type: "thinking", thinking: "hm", signature: "s" },
+            { type: "text", text: "ignored" },
+            { type: "tool_use", id: "t1", name: "lookup", input: { q: 1 } },
+            { type: "tool_use", id: "t2", name: "verdict", input: { ok: true } }
+          ],
+          stop_reason: "tool_use",
+          usage: {}
+        },
+        ctx,
+        "c",
+        "verdict"
+      )
+    )
+    expect(response.content).toBe('{"ok":true}')
+    expect(response.toolCalls).toStrictEqual([{ id: "t1", name: "lookup", arguments: { q: 1 }, argumentsText: '{"q":1}' }])
+    expect(response.reasoning).toBe("hm")
+    expect(response.finishReason).toBe("stop")
+  })
+
+  it("streamed: the forced tool's JSON is text; text blocks are not; another tool and thinking stream as parts", () => {
+    const state = AnthropicWire.streamState("p", "c", undefined, "verdict")
+    const events = [
+      { type: "content_block_start", index: 0, content_block: { type: "thinking", thinking: "" } },
+      { type: "content_block_delta", index: 0, delta: { type: "thinking_delta", thinking: "hm" } },
+      { type: "content_block_start", index: 1, content_block: { type: "text", text: "no" } },
+      { type: "content_block_delta", index: 1, delta: { type: "text_delta", text: "no" } },
+      { type: "content_block_start", index: 2, content_block: { type: "tool_use", id: "t1", name: "lookup", input: {} } },
+      { type: "content_block_delta", index: 2, delta: { type: "input_json_delta", partial_json: "{}" } },
+      { type: "content_block_stop", index: 2 },
+      { type: "content_block_start", index: 3, content_block: { type: "tool_use", id: "t2", name: "verdict", input: {} } },
+      { type: "content_block_delta", index: 3, delta: { type: "input_json_delta", partial_json: '{"ok":' } },
+      { type: "content_block_delta", index: 3, delta: { type: "input_json_delta", partial_json: "true}" } },
+      { type: "content_block_stop", index: 3 },
+      { type: "message_delta", delta: { stop_reason: "tool_use" } },
+      { type: "message_stop" }
+    ].flatMap((event) => emitted(state, event))
+    expect(events).toStrictEqual([
+      { _tag: "ReasoningDelta", text: "hm" },
+      { _tag: "ToolCallStart", id: "t1", name: "lookup" },
+      { _tag: "ToolCallDelta", id: "t1", argumentsDelta: "{}" },
+      { _tag: "ToolCall", id: "t1", name: "lookup", arguments: {}, argumentsText: "{}" },
+      { _tag: "TextDelta", text: '{"ok":' },
+      { _tag: "TextDelta", text: "true}" }
+    ])
+    expect(rightOf(state.finish()).finishReason).toBe("stop")
+  })
+})
