@@ -68,7 +68,11 @@ const pushMessage = (into: Array<WireMessage>, message: LlmRequest.Message): voi
           calls.push({ id: part.id, type: "function", function: { name: part.name, arguments: ToolArguments.text(part.arguments) } })
         }
       }
-      const assistant: OpenAI.Chat.ChatCompletionAssistantMessageParam = { role: "assistant", content: text === "" ? null : text }
+      // Only a message with tool calls may have no content.
+      const assistant: OpenAI.Chat.ChatCompletionAssistantMessageParam = {
+        role: "assistant",
+        content: text === "" && calls.length > 0 ? null : text
+      }
       if (calls.length > 0) assistant.tool_calls = calls
       into.push(assistant)
       return

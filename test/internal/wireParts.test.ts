@@ -120,6 +120,15 @@ describe("OpenAI request bodies", () => {
     })
     expect(body.messages[2]).toStrictEqual({ role: "tool", tool_call_id: "c", content: "done" })
   })
+
+  it("an assistant message of reasoning only keeps an empty content, as Chat Completions takes no reasoning", () => {
+    const body = OpenAiWire.requestBody(
+      { messages: [{ role: "user", content: "x" }, { role: "assistant", content: [{ type: "reasoning", text: "hm" }] }, { role: "user", content: "y" }] },
+      "m",
+      "max_tokens"
+    )
+    expect(body.messages[1]).toStrictEqual({ role: "assistant", content: "" })
+  })
 })
 
 describe("Anthropic whole answers and streams", () => {
