@@ -15,7 +15,7 @@ import { CircuitBreaker, Fallback, Llm, LlmLive, Logging, Pricing, RateLimit, Ra
 import { median, round } from "./stats.js"
 
 const usage = { inputTokens: 10, outputTokens: 5, totalTokens: 15 }
-const response: LlmRequest.LlmResponse = { id: "r1", provider: "openai", model: "sim-gpt", content: "hello", finishReason: "stop", usage }
+const response: LlmRequest.LlmResponse = { id: "r1", provider: "openai", model: "sim-gpt", content: "hello", toolCalls: [], finishReason: "stop", usage }
 const finish: LlmRequest.Finish = { _tag: "Finish", id: "r1", provider: "openai", model: "sim-gpt", finishReason: "stop", usage }
 const whole: ReadonlyArray<LlmRequest.LlmStreamEvent> = [{ _tag: "TextDelta", text: "hello" }, finish]
 const deltas = Chunk.unsafeFromArray(

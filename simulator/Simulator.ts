@@ -81,6 +81,23 @@ export interface Script {
   readonly chunks?: ReadonlyArray<unknown>
   /** A normal answer with this text, as JSON or SSE as the request's `stream` asks. */
   readonly text?: string
+  /**
+   * Tool calls the answer makes (after its text), in each wire format: OpenAI `tool_calls` (streamed
+   * as an id-and-name delta and argument fragments) or Anthropic `tool_use` blocks. `id` defaults to
+   * `call_sim<n>_<i>`; `argumentsText` to `arguments` as JSON (give it to send broken JSON).
+   */
+  readonly toolCalls?: ReadonlyArray<{
+    readonly id?: string
+    readonly name: string
+    readonly arguments?: unknown
+    readonly argumentsText?: string
+  }>
+  /** Reasoning before the answer: `reasoning_content` on OpenAI, a signed `thinking` block on Anthropic. */
+  readonly reasoning?: string
+  /** The signature of the Anthropic thinking block (default `sim-signature`). */
+  readonly signature?: string
+  /** A refusal: OpenAI `content: null` with `refusal`, Anthropic `stop_reason: "refusal"` with `stop_details`. */
+  readonly refusal?: string
   /** Usage reported with a `text` or default answer; missing counts are estimated. */
   readonly usage?: { readonly inputTokens?: number; readonly outputTokens?: number }
   /** Real-time delay before the status line and headers are sent. */
@@ -511,9 +528,15 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
         if (script.hang === true) return yield* Effect.never
         if (script.destroyBeforeHeaders === true) return yield* reset(raw)
 
-        const structured = Structured.wanted(route, requestBody)
+        const beyondText = script.toolCalls !== undefined || script.refusal !== undefined
+        const structured = beyondText || script.reasoning !== undefined ? undefined : Structured.wanted(route, requestBody)
         const text =
-          script.text ?? (structured !== undefined ? JSON.stringify(Structured.generate(structured.schema)) : Wire.lastUserText(requestBody))
+          script.text ??
+          (structured !== undefined
+            ? JSON.stringify(Structured.generate(structured.schema))
+            : beyondText
+              ? ""
+              : Wire.lastUserText(requestBody))
         const answer: Wire.Answer = {
           tool: structured?.tool,
           json: structured !== undefined,
@@ -521,6 +544,18 @@ const serve = (options: Options): Effect.Effect<Started, HttpServerError.ServeEr
           model: Wire.requestedModel(route, requestBody),
           text,
           created: Math.floor(now / 1000),
+          ...(script.toolCalls !== undefined
+            ? {
+                toolCalls: script.toolCalls.map((call, i) => ({
+                  id: call.id ?? (route === "openai" ? `call_sim${n}_${i}` : `toolu_sim${n}_${i}`),
+                  name: call.name,
+                  argumentsText: call.argumentsText ?? JSON.stringify(call.arguments ?? {})
+                }))
+              }
+            : {}),
+          ...(script.reasoning !== undefined ? { reasoning: script.reasoning } : {}),
+          ...(script.signature !== undefined ? { signature: script.signature } : {}),
+          ...(script.refusal !== undefined ? { refusal: script.refusal } : {}),
           usage: {
             inputTokens: script.usage?.inputTokens ?? Wire.promptTokens(requestBody),
             outputTokens: script.usage?.outputTokens ?? Math.max(1, Wire.estimateTokens(text))

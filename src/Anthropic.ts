@@ -4,7 +4,10 @@
  * The SDK's own retries are off, its timeout is a day and its own tracing is off: retry, time limits
  * and spans belong to this library, and interrupting a call aborts its HTTP request. System messages
  * become `system`; `max_tokens`, which the API requires, defaults to {@link defaultMaxTokens}.
- * Thinking and tool-use blocks are not answer text. A stream ends at `message_stop`, whether or not
+ * Thinking blocks are the answer's `reasoning` (with the signature to send them back), tool-use
+ * blocks its `toolCalls`; `tool` messages become `tool_result` blocks and `cache: true` on a part
+ * sets `cache_control`. Anthropic's narrower ranges (`temperature` 0 to 1, a thinking budget of at
+ * least 1024 tokens and below `maxTokens`) are checked before anything is sent. A stream ends at `message_stop`, whether or not
  * the server then closes. Every failure is an `LlmError`.
  *
  * @example
@@ -23,12 +26,14 @@
 import AnthropicSdk from "@anthropic-ai/sdk"
 import type { Layer} from "effect";
 import { type ConfigError, Effect, Redacted } from "effect"
+import * as Answer from "./internal/answer.js"
 import * as AnthropicWire from "./internal/anthropicWire.js"
 import * as ProviderConfig from "./internal/providerConfig.js"
 import * as Redaction from "./internal/redaction.js"
 import * as SdkCall from "./internal/sdkCall.js"
 import * as Transport from "./internal/transport.js"
 import type * as Llm from "./Llm.js"
+import * as LlmRequest from "./LlmRequest.js"
 
 /**
  * How to reach Anthropic. `baseURL` defaults to `https://api.anthropic.com`, `model` to
@@ -165,6 +170,8 @@ export const make = (options: Options): Effect.Effect<Llm.Provider> =>
     const maxTokens = options.maxTokens ?? defaultMaxTokens
     const errorContext = { provider: providerName, now: 0, scrub }
     const call: Llm.Call = (request, mode) => {
+      const outOfRange = LlmRequest.checkLimits(request, providerName, LlmRequest.anthropicLimits)
+      if (outOfRange !== undefined) return Answer.failed(outOfRange)
       const model = request.model ?? configuredModel
       const structured = AnthropicWire.structuredOutputFor(model, options.structuredOutput ?? "auto")
       const jsonTool = AnthropicWire.jsonToolOf(request, structured)

@@ -219,20 +219,24 @@ export interface Service {
 export class Llm extends Context.Tag("@clearside/llm/Llm")<Llm, Service>() {}
 
 /**
- * Collects an answer's parts into the whole answer: the text of every `TextDelta`, and the
- * `Finish`. An answer that ends without a `Finish` fails with a `ResponseParseError`.
+ * Collects an answer's parts into the whole answer: the text of every `TextDelta`, the reasoning
+ * of every `ReasoningDelta` (and its last signature), every completed `ToolCall` in order, and the
+ * `Finish` (with its `refusal`). `ToolCallStart` and `ToolCallDelta` are progress only: a call
+ * counts once its `ToolCall` arrives. An answer that ends without a `Finish` fails with a
+ * `ResponseParseError`.
  *
  * @example
  * import { Stream } from "effect"
- * import { Llm } from "@clearside/llm"
+ * import { Llm, type LlmRequest } from "@clearside/llm"
  *
  * const response = Llm.collect(
  *   Llm.fromStream(
- *     Stream.make(
+ *     Stream.fromIterable<LlmRequest.LlmStreamEvent>([
  *       { _tag: "TextDelta", text: "hi" },
- *       { _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "stop",
+ *       { _tag: "ToolCall", id: "call_1", name: "lookup", arguments: { q: 1 }, argumentsText: '{"q":1}' },
+ *       { _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "tool_calls",
  *         usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }
- *     )
+ *     ])
  *   )
  * )
  *
@@ -243,12 +247,28 @@ export const collect = (answer: Answer): Effect.Effect<LlmRequest.LlmResponse, L
   Effect.scoped(
     Effect.flatMap(answer, (pull) => {
       let content = ""
+      let reasoning: string | undefined
+      let signature: string | undefined
+      const toolCalls: Array<LlmRequest.ResponseToolCall> = []
       let finish: LlmRequest.Finish | undefined
       return Effect.flatMap(
         Answers.drain(pull, (chunk) => {
           for (const part of chunk) {
-            if (part._tag === "TextDelta") content += part.text
-            else finish = part
+            switch (part._tag) {
+              case "TextDelta":
+                content += part.text
+                break
+              case "ReasoningDelta":
+                reasoning = (reasoning ?? "") + part.text
+                if (part.signature !== undefined) signature = part.signature
+                break
+              case "ToolCall":
+                toolCalls.push({ id: part.id, name: part.name, arguments: part.arguments, argumentsText: part.argumentsText })
+                break
+              case "Finish":
+                finish = part
+                break
+            }
           }
         }),
         () => {
@@ -258,7 +278,13 @@ export const collect = (answer: Answer): Effect.Effect<LlmRequest.LlmResponse, L
             )
           }
           const { _tag: _, ...rest } = finish
-          return Effect.succeed({ ...rest, content })
+          return Effect.succeed({
+            ...rest,
+            content,
+            toolCalls,
+            ...(reasoning !== undefined ? { reasoning } : {}),
+            ...(signature !== undefined ? { reasoningSignature: signature } : {})
+          })
         }
       )
     })
@@ -600,6 +626,7 @@ export const streamObject = <A, I, R>(options: ObjectRequest<A, I, R>): Stream.S
                 finish = event
                 return Option.none()
               }
+              if (event._tag !== "TextDelta") return Option.none()
               content += event.text
               return parser.push(event.text)
                 ? Option.some({ _tag: "PartialObject", value: StructuredOutput.partialValue(parser.value(), untyped) })
@@ -609,7 +636,7 @@ export const streamObject = <A, I, R>(options: ObjectRequest<A, I, R>): Stream.S
           const end: Stream.Stream<ObjectEvent<A>, LlmError, R> = StreamUnwrap.unwrap(
             Effect.suspend(() => {
               const { _tag: _, ...rest } = finish!
-              const response: LlmRequest.LlmResponse = { ...rest, content }
+              const response: LlmRequest.LlmResponse = { ...rest, content, toolCalls: [] }
               return Effect.flatMap(StructuredOutput.read(content, target), (read): Effect.Effect<Stream.Stream<ObjectEvent<A>, LlmError, R>, LlmError, R> => {
                 if (Either.isRight(read)) return Effect.succeed(Stream.succeed<ObjectEvent<A>>({ _tag: "Object", value: read.right, response }))
                 if (n > repairs) return Effect.fail(outputInvalid(response, read.left, n))

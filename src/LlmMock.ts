@@ -39,6 +39,7 @@ import { Context, Duration, Effect, Layer, Stream } from "effect"
 import * as Llm from "./Llm.js"
 import { classes as errorClasses, InvalidRequestError, type LlmError } from "./LlmError.js"
 import * as StreamUnwrap from "./internal/streamUnwrap.js"
+import * as ToolArguments from "./internal/toolArguments.js"
 import type * as LlmRequest from "./LlmRequest.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -157,7 +158,8 @@ export interface AnswerOptions extends Timing {
 
 /**
  * One scripted answer. Build steps with {@link reply}, {@link chunks}, {@link fail}, {@link hang},
- * {@link echoing} and {@link respond}. Each call to `complete` or `stream` takes the next step.
+ * {@link echoing}, {@link respond}, and for answers beyond text {@link toolCall}, {@link toolCalls},
+ * {@link reasoning}, {@link refusal} and {@link answer}. Each call to `complete` or `stream` takes the next step.
  *
  * @example
  * import { LlmMock } from "@clearside/llm"
@@ -176,6 +178,7 @@ export type Step =
   | { readonly _tag: "Fail"; readonly error: ErrorInput; readonly fields: object; readonly options: Timing }
   | { readonly _tag: "Hang"; readonly options: Timing }
   | { readonly _tag: "Echo"; readonly options: AnswerOptions }
+  | { readonly _tag: "Parts"; readonly parts: AnswerParts; readonly options: AnswerOptions }
   | { readonly _tag: "Respond"; readonly f: (request: LlmRequest.LlmRequest) => Step }
 
 /**
@@ -297,6 +300,130 @@ export const echoing = (options: AnswerOptions = {}): Step => ({ _tag: "Echo", o
  * @category Steps
  */
 export const respond = (f: (request: LlmRequest.LlmRequest) => Step): Step => ({ _tag: "Respond", f })
+
+/**
+ * A tool call a scripted answer makes. `id` defaults to `call_<n>`; `argumentsText` (the JSON text
+ * the "provider" sends) defaults to `arguments` as JSON: give it to script broken JSON.
+ *
+ * @example
+ * import type { LlmMock } from "@clearside/llm"
+ * const call: LlmMock.ScriptedToolCall = { name: "lookup", arguments: { q: "rates" } }
+ * const broken: LlmMock.ScriptedToolCall = { name: "lookup", argumentsText: '{"q": ' }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ScriptedToolCall {
+  readonly name: string
+  readonly arguments?: unknown
+  readonly argumentsText?: string
+  readonly id?: string
+}
+
+/**
+ * What a scripted answer holds beyond text: `reasoning` (with its `signature`), tool calls and a
+ * `refusal`. The finish reason follows (`tool_calls` with calls, `refusal` with a refusal) unless
+ * the options set one.
+ *
+ * @example
+ * import type { LlmMock } from "@clearside/llm"
+ * const parts: LlmMock.AnswerParts = { reasoning: "Check the rate first.", toolCalls: [{ name: "lookup", arguments: {} }] }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface AnswerParts {
+  readonly text?: string
+  readonly reasoning?: string
+  readonly signature?: string
+  readonly toolCalls?: ReadonlyArray<ScriptedToolCall>
+  readonly refusal?: string
+}
+
+/**
+ * Answers with any mix of text, reasoning, tool calls and a refusal. A stream sends the reasoning
+ * word by word (`ReasoningDelta`s, the signature on a last empty one), the text word by word, then
+ * each call as `ToolCallStart`, one `ToolCallDelta` and `ToolCall`, then the `Finish`.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const step = LlmMock.answer({ text: "Let me look.", toolCalls: [{ name: "lookup", arguments: { q: "EUR" } }] })
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const answer = (parts: AnswerParts, options: AnswerOptions = {}): Step => ({ _tag: "Parts", parts, options })
+
+/**
+ * Answers with one tool call (finish reason `tool_calls`), optionally after some `text`.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const step = LlmMock.toolCall("lookup", { pair: "EURUSD" }, { id: "call_1" })
+ * const broken = LlmMock.toolCall("lookup", undefined, { argumentsText: '{"pair": ' })
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const toolCall = (
+  name: string,
+  args: unknown,
+  options: AnswerOptions & { readonly id?: string; readonly argumentsText?: string; readonly text?: string } = {}
+): Step => {
+  const { argumentsText, id, text, ...rest } = options
+  const call: ScriptedToolCall = {
+    name,
+    arguments: args,
+    ...(id !== undefined ? { id } : {}),
+    ...(argumentsText !== undefined ? { argumentsText } : {})
+  }
+  return answer({ toolCalls: [call], ...(text !== undefined ? { text } : {}) }, rest)
+}
+
+/**
+ * Answers with several tool calls at once (parallel calls).
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const step = LlmMock.toolCalls([{ name: "weather", arguments: { city: "Oslo" } }, { name: "weather", arguments: { city: "Rome" } }])
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const toolCalls = (calls: ReadonlyArray<ScriptedToolCall>, options: AnswerOptions = {}): Step =>
+  answer({ toolCalls: calls }, options)
+
+/**
+ * Answers with reasoning, then `content`; `signature` is the signature a provider such as
+ * Anthropic would give the reasoning.
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const step = LlmMock.reasoning("925 / 5 = 185", "185", { signature: "sig-1" })
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const reasoning = (
+  reasoning: string,
+  content: string,
+  options: AnswerOptions & { readonly signature?: string } = {}
+): Step => {
+  const { signature, ...rest } = options
+  return answer({ reasoning, text: content, ...(signature !== undefined ? { signature } : {}) }, rest)
+}
+
+/**
+ * Refuses: no text, finish reason `refusal` and the refusal on the answer (as an OpenAI refusal).
+ *
+ * @example
+ * import { LlmMock } from "@clearside/llm"
+ * const step = LlmMock.refusal("I can't help with that.")
+ *
+ * @since 0.1.0
+ * @category Steps
+ */
+export const refusal = (text: string, options: AnswerOptions = {}): Step => answer({ refusal: text }, options)
 
 // ---------------------------------------------------------------------------------------------
 // The mock
@@ -433,8 +560,14 @@ const wordPieces = (text: string): ReadonlyArray<string> => {
   return pieces
 }
 
+/** The text of a message's content: a string, or its text parts joined. */
+const textOf = (content: LlmRequest.Message["content"]): string =>
+  typeof content === "string"
+    ? content
+    : content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join(" ")
+
 const usageOf = (request: LlmRequest.LlmRequest, content: string): LlmRequest.Usage => {
-  const inputTokens = request.messages.reduce((n, m) => n + words(m.content), 0)
+  const inputTokens = request.messages.reduce((n, m) => n + words(textOf(m.content)), 0)
   const outputTokens = words(content)
   return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
 }
@@ -448,11 +581,35 @@ interface Answer {
   readonly pieces: ReadonlyArray<string>
   readonly finishReason: LlmRequest.FinishReason
   readonly options: AnswerOptions
+  readonly parts?: AnswerParts
+}
+
+/** The parts of an answer other than its text and `Finish`, as a stream sends them (reasoning first). */
+const extraEvents = (parts: AnswerParts | undefined, where: "before" | "after"): Array<LlmRequest.LlmStreamEvent> => {
+  const events: Array<LlmRequest.LlmStreamEvent> = []
+  if (parts === undefined) return events
+  if (where === "before") {
+    if (parts.reasoning !== undefined) {
+      for (const text of wordPieces(parts.reasoning)) events.push({ _tag: "ReasoningDelta", text })
+    }
+    if (parts.signature !== undefined) events.push({ _tag: "ReasoningDelta", text: "", signature: parts.signature })
+    return events
+  }
+  const calls = parts.toolCalls ?? []
+  for (let i = 0; i < calls.length; i++) {
+    const call = calls[i]!
+    const id = call.id ?? `call_${i + 1}`
+    const argumentsText = call.argumentsText ?? ToolArguments.text(call.arguments)
+    events.push({ _tag: "ToolCallStart", id, name: call.name })
+    if (argumentsText !== "") events.push({ _tag: "ToolCallDelta", id, argumentsDelta: argumentsText })
+    events.push(ToolArguments.toolCall(id, call.name, argumentsText))
+  }
+  return events
 }
 
 const echoAnswer = (request: LlmRequest.LlmRequest, options: AnswerOptions): Answer => {
   const lastUser = [...request.messages].reverse().find((m) => m.role === "user") ?? request.messages.at(-1)
-  const pieces = wordPieces(`echo: ${lastUser?.content ?? ""}`)
+  const pieces = wordPieces(`echo: ${lastUser === undefined ? "" : textOf(lastUser.content)}`)
   const limit = request.maxTokens
   return limit !== undefined && pieces.length > limit
     ? { pieces: pieces.slice(0, limit), finishReason: "length", options }
@@ -492,12 +649,20 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
   const latencyOf = (timing: Timing) => timing.latency ?? options.latency
   const chunkDelayOf = (timing: Timing) => timing.chunkDelay ?? options.chunkDelay
 
-  const answerOf = (step: Extract<Step, { readonly _tag: "Reply" | "Chunks" | "Echo" }>, request: LlmRequest.LlmRequest): Answer =>
+  const answerOf = (step: Extract<Step, { readonly _tag: "Reply" | "Chunks" | "Echo" | "Parts" }>, request: LlmRequest.LlmRequest): Answer =>
     step._tag === "Reply"
       ? { pieces: wordPieces(step.content), finishReason: "stop", options: step.options }
       : step._tag === "Chunks"
         ? { pieces: step.chunks, finishReason: "stop", options: step.options }
-        : echoAnswer(request, step.options)
+        : step._tag === "Parts"
+          ? {
+              pieces: wordPieces(step.parts.text ?? ""),
+              finishReason:
+                step.parts.refusal !== undefined ? "refusal" : (step.parts.toolCalls ?? []).length > 0 ? "tool_calls" : "stop",
+              options: step.options,
+              parts: step.parts
+            }
+          : echoAnswer(request, step.options)
 
   const finish = (request: LlmRequest.LlmRequest, provider: string, answer: Answer) => {
     const content = answer.pieces.join("")
@@ -507,6 +672,7 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
       model: answer.options.model ?? request.model ?? options.model ?? "mock-model",
       content,
       finishReason: answer.options.finishReason ?? answer.finishReason,
+      ...(answer.parts?.refusal !== undefined ? { refusal: answer.parts.refusal } : {}),
       usage: answer.options.usage ?? usageOf(request, content)
     }
   }
@@ -535,26 +701,37 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
           return { _tag: "Finish", ...rest }
         }
         // A whole answer arrives at once after the latency, or not at all.
+        const before = extraEvents(answer.parts, "before")
+        const after = extraEvents(answer.parts, "after")
         if (mode === "whole") {
           if (failure !== undefined) return Stream.fromEffect(Effect.zipRight(start, Effect.fail(failure)))
           if (hangs) return Stream.fromEffect(Effect.zipRight(start, Effect.never))
           const text = answer.pieces.join("")
-          return Stream.fromIterableEffect(
-            Effect.as(start, text === "" ? [finished()] : [{ _tag: "TextDelta" as const, text }, finished()])
-          )
+          const reasoned = before.filter((e) => e._tag === "ReasoningDelta")
+          const whole: Array<LlmRequest.LlmStreamEvent> = []
+          if (reasoned.length > 0) {
+            const signature = answer.parts?.signature
+            const joined = reasoned.map((e) => e.text).join("")
+            whole.push(signature === undefined ? { _tag: "ReasoningDelta", text: joined } : { _tag: "ReasoningDelta", text: joined, signature })
+          }
+          if (text !== "") whole.push({ _tag: "TextDelta", text })
+          return Stream.fromIterableEffect(Effect.as(start, [...whole, ...after, finished()]))
         }
         const delay = chunkDelayOf(timing)
-        const deltas = Stream.fromIterable(answer.pieces.map((text, index) => ({ text, index }))).pipe(
-          Stream.mapEffect(({ index, text }) =>
-            Effect.as(index === 0 ? start : pause(delay), { _tag: "TextDelta" as const, text })
-          )
+        const events: Array<LlmRequest.LlmStreamEvent> = [
+          ...before,
+          ...answer.pieces.map((text): LlmRequest.LlmStreamEvent => ({ _tag: "TextDelta", text })),
+          ...after
+        ]
+        const deltas = Stream.fromIterable(events.map((event, index) => ({ event, index }))).pipe(
+          Stream.mapEffect(({ event, index }) => Effect.as(index === 0 ? start : pause(delay), event))
         )
         const end: Stream.Stream<LlmRequest.LlmStreamEvent, LlmError> =
           failure !== undefined
             ? Stream.fail(failure)
             : hangs
               ? Stream.never
-              : Stream.fromEffect(Effect.suspend(() => Effect.as(answer.pieces.length === 0 ? start : Effect.void, finished())))
+              : Stream.fromEffect(Effect.suspend(() => Effect.as(events.length === 0 ? start : Effect.void, finished())))
         return Stream.concat(deltas, end)
       })
     ))

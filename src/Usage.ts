@@ -62,6 +62,7 @@ import {
 } from "effect"
 import * as Answer from "./internal/answer.js"
 import * as Instrument from "./internal/instrument.js"
+import * as TokenEstimate from "./internal/tokenEstimate.js"
 import * as Accumulator from "./internal/usageAccumulator.js"
 import * as StructuredOutput from "./internal/structuredOutput.js"
 import * as Llm from "./Llm.js"
@@ -494,8 +495,6 @@ const outcomeInstruments = (instruments: Instruments, outcome: string, errorType
 /** About four characters per token, the usual rule of thumb for English text. */
 const estimateTokens = (chars: number) => Math.ceil(chars / 4)
 
-const promptChars = (request: LlmRequest.LlmRequest) =>
-  request.messages.reduce((sum, message) => sum + message.content.length, 0)
 
 interface Outcome {
   readonly outcome: "success" | "failure" | "interrupted"
@@ -520,7 +519,7 @@ const seconds = (from: bigint, to: bigint) => Number(to - from) / 1e9
 
 /** The usage of an answer cut short, estimated from the prompt and the text delivered. */
 const estimatedUsage = (request: LlmRequest.LlmRequest, chars: number): LlmRequest.Usage => {
-  const inputTokens = estimateTokens(promptChars(request))
+  const inputTokens = estimateTokens(TokenEstimate.promptChars(request))
   const outputTokens = estimateTokens(chars)
   return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
 }
@@ -592,7 +591,7 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
                 if (part._tag === "Finish") {
                   finish = part
                 } else {
-                  chars += part.text.length
+                  chars += TokenEstimate.eventChars(part)
                   firstPartAt ??= clock.unsafeCurrentTimeNanos()
                 }
               }

@@ -4,7 +4,7 @@ import * as Anthropic from "../src/Anthropic.js"
 import * as AnthropicWire from "../src/internal/anthropicWire.js"
 import * as Llm from "../src/Llm.js"
 import * as Simulator from "../simulator/Simulator.js"
-import { anthropicKey, collect, failure, hello, setup, summarize } from "./integration/support.js"
+import { anthropicKey, collect, emitted, failure, hello, setup, summarize } from "./integration/support.js"
 
 const lastBody = (sim: Simulator.Simulator) => sim.requests().at(-1)?.body as Record<string, unknown>
 
@@ -100,7 +100,7 @@ describe("the provider", () => {
 })
 
 describe("complete and stream", () => {
-  it.scoped("complete returns the text of text blocks only, finish reason and usage", () =>
+  it.scoped("complete returns the text of text blocks only, with thinking as reasoning and tool_use as tool calls", () =>
     Effect.gen(function* () {
       const { route, service, sim } = yield* setup("anthropic")
       sim.enqueue(route, {
@@ -125,6 +125,9 @@ describe("complete and stream", () => {
         provider: "anthropic",
         model: "claude-sonnet-4-6",
         content: "Forty-two",
+        toolCalls: [{ id: "t", name: "calc", arguments: {}, argumentsText: "{}" }],
+        reasoning: "Let me think.",
+        reasoningSignature: "sig",
         finishReason: "length",
         usage: { inputTokens: 130, outputTokens: 7, totalTokens: 137, cachedInputTokens: 100 }
       })
@@ -229,9 +232,9 @@ describe("wire mapping", () => {
 
   it("message_delta usage overwrites message_start usage field by field", () => {
     const state = AnthropicWire.streamState("anthropic", "claude")
-    state.onEvent({ type: "message_start", message: { id: "m", model: "claude-x", usage: { input_tokens: 10, output_tokens: 1, cache_read_input_tokens: 4 } } })
-    state.onEvent({ type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 20 } })
-    state.onEvent({ type: "message_stop" })
+    emitted(state, { type: "message_start", message: { id: "m", model: "claude-x", usage: { input_tokens: 10, output_tokens: 1, cache_read_input_tokens: 4 } } })
+    emitted(state, { type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 20 } })
+    emitted(state, { type: "message_stop" })
     expect(state.finish()).toStrictEqual(
       Either.right({
         _tag: "Finish",
@@ -244,14 +247,15 @@ describe("wire mapping", () => {
     )
   })
 
-  it("a text block that starts with text emits it; empty text and thinking deltas emit nothing", () => {
+  it("a text block that starts with text emits it; empty text emits nothing; thinking is reasoning, not text", () => {
     const state = AnthropicWire.streamState("anthropic", "claude")
-    expect(state.onEvent({ type: "content_block_start", index: 0, content_block: { type: "text", text: "Hi" } })).toStrictEqual({
-      _tag: "TextDelta",
-      text: "Hi"
-    })
-    expect(state.onEvent({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "" } })).toBeUndefined()
-    expect(state.onEvent({ type: "content_block_delta", index: 1, delta: { type: "thinking_delta", thinking: "hmm" } })).toBeUndefined()
+    expect(emitted(state, { type: "content_block_start", index: 0, content_block: { type: "text", text: "Hi" } })).toStrictEqual([
+      { _tag: "TextDelta", text: "Hi" }
+    ])
+    expect(emitted(state, { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "" } })).toStrictEqual([])
+    expect(emitted(state, { type: "content_block_delta", index: 1, delta: { type: "thinking_delta", thinking: "hmm" } })).toStrictEqual([
+      { _tag: "ReasoningDelta", text: "hmm" }
+    ])
     expect(state.emitted()).toBe(2)
   })
 

@@ -163,7 +163,7 @@ describe("Fallback: before the first part only", () => {
     Effect.gen(function* () {
       const { llm } = yield* fallingBack({ openai: [LlmMock.fail("ConnectionError")], anthropic: [LlmMock.reply("streamed answer")] })
       const parts = Chunk.toReadonlyArray(yield* Stream.runCollect(llm.stream(request)))
-      expect(parts.map((p) => (p._tag === "TextDelta" ? p.text : p.provider))).toEqual(["streamed", " answer", "anthropic"])
+      expect(parts.map((p) => (p._tag === "TextDelta" ? p.text : p._tag === "Finish" ? p.provider : p._tag))).toEqual(["streamed", " answer", "anthropic"])
     })
   )
 

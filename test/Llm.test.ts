@@ -141,6 +141,7 @@ describe("the provider contract: one call", () => {
         provider: "local",
         model: "tiny-1",
         content: "hello",
+        toolCalls: [],
         finishReason: "stop",
         usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3 }
       })
@@ -203,5 +204,49 @@ describe("the provider contract: one call", () => {
         Effect.provide(Llm.layerPolicy(Effect.succeed(upper)).pipe(Layer.provide(LlmMock.layerEcho())))
       )
       expect(response.content).toBe("ECHO: HELLO THERE")
+    }))
+})
+
+describe("collect gathers every kind of part", () => {
+  it.effect("text, reasoning with its last signature, completed tool calls in order, and the refusal", () =>
+    Effect.gen(function* () {
+      const response = yield* Llm.collect(Llm.fromStream(
+        Stream.fromIterable<LlmRequest.LlmStreamEvent>([
+          { _tag: "ReasoningDelta", text: "think " },
+          { _tag: "ReasoningDelta", text: "more", signature: "s1" },
+          { _tag: "ReasoningDelta", text: "", signature: "s2" },
+          { _tag: "TextDelta", text: "Hi" },
+          { _tag: "ToolCallStart", id: "a", name: "f" },
+          { _tag: "ToolCallDelta", id: "a", argumentsDelta: "{}" },
+          { _tag: "ToolCallStart", id: "b", name: "g" },
+          { _tag: "ToolCall", id: "a", name: "f", arguments: {}, argumentsText: "{}" },
+          { _tag: "ToolCall", id: "b", name: "g", arguments: undefined, argumentsText: "{" },
+          {
+            _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "refusal", refusal: "no",
+            usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }
+          }
+        ])
+      ))
+      expect(response).toStrictEqual({
+        id: "1",
+        provider: "p",
+        model: "m",
+        finishReason: "refusal",
+        refusal: "no",
+        usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 },
+        content: "Hi",
+        toolCalls: [
+          { id: "a", name: "f", arguments: {}, argumentsText: "{}" },
+          { id: "b", name: "g", arguments: undefined, argumentsText: "{" }
+        ],
+        reasoning: "think more",
+        reasoningSignature: "s2"
+      })
+    }))
+
+  it.effect("a stream of tool-call progress without a Finish is still an unfinished answer", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Llm.collect(Llm.fromStream(Stream.make({ _tag: "ToolCallStart", id: "a", name: "f" } as const))))
+      expect(error._tag).toBe("ResponseParseError")
     }))
 })

@@ -420,3 +420,77 @@ describe("error builds any LlmError with defaults", () => {
     })
   })
 })
+
+describe("answers beyond text", () => {
+  it.effect("toolCall answers with one call, finish reason tool_calls, whole and streamed alike", () =>
+    Effect.gen(function* () {
+      const step = LlmMock.toolCall("get_weather", { city: "Oslo" }, { id: "call_1", text: "Checking." })
+      const mock = yield* LlmMock.make([step, step])
+      const whole = yield* mock.complete(ask("weather?"))
+      expect(whole.toolCalls).toStrictEqual([
+        { id: "call_1", name: "get_weather", arguments: { city: "Oslo" }, argumentsText: '{"city":"Oslo"}' }
+      ])
+      expect(whole.content).toBe("Checking.")
+      expect(whole.finishReason).toBe("tool_calls")
+      const events = yield* collect(mock.stream(ask("weather?")))
+      expect(events.map((e) => e._tag)).toStrictEqual(["TextDelta", "ToolCallStart", "ToolCallDelta", "ToolCall", "Finish"])
+      expect({ ...(yield* Llm.collect(Llm.fromStream(Stream.fromIterable(events)))), id: "" }).toStrictEqual({ ...whole, id: "" })
+    }))
+
+  it.effect("toolCalls scripts parallel calls with default ids; argumentsText scripts broken JSON", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([
+        LlmMock.toolCalls([{ name: "a", arguments: 1 }, { name: "b", argumentsText: "" }]),
+        LlmMock.toolCall("lookup", undefined, { argumentsText: '{"q": ' })
+      ])
+      const parallel = yield* mock.complete(ask("x"))
+      expect(parallel.toolCalls).toStrictEqual([
+        { id: "call_1", name: "a", arguments: 1, argumentsText: "1" },
+        { id: "call_2", name: "b", arguments: {}, argumentsText: "" }
+      ])
+      const broken = yield* mock.complete(ask("x"))
+      expect(broken.toolCalls).toStrictEqual([{ id: "call_1", name: "lookup", arguments: undefined, argumentsText: '{"q": ' }])
+    }))
+
+  it.effect("reasoning streams ReasoningDeltas with the signature last, and collects to reasoning and its signature", () =>
+    Effect.gen(function* () {
+      const step = LlmMock.reasoning("925 / 5 = 185", "185", { signature: "sig-1" })
+      const mock = yield* LlmMock.make([step, step, LlmMock.reasoning("unsigned", "ok")])
+      const events = yield* collect(mock.stream(ask("x")))
+      expect(events.filter((e) => e._tag === "ReasoningDelta")).toStrictEqual([
+        { _tag: "ReasoningDelta", text: "925" },
+        { _tag: "ReasoningDelta", text: " /" },
+        { _tag: "ReasoningDelta", text: " 5" },
+        { _tag: "ReasoningDelta", text: " =" },
+        { _tag: "ReasoningDelta", text: " 185" },
+        { _tag: "ReasoningDelta", text: "", signature: "sig-1" }
+      ])
+      const whole = yield* mock.complete(ask("x"))
+      expect(whole).toMatchObject({ reasoning: "925 / 5 = 185", reasoningSignature: "sig-1", content: "185", finishReason: "stop" })
+      const unsigned = yield* mock.complete(ask("x"))
+      expect(unsigned.reasoning).toBe("unsigned")
+      expect(unsigned.reasoningSignature).toBeUndefined()
+    }))
+
+  it.effect("refusal answers with no text, the refusal on the answer and on the Finish", () =>
+    Effect.gen(function* () {
+      const mock = yield* LlmMock.make([LlmMock.refusal("I can't help with that."), LlmMock.refusal("No.", { latency: "1 second" })])
+      const whole = yield* mock.complete(ask("x"))
+      expect(whole).toMatchObject({ content: "", refusal: "I can't help with that.", finishReason: "refusal", toolCalls: [] })
+      const fiber = yield* Effect.fork(collect(mock.stream(ask("x"))))
+      yield* TestClock.adjust("1 second")
+      const events = yield* Fiber.join(fiber)
+      expect(events).toHaveLength(1)
+      expect(events[0]).toMatchObject({ _tag: "Finish", refusal: "No.", finishReason: "refusal" })
+    }))
+
+  it.effect("usage and the echo read the text parts of a message", () =>
+    Effect.gen(function* () {
+      const echo = LlmMock.echo()
+      const response = yield* echo.complete({
+        messages: [{ role: "user", content: [{ type: "text", text: "two words" }, { type: "image", url: "https://x.io/a.png" }] }]
+      })
+      expect(response.content).toBe("echo: two words")
+      expect(response.usage.inputTokens).toBe(2)
+    }))
+})

@@ -22,8 +22,8 @@ const invalid: ReadonlyArray<readonly [string, unknown, string, string]> = [
   ["a null message", { messages: [null] }, "messages[0]", "messages[0] must be a message object with role and content"],
   ["a message without content", { messages: [{ role: "user" }] }, "messages[0].content", "messages[0].content is required"],
   ["empty content", { messages: [{ role: "user", content: "" }] }, "messages[0].content", "content must be a non-empty string"],
-  ["numeric content", { messages: [{ role: "user", content: 42 }] }, "messages[0].content", "content must be a non-empty string"],
-  ["an unknown role", { messages: [{ role: "bot", content: "x" }] }, "messages[0].role", 'role must be one of "system", "user" or "assistant"'],
+  ["numeric content", { messages: [{ role: "user", content: 42 }] }, "messages[0].content", "content must be a non-empty string or an array of parts"],
+  ["an unknown role", { messages: [{ role: "bot", content: "x" }] }, "messages[0].role", 'role must be one of "system", "user", "assistant" or "tool"'],
   ["a message without role", { messages: [{ content: "x" }] }, "messages[0].role", "messages[0].role is required"],
   ["a bad second message", { messages: [...user, { role: "assistant", content: "" }] }, "messages[1].content", "content must be a non-empty string"],
   ["an extra message field", { messages: [{ role: "user", content: "x", name: "bob" }] }, "messages[0].name", "messages[0].name is not a request field"],
@@ -52,6 +52,51 @@ const invalid: ReadonlyArray<readonly [string, unknown, string, string]> = [
   ["an empty model", { messages: user, model: "" }, "model", "model must be a non-empty string"],
   ["a provider that is not configured", { messages: user, provider: "mistral" }, "provider", 'provider "mistral" is not configured (configured: openai)'],
   ["null instead of a request", null, "request", "request must be an object with messages"],
+  ["a tool role with string content", { messages: [...user, { role: "tool", content: "42" }] }, "messages[1].content", 'a tool message\'s content must be "tool-result" parts'],
+  ["an empty part list", { messages: [{ role: "user", content: [] }] }, "messages[0].content", "content must be a non-empty string or an array of parts"],
+  ["an empty text part", { messages: [{ role: "user", content: [{ type: "text", text: "" }] }] }, "messages[0].content[0].text", "text must be a non-empty string"],
+  ["an unknown part type", { messages: [{ role: "user", content: [{ type: "audio" }] }] }, "messages[0].content[0].type", 'type must be one of "text", "image", "tool-call", "reasoning" or "tool-result"'],
+  ["a null part", { messages: [{ role: "user", content: [null] }] }, "messages[0].content[0]", "messages[0].content[0] must be a part object with a type"],
+  ["an extra part field", { messages: [{ role: "user", content: [{ type: "text", text: "x", style: "bold" }] }] }, "messages[0].content[0].style", "messages[0].content[0].style is not a request field"],
+  ["an image in a system message", { messages: [{ role: "system", content: [{ type: "image", url: "https://x.io/a.png" }] }] }, "messages[0].content[0].type", 'a system message may hold only "text" parts, not "image"'],
+  ["a tool call in a user message", { messages: [{ role: "user", content: [{ type: "tool-call", id: "c", name: "f", arguments: {} }] }] }, "messages[0].content[0].type", 'a user message may hold only "text", "image" parts, not "tool-call"'],
+  ["an image media type of TIFF", { messages: [{ role: "user", content: [{ type: "image", data: "aGk=", mediaType: "image/tiff" }] }] }, "messages[0].content[0].mediaType", "mediaType must be one of image/png, image/jpeg, image/gif or image/webp"],
+  ["base64 data without a media type", { messages: [{ role: "user", content: [{ type: "image", data: "aGk=" }] }] }, "messages[0].content[0].mediaType", "mediaType is required with data"],
+  ["an image with neither url nor data", { messages: [{ role: "user", content: [{ type: "image" }] }] }, "messages[0].content[0].url", "an image needs a url, or data with its mediaType"],
+  ["an image with both url and data", { messages: [{ role: "user", content: [{ type: "image", url: "https://x.io/a.png", data: "aGk=", mediaType: "image/png" }] }] }, "messages[0].content[0].data", "an image has either url or data, not both"],
+  ["an image url with mediaType", { messages: [{ role: "user", content: [{ type: "image", url: "https://x.io/a.png", mediaType: "image/png" }] }] }, "messages[0].content[0].mediaType", "mediaType goes with data, not with url"],
+  ["an ftp image url", { messages: [{ role: "user", content: [{ type: "image", url: "ftp://x.io/a.png" }] }] }, "messages[0].content[0].url", "url must be an http(s) URL or a data:image/(png|jpeg|gif|webp);base64 URL"],
+  ["a data URL of a PDF", { messages: [{ role: "user", content: [{ type: "image", url: "data:application/pdf;base64,aGk=" }] }] }, "messages[0].content[0].url", "url must be an http(s) URL or a data:image/(png|jpeg|gif|webp);base64 URL"],
+  ["base64 data that is not base64", { messages: [{ role: "user", content: [{ type: "image", data: "not base64!", mediaType: "image/png" }] }] }, "messages[0].content[0].data", "data must be non-empty base64 text"],
+  ["a tool result answering no call", { messages: [...user, { role: "tool", content: [{ type: "tool-result", id: "call_9", name: "f", result: 1 }] }] }, "messages[1].content[0].id", 'tool result "call_9" answers no tool call of an earlier assistant message'],
+  ["a tool result before its call", {
+    messages: [
+      ...user,
+      { role: "tool", content: [{ type: "tool-result", id: "call_1", name: "f", result: 1 }] },
+      { role: "assistant", content: [{ type: "tool-call", id: "call_1", name: "f", arguments: {} }] }
+    ]
+  }, "messages[1].content[0].id", 'tool result "call_1" answers no tool call of an earlier assistant message'],
+  ["a tool call with an empty id", { messages: [...user, { role: "assistant", content: [{ type: "tool-call", id: "", name: "f", arguments: {} }] }] }, "messages[1].content[0].id", "id must be a non-empty string"],
+  ["a tool call with a bigint argument", { messages: [...user, { role: "assistant", content: [{ type: "tool-call", id: "c", name: "f", arguments: { n: 1n } }] }] }, "messages[1].content[0].arguments", "arguments must be a JSON value"],
+  ["a tool result that is undefined", {
+    messages: [
+      ...user,
+      { role: "assistant", content: [{ type: "tool-call", id: "c", name: "f", arguments: {} }] },
+      { role: "tool", content: [{ type: "tool-result", id: "c", name: "f", result: undefined }] }
+    ]
+  }, "messages[2].content[0].result", "result must be a JSON value"],
+  ["a tool name with a space", { messages: user, tools: [{ name: "get weather", parameters: {} }] }, "tools[0].name", "name must match ^[a-zA-Z0-9_-]{1,64}$"],
+  ["a tool name of 65 characters", { messages: user, tools: [{ name: "a".repeat(65), parameters: {} }] }, "tools[0].name", "name must match ^[a-zA-Z0-9_-]{1,64}$"],
+  ["a tool without parameters", { messages: user, tools: [{ name: "f" }] }, "tools[0].parameters", "tools[0].parameters is required"],
+  ["tool parameters as a string", { messages: user, tools: [{ name: "f", parameters: "{}" }] }, "tools[0].parameters", "parameters must be a JSON Schema object"],
+  ["a tool defined twice", { messages: user, tools: [{ name: "f", parameters: {} }, { name: "f", parameters: {} }] }, "tools[1].name", 'tool "f" is defined twice'],
+  ["tools as an object", { messages: user, tools: { f: {} } }, "tools", "tools must be an array of { name, description?, parameters } tools"],
+  ["a toolChoice naming no given tool", { messages: user, tools: [{ name: "f", parameters: {} }], toolChoice: { name: "g" } }, "toolChoice.name", 'toolChoice names "g", which is not one of the request\'s tools'],
+  ["a toolChoice of sometimes", { messages: user, toolChoice: "sometimes" }, "toolChoice", 'toolChoice must be "auto", "none", "required" or { name }'],
+  ["parallelToolCalls as text", { messages: user, parallelToolCalls: "yes" }, "parallelToolCalls", "parallelToolCalls must be a boolean"],
+  ["a reasoning effort of max", { messages: user, reasoning: { effort: "max" } }, "reasoning.effort", 'reasoning.effort must be one of "low", "medium" or "high"'],
+  ["a zero reasoning budget", { messages: user, reasoning: { budgetTokens: 0 } }, "reasoning.budgetTokens", "reasoning.budgetTokens must be a positive integer"],
+  ["cache as text", { messages: [{ role: "user", content: [{ type: "text", text: "x", cache: "yes" }] }] }, "messages[0].content[0].cache", "cache must be a boolean"],
   ["a string instead of a request", "hello", "request", "request must be an object with messages"]
 ]
 
@@ -101,6 +146,32 @@ describe("valid edge cases are accepted and reach the provider unchanged", () =>
     ["whitespace content", { messages: [{ role: "user", content: " " }] }],
     ["non-ASCII content", { messages: [{ role: "user", content: "¿Qué tal? 你好 👋" }] }],
     ["a one-millisecond timeout", { messages: user, timeout: Duration.millis(1) }],
+    ["a whole tool conversation", {
+      messages: [
+        { role: "system", content: [{ type: "text", text: "rules", cache: true }] },
+        { role: "user", content: [{ type: "text", text: "look" }, { type: "image", url: "https://x.io/a.png" }, { type: "image", data: "aGk=", mediaType: "image/webp" }] },
+        {
+          role: "assistant",
+          content: [
+            { type: "reasoning", text: "", signature: "sig" },
+            { type: "tool-call", id: "call_1", name: "get-weather_2", arguments: { city: "Oslo" } },
+            { type: "tool-call", id: "call_2", name: "now", arguments: undefined }
+          ]
+        },
+        {
+          role: "tool",
+          content: [
+            { type: "tool-result", id: "call_1", name: "get-weather_2", result: { tempC: 4 } },
+            { type: "tool-result", id: "call_2", name: "now", result: "failed", isError: true }
+          ]
+        }
+      ],
+      tools: [{ name: "get-weather_2", description: "d", parameters: { type: "object" } }, { name: "now", parameters: {} }],
+      toolChoice: { name: "now" },
+      parallelToolCalls: false,
+      reasoning: { effort: "medium", budgetTokens: 2048 }
+    }],
+    ["a 64-character tool name", { messages: user, tools: [{ name: "a".repeat(64), parameters: {} }], toolChoice: "required" }],
     ["every field at once", {
       provider: "openai",
       model: "gpt-4o-mini",
@@ -200,6 +271,10 @@ describe("responses and stream events are Schemas", () => {
       provider: "openai",
       model: "m",
       content: "x",
+      toolCalls: [{ id: "c1", name: "lookup", arguments: { q: 1 }, argumentsText: '{"q":1}' }],
+      reasoning: "thought",
+      reasoningSignature: "sig",
+      refusal: "no",
       finishReason: "length",
       usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3, cachedInputTokens: 0, reasoningTokens: 1 }
     }
@@ -264,5 +339,65 @@ describe("the quick check of common requests agrees with the schema", () => {
         if (input !== null && typeof input === "object" && "timeout" in input) expect(checked.right.timeout).toBe(expected.right.timeout)
       }
     }
+  })
+})
+
+describe("a provider's narrower limits", () => {
+  const request = (fields: Partial<LlmRequest.LlmRequest>): LlmRequest.LlmRequest => ({ messages: user, ...fields })
+
+  it("Anthropic's temperature is 0 to 1: 1 fits, 1.01 names the field", () => {
+    expect(LlmRequest.checkLimits(request({ temperature: 1 }), "anthropic", LlmRequest.anthropicLimits)).toBeUndefined()
+    const error = LlmRequest.checkLimits(request({ temperature: 1.01 }), "anthropic", LlmRequest.anthropicLimits)
+    expect(error?.field).toBe("temperature")
+    expect(error?.message).toBe("Invalid request: temperature must be a number between 0 and 1 for anthropic")
+    expect(error?.local).toBe(true)
+  })
+
+  it("a thinking budget is at least 1024 and below maxTokens", () => {
+    expect(LlmRequest.checkLimits(request({ reasoning: { budgetTokens: 1024 } }), "anthropic", LlmRequest.anthropicLimits)).toBeUndefined()
+    expect(LlmRequest.checkLimits(request({ reasoning: { budgetTokens: 1023 } }), "anthropic", LlmRequest.anthropicLimits)?.message).toBe(
+      "Invalid request: reasoning.budgetTokens must be at least 1024 for anthropic"
+    )
+    expect(
+      LlmRequest.checkLimits(request({ reasoning: { budgetTokens: 2000 }, maxTokens: 1500 }), "anthropic", LlmRequest.anthropicLimits)?.field
+    ).toBe("reasoning.budgetTokens")
+  })
+
+  it("no limits, no errors", () => {
+    expect(LlmRequest.checkLimits(request({ temperature: 2, reasoning: { budgetTokens: 1 } }), "openai", {})).toBeUndefined()
+  })
+})
+
+describe("assistantMessage sends an answer back", () => {
+  const answer: LlmRequest.LlmResponse = {
+    id: "1",
+    provider: "anthropic",
+    model: "m",
+    content: "Checking.",
+    toolCalls: [{ id: "toolu_1", name: "f", arguments: { a: 1 }, argumentsText: '{"a":1}' }],
+    reasoning: "think",
+    reasoningSignature: "sig",
+    finishReason: "tool_calls",
+    usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }
+  }
+
+  it("as reasoning with its signature, text and tool calls, in that order", () => {
+    expect(LlmRequest.assistantMessage(answer)).toStrictEqual({
+      role: "assistant",
+      content: [
+        { type: "reasoning", text: "think", signature: "sig" },
+        { type: "text", text: "Checking." },
+        { type: "tool-call", id: "toolu_1", name: "f", arguments: { a: 1 } }
+      ]
+    })
+  })
+
+  it("reasoning without a signature, and an empty refusal as its text", () => {
+    const { reasoningSignature: _, ...unsigned } = answer
+    expect(LlmRequest.assistantMessage({ ...unsigned, toolCalls: [], content: "" }).content).toStrictEqual([{ type: "reasoning", text: "think" }])
+    const refused = { ...answer, content: "", toolCalls: [], reasoning: undefined, refusal: "No." }
+    const { reasoning: _r, ...rest } = refused
+    expect(LlmRequest.assistantMessage(rest).content).toStrictEqual([{ type: "text", text: "No." }])
+    expect(LlmRequest.assistantMessage({ ...rest, refusal: "" }).content).toStrictEqual([{ type: "text", text: "(no answer)" }])
   })
 })

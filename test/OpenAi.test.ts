@@ -4,7 +4,7 @@ import * as OpenAiWire from "../src/internal/openAiWire.js"
 import * as Llm from "../src/Llm.js"
 import * as OpenAi from "../src/OpenAi.js"
 import * as Simulator from "../simulator/Simulator.js"
-import { collect, failure, hello, openAiKey, setup, summarize } from "./integration/support.js"
+import { collect, emitted, failure, hello, openAiKey, setup, summarize } from "./integration/support.js"
 
 const lastBody = (sim: Simulator.Simulator) => sim.requests().at(-1)?.body as Record<string, unknown>
 
@@ -232,11 +232,10 @@ describe("wire mapping", () => {
 
   it("a stream with a finish reason but no usage finishes with zero usage", () => {
     const state = OpenAiWire.streamState("openai", "gpt-4o-mini")
-    expect(state.onEvent({ id: "c", choices: [{ delta: { content: "hi" }, finish_reason: null }] })).toStrictEqual({
-      _tag: "TextDelta",
-      text: "hi"
-    })
-    expect(state.onEvent({ id: "c", choices: [{ delta: {}, finish_reason: "stop" }] })).toBeUndefined()
+    expect(emitted(state, { id: "c", choices: [{ delta: { content: "hi" }, finish_reason: null }] })).toStrictEqual([
+      { _tag: "TextDelta", text: "hi" }
+    ])
+    expect(emitted(state, { id: "c", choices: [{ delta: {}, finish_reason: "stop" }] })).toStrictEqual([])
     expect(state.finish()).toStrictEqual(
       Either.right({
         _tag: "Finish",

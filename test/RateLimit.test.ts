@@ -76,7 +76,7 @@ const fakeProviders = (
     model: "m",
     call: (r) =>
       Llm.fromStream(Stream.unwrap(
-        Effect.map(begin(r.messages[0]?.content ?? ""), (n) => {
+        Effect.map(begin(String(r.messages[0]?.content ?? "")), (n) => {
           const result = options.answer?.(n) ?? { inputTokens: 3, outputTokens: 2, totalTokens: 5 }
           const last: Effect.Effect<LlmStreamEvent, LlmError> =
             "_tag" in result ? Effect.zipRight(latency, Effect.fail(result)) : Effect.as(latency, finish(name, n, result))

@@ -155,6 +155,37 @@ describe("with a key set the CLI asks the configured provider", () => {
     expect(result.stdout).toBe("streamed from the provider\n")
   })
 
+  it("prints a tool call the model makes as a readable line, after the text", async () => {
+    sim.enqueue("openai", { text: "Let me check.", toolCalls: [{ id: "call_7", name: "get_weather", arguments: { city: "Oslo" } }] })
+    const result = await run(["Weather in Oslo?"], openai())
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe('Let me check.\ntool call: get_weather({"city":"Oslo"}) [call_7]\n')
+  })
+
+  it("prints a streamed tool call as the same line", async () => {
+    sim.enqueue("openai", { toolCalls: [{ id: "call_8", name: "get_weather", arguments: { city: "Rome" } }] })
+    const result = await run(["--stream", "Weather in Rome?"], openai())
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe('tool call: get_weather({"city":"Rome"}) [call_8]\n')
+  })
+
+  it("prints a refusal as a readable line, whole and streamed", async () => {
+    sim.enqueue("openai", { refusal: "I can't help with that." }, { refusal: "I can't help with that." })
+    const whole = await run(["something bad"], openai())
+    expect(whole.stdout).toBe("refusal: I can't help with that.\n")
+    const streamed = await run(["--stream", "something bad"], openai())
+    expect(streamed.stdout).toBe("refusal: I can't help with that.\n")
+  })
+
+  it("--json carries the tool calls and the refusal", async () => {
+    sim.enqueue("openai", { toolCalls: [{ id: "call_9", name: "now" }] }, { refusal: "No." })
+    const calls = JSON.parse((await run(["--json", "time?"], openai())).stdout) as Record<string, unknown>
+    expect(calls.toolCalls).toStrictEqual([{ id: "call_9", name: "now", arguments: {}, argumentsText: "{}" }])
+    expect(calls.finishReason).toBe("tool_calls")
+    const refused = JSON.parse((await run(["--json", "bad"], openai())).stdout) as Record<string, unknown>
+    expect(refused).toMatchObject({ refusal: "No.", finishReason: "refusal", content: "" })
+  })
+
   const failures: ReadonlyArray<readonly [string, Simulator.Script, number, string]> = [
     ["a 401", { status: 401 }, 3, "error: AuthenticationError (openai):"],
     ["a 429", { status: 429, headers: { "retry-after": "1" } }, 4, "error: RateLimitError (openai):"],

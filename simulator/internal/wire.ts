@@ -15,6 +15,14 @@ export interface Usage {
 }
 
 /** @internal */
+export interface ToolCall {
+  readonly id: string
+  readonly name: string
+  /** The arguments' JSON text, as the provider sends it (may be broken JSON on purpose). */
+  readonly argumentsText: string
+}
+
+/** @internal */
 export interface Answer {
   readonly id: string
   readonly model: string
@@ -22,11 +30,32 @@ export interface Answer {
   readonly usage: Usage
   /** Unix seconds, fixed per answer so every chunk of a stream carries the same value. */
   readonly created: number
+  readonly toolCalls?: ReadonlyArray<ToolCall>
+  readonly reasoning?: string
+  /** Anthropic's thinking signature; defaults to a fixed one when there is reasoning. */
+  readonly signature?: string
+  readonly refusal?: string
   /** Anthropic structured output through a forced tool: the answer is this tool's input. */
   readonly tool?: string | undefined
   /** A structured (JSON) answer: streamed in fixed-size fragments, as JSON has no words to split on. */
   readonly json?: boolean | undefined
 }
+
+const calls = (answer: Answer): ReadonlyArray<ToolCall> => answer.toolCalls ?? []
+
+/** Halves of a text, so a streamed value arrives in more than one piece. */
+const halves = (text: string): ReadonlyArray<string> => {
+  if (text.length < 2) return text === "" ? [] : [text]
+  const middle = Math.floor(text.length / 2)
+  return [text.slice(0, middle), text.slice(middle)]
+}
+
+const openAiFinish = (answer: Answer): string => (calls(answer).length > 0 ? "tool_calls" : "stop")
+
+const anthropicStop = (answer: Answer): string =>
+  answer.refusal !== undefined ? "refusal" : calls(answer).length > 0 ? "tool_use" : "end_turn"
+
+const inputOf = (text: string): unknown => safeParse(text) ?? {}
 
 /** A rough token count: one token per four characters, at least one for non-empty text. */
 export const estimateTokens = (text: string): number => (text.length === 0 ? 0 : Math.max(1, Math.ceil(text.length / 4)))
@@ -122,9 +151,24 @@ export const openAiCompletion = (answer: Answer) => ({
   choices: [
     {
       index: 0,
-      message: { role: "assistant", content: answer.text, refusal: null, annotations: [] },
+      message: {
+        role: "assistant",
+        content: answer.refusal !== undefined || (answer.text === "" && calls(answer).length > 0) ? null : answer.text,
+        refusal: answer.refusal ?? null,
+        ...(answer.reasoning !== undefined ? { reasoning_content: answer.reasoning } : {}),
+        ...(calls(answer).length > 0
+          ? {
+              tool_calls: calls(answer).map((call) => ({
+                id: call.id,
+                type: "function",
+                function: { name: call.name, arguments: call.argumentsText }
+              }))
+            }
+          : {}),
+        annotations: []
+      },
       logprobs: null,
-      finish_reason: "stop"
+      finish_reason: openAiFinish(answer)
     }
   ],
   usage: openAiUsage(answer.usage),
@@ -145,10 +189,17 @@ export const openAiChunks = (answer: Answer, body: unknown): ReadonlyArray<unkno
     ...(withUsage ? { usage } : {})
   })
   const delta = (d: unknown, finish: string | null = null) => ({ index: 0, delta: d, logprobs: null, finish_reason: finish })
+  const toolChunks = calls(answer).flatMap((call, index) => [
+    chunk([delta({ tool_calls: [{ index, id: call.id, type: "function", function: { name: call.name, arguments: "" } }] })]),
+    ...halves(call.argumentsText).map((part) => chunk([delta({ tool_calls: [{ index, function: { arguments: part } }] })]))
+  ])
   return [
     chunk([delta({ role: "assistant", content: "", refusal: null })]),
+    ...pieces(answer.reasoning ?? "").map((p) => chunk([delta({ reasoning_content: p })])),
     ...(answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => chunk([delta({ content: p })])),
-    chunk([delta({}, "stop")]),
+    ...pieces(answer.refusal ?? "").map((p) => chunk([delta({ refusal: p })])),
+    ...toolChunks,
+    chunk([delta({}, openAiFinish(answer))]),
     ...(withUsage ? [chunk([], openAiUsage(answer.usage))] : [])
   ]
 }
@@ -162,10 +213,19 @@ export const anthropicMessage = (answer: Answer) => ({
   role: "assistant",
   model: answer.model,
   content:
-    answer.tool === undefined
-      ? [{ type: "text", text: answer.text }]
-      : [{ type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: toolInput(answer.text) }],
-  stop_reason: answer.tool === undefined ? "end_turn" : "tool_use",
+    answer.tool !== undefined
+      ? [{ type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: toolInput(answer.text) }]
+      : [
+          ...(answer.reasoning !== undefined
+            ? [{ type: "thinking", thinking: answer.reasoning, signature: answer.signature ?? simulatedSignature }]
+            : []),
+          ...(answer.text !== "" || (calls(answer).length === 0 && answer.refusal === undefined && answer.reasoning === undefined)
+            ? [{ type: "text", text: answer.text }]
+            : []),
+          ...calls(answer).map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: inputOf(call.argumentsText) }))
+        ],
+  stop_reason: answer.tool !== undefined ? "tool_use" : anthropicStop(answer),
+  ...(answer.refusal !== undefined ? { stop_details: { type: "refusal", explanation: answer.refusal } } : {}),
   stop_sequence: null,
   usage: {
     input_tokens: answer.usage.inputTokens,
@@ -175,37 +235,86 @@ export const anthropicMessage = (answer: Answer) => ({
   }
 })
 
+/** The signature the simulator gives its reasoning when a script names none. */
+export const simulatedSignature = "sim-signature"
+
 /** The events of an Anthropic streamed answer, without SSE framing. */
-export const anthropicEvents = (answer: Answer): ReadonlyArray<unknown> => [
-  {
-    type: "message_start",
-    message: {
-      ...anthropicMessage(answer),
-      content: [],
-      stop_reason: null,
-      usage: {
-        input_tokens: answer.usage.inputTokens,
-        output_tokens: 1,
-        cache_creation_input_tokens: 0,
-        cache_read_input_tokens: 0
+export const anthropicEvents = (answer: Answer): ReadonlyArray<unknown> => {
+  const blocks: Array<unknown> = []
+  let index = 0
+  if (answer.tool !== undefined) {
+    blocks.push(
+      { type: "content_block_start", index, content_block: { type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: {} } },
+      { type: "ping" },
+      ...jsonPieces(answer.text).map((p) => ({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: p } })),
+      { type: "content_block_stop", index }
+    )
+    index++
+  } else if (answer.reasoning !== undefined) {
+    blocks.push(
+      { type: "content_block_start", index, content_block: { type: "thinking", thinking: "", signature: "" } },
+      ...pieces(answer.reasoning).map((p) => ({ type: "content_block_delta", index, delta: { type: "thinking_delta", thinking: p } })),
+      { type: "content_block_delta", index, delta: { type: "signature_delta", signature: answer.signature ?? simulatedSignature } },
+      { type: "content_block_stop", index }
+    )
+    index++
+  }
+  if (answer.tool === undefined && (answer.text !== "" || (calls(answer).length === 0 && answer.refusal === undefined && answer.reasoning === undefined))) {
+    blocks.push(
+      { type: "content_block_start", index, content_block: { type: "text", text: "" } },
+      { type: "ping" },
+      ...(answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => ({
+        type: "content_block_delta",
+        index,
+        delta: { type: "text_delta", text: p }
+      })),
+      { type: "content_block_stop", index }
+    )
+    index++
+  }
+  for (const call of calls(answer)) {
+    blocks.push(
+      { type: "content_block_start", index, content_block: { type: "tool_use", id: call.id, name: call.name, input: {} } },
+      ...halves(call.argumentsText).map((p) => ({
+        type: "content_block_delta",
+        index,
+        delta: { type: "input_json_delta", partial_json: p }
+      })),
+      { type: "content_block_stop", index }
+    )
+    index++
+  }
+  const { stop_details: _details, ...started } = anthropicMessage(answer) as ReturnType<typeof anthropicMessage> & {
+    stop_details?: unknown
+  }
+  return [
+    {
+      type: "message_start",
+      message: {
+        ...started,
+        content: [],
+        stop_reason: null,
+        usage: {
+          input_tokens: answer.usage.inputTokens,
+          output_tokens: 1,
+          cache_creation_input_tokens: 0,
+          cache_read_input_tokens: 0
+        }
       }
-    }
-  },
-  answer.tool === undefined
-    ? { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }
-    : { type: "content_block_start", index: 0, content_block: { type: "tool_use", id: `toolu_${answer.id}`, name: answer.tool, input: {} } },
-  { type: "ping" },
-  ...(answer.tool === undefined
-    ? (answer.json === true ? jsonPieces(answer.text) : pieces(answer.text)).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: p } }))
-    : jsonPieces(answer.text).map((p) => ({ type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: p } }))),
-  { type: "content_block_stop", index: 0 },
-  {
-    type: "message_delta",
-    delta: { stop_reason: answer.tool === undefined ? "end_turn" : "tool_use", stop_sequence: null },
-    usage: { output_tokens: answer.usage.outputTokens }
-  },
-  { type: "message_stop" }
-]
+    },
+    ...blocks,
+    {
+      type: "message_delta",
+      delta: {
+        stop_reason: answer.tool !== undefined ? "tool_use" : anthropicStop(answer),
+        stop_sequence: null,
+        ...(answer.refusal !== undefined ? { stop_details: { type: "refusal", explanation: answer.refusal } } : {})
+      },
+      usage: { output_tokens: answer.usage.outputTokens }
+    },
+    { type: "message_stop" }
+  ]
+}
 
 /** One SSE frame for a payload, framed the way each provider frames it. */
 export const frame = (route: Route, payload: unknown): string => {

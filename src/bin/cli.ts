@@ -31,6 +31,9 @@ Options:
   -s, --system <text>    system instructions sent before the prompt
       --stream           print the answer as it arrives
       --json             print the response as JSON; with --stream, one event per line
+
+A tool call the model makes is printed as a line "tool call: name(arguments) [id]", a refusal as
+"refusal: <the model's reason>".
   -h, --help             show this help
 
 Exit codes:
@@ -123,22 +126,48 @@ const service = Effect.gen(function* () {
   return mock
 })
 
+/** A tool call as one readable line: `tool call: name(arguments) [id]`. */
+const toolCallLine = (call: { readonly id: string; readonly name: string; readonly argumentsText: string }) =>
+  `tool call: ${call.name}(${call.argumentsText}) [${call.id}]\n`
+
+const refusalLine = (refusal: string) => `refusal: ${oneLine(refusal)}\n`
+
+/** The whole answer as text: its text, then a line per tool call and the refusal, if any. */
+const readable = (response: LlmRequest.LlmResponse): string => {
+  const extra = response.toolCalls.map(toolCallLine).join("") + (response.refusal !== undefined ? refusalLine(response.refusal) : "")
+  return response.content === "" && extra !== "" ? extra : `${response.content}\n${extra}`
+}
+
 const run = (args: Arguments) =>
   Effect.gen(function* () {
     const llm = yield* service
     if (!args.stream) {
       const response = yield* llm.complete(args.request)
-      yield* write(args.json ? `${JSON.stringify(response)}\n` : `${response.content}\n`)
+      yield* write(args.json ? `${JSON.stringify(response)}\n` : readable(response))
       return
     }
+    // Where the output stands: nothing written yet, inside answer text, or after a full line.
+    let at: "start" | "text" | "line" = "start"
     yield* llm.stream(args.request).pipe(
-      Stream.runForEach((event) =>
-        args.json
-          ? write(`${JSON.stringify(event)}\n`)
-          : event._tag === "TextDelta"
-            ? write(event.text)
-            : write("\n")
-      )
+      Stream.runForEach((event) => {
+        if (args.json) return write(`${JSON.stringify(event)}\n`)
+        switch (event._tag) {
+          case "TextDelta":
+            at = "text"
+            return write(event.text)
+          case "ToolCall": {
+            const line = `${at === "text" ? "\n" : ""}${toolCallLine(event)}`
+            at = "line"
+            return write(line)
+          }
+          case "Finish": {
+            const refusal = event.refusal !== undefined ? refusalLine(event.refusal) : ""
+            return write(at === "line" ? refusal : at === "text" || refusal === "" ? `\n${refusal}` : refusal)
+          }
+          default:
+            return Effect.void
+        }
+      })
     )
   })
 

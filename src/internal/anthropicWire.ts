@@ -11,6 +11,7 @@ import type * as LlmRequest from "../LlmRequest.js"
 import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
 import * as Redaction from "./redaction.js"
+import * as ToolArguments from "./toolArguments.js"
 import type * as SdkCall from "./sdkCall.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
 
@@ -22,10 +23,93 @@ import * as ServerSentEvents from "./serverSentEvents.js"
  */
 export type Body = Anthropic.MessageCreateParamsNonStreaming & { temperature?: number; top_p?: number }
 
+const ephemeral = { type: "ephemeral" } as const
+
+/** A block with its `cache_control` breakpoint when the part asks for one. */
+const cached = <B extends object>(block: B, part: { readonly cache?: boolean | undefined }): B =>
+  part.cache === true ? { ...block, cache_control: ephemeral } : block
+
+const dataUrl = /^data:(image\/(?:png|jpeg|gif|webp));base64,(.*)$/
+
+const imageBlock = (part: LlmRequest.ImagePart): Anthropic.ImageBlockParam => {
+  const inline = part.url === undefined ? undefined : dataUrl.exec(part.url)
+  if (inline !== undefined && inline !== null) {
+    const mediaType = inline[1] as Anthropic.Base64ImageSource["media_type"]
+    return { type: "image", source: { type: "base64", media_type: mediaType, data: inline[2]! } }
+  }
+  if (part.url !== undefined) return { type: "image", source: { type: "url", url: part.url } }
+  return {
+    type: "image",
+    source: { type: "base64", media_type: part.mediaType ?? "image/png", data: part.data ?? "" }
+  }
+}
+
 /**
- * The Messages body for a request: system messages become `system` (joined by a blank line),
- * `maxTokens` falls back to `defaultMaxTokens` (the API requires it), `stop` becomes
- * `stop_sequences`.
+ * A part as a Messages content block: images by base64 or by URL (a `data:` URL as base64),
+ * tool calls as `tool_use`, reasoning with its signature as `thinking` (without one it cannot be
+ * sent back and is left out), tool results as `tool_result`; `cache: true` adds `cache_control`.
+ */
+const block = (part: LlmRequest.Part): Anthropic.ContentBlockParam | undefined => {
+  switch (part.type) {
+    case "text":
+      return cached<Anthropic.TextBlockParam>({ type: "text", text: part.text }, part)
+    case "image":
+      return cached(imageBlock(part), part)
+    case "tool-call":
+      return cached<Anthropic.ToolUseBlockParam>({ type: "tool_use", id: part.id, name: part.name, input: part.arguments ?? {} }, part)
+    case "reasoning":
+      return part.signature === undefined || part.signature === ""
+        ? undefined
+        : { type: "thinking", thinking: part.text, signature: part.signature }
+    case "tool-result":
+      return cached<Anthropic.ToolResultBlockParam>(
+        {
+          type: "tool_result",
+          tool_use_id: part.id,
+          content: ToolArguments.resultText(part.result),
+          ...(part.isError === true ? { is_error: true } : {})
+        },
+        part
+      )
+  }
+}
+
+const blocks = (content: LlmRequest.Message["content"]): string | Array<Anthropic.ContentBlockParam> => {
+  if (typeof content === "string") return content
+  const out: Array<Anthropic.ContentBlockParam> = []
+  for (const part of content) {
+    const mapped = block(part)
+    if (mapped !== undefined) out.push(mapped)
+  }
+  return out
+}
+
+const asBlocks = (content: string | Array<Anthropic.ContentBlockParam>): Array<Anthropic.ContentBlockParam> =>
+  typeof content === "string" ? [{ type: "text", text: content }] : content
+
+/** `effort` as a thinking budget, as LiteLLM maps it. */
+const effortBudget = { low: 1024, medium: 2048, high: 4096 } as const
+
+const toolChoice = (
+  choice: LlmRequest.ToolChoice | undefined,
+  parallel: boolean | undefined
+): Anthropic.ToolChoice | undefined => {
+  const noParallel = parallel === false ? { disable_parallel_tool_use: true } : {}
+  if (choice === undefined) return parallel === false ? { type: "auto", ...noParallel } : undefined
+  if (choice === "none") return { type: "none" }
+  if (choice === "auto") return { type: "auto", ...noParallel }
+  if (choice === "required") return { type: "any", ...noParallel }
+  return { type: "tool", name: choice.name, ...noParallel }
+}
+
+/**
+ * The Messages body for a request: system messages become `system` (joined by a blank line, or
+ * text blocks when a part carries `cache`), `tool` messages become user messages of `tool_result`
+ * blocks (joined with a user message next to them, as the API wants results right after the
+ * call), `maxTokens` falls back to `defaultMaxTokens` (the API requires it; with thinking, the
+ * budget is added to it), `stop` becomes `stop_sequences`, `tools` get `input_schema`,
+ * `toolChoice` `auto`/`any`/`none`/`tool` and `parallelToolCalls: false`
+ * `disable_parallel_tool_use`, `reasoning` `thinking` with `budget_tokens`.
  *
  * @internal
  */
@@ -63,27 +147,67 @@ export const requestBody = (
   defaultMaxTokens: number,
   structuredOutput: StructuredOutput = "native"
 ): Body => {
-  let system: string | undefined
+  const system: Array<Anthropic.TextBlockParam> = []
+  let systemCached = false
   const messages: Array<Anthropic.MessageParam> = []
+  let lastFromTool = false
   for (const message of request.messages) {
-    if (message.role === "system") system = system === undefined ? message.content : `${system}\n\n${message.content}`
-    else messages.push(message as Anthropic.MessageParam)
+    if (message.role === "system") {
+      if (typeof message.content === "string") system.push({ type: "text", text: message.content })
+      else {
+        for (const part of message.content) {
+          if (part.type !== "text") continue
+          systemCached ||= part.cache === true
+          system.push(cached({ type: "text", text: part.text }, part))
+        }
+      }
+      continue
+    }
+    const role = message.role === "assistant" ? "assistant" : "user"
+    const fromTool = message.role === "tool"
+    const content = blocks(message.content)
+    const previous = messages[messages.length - 1]
+    if (previous !== undefined && previous.role === "user" && role === "user" && (fromTool || lastFromTool)) {
+      previous.content = [...asBlocks(previous.content), ...asBlocks(content)]
+    } else {
+      messages.push({ role, content })
+    }
+    lastFromTool = fromTool
   }
+  const budget = request.reasoning === undefined
+    ? undefined
+    : request.reasoning.budgetTokens ?? effortBudget[request.reasoning.effort ?? "medium"]
   const body: Body = {
     model,
-    max_tokens: request.maxTokens ?? defaultMaxTokens,
+    max_tokens: request.maxTokens ?? (budget === undefined ? defaultMaxTokens : defaultMaxTokens + budget),
     messages
   }
-  if (system !== undefined) body.system = system
+  if (system.length > 0) {
+    body.system = systemCached ? system : system.map((b) => b.text).join("\n\n")
+  }
   if (request.temperature !== undefined) body.temperature = request.temperature
   if (request.topP !== undefined) body.top_p = request.topP
   if (request.stop !== undefined) body.stop_sequences = request.stop as Array<string>
+  if (request.tools !== undefined && request.tools.length > 0) {
+    body.tools = request.tools.map((tool) => ({
+      name: tool.name,
+      ...(tool.description !== undefined ? { description: tool.description } : {}),
+      input_schema: tool.parameters as Anthropic.Tool.InputSchema
+    }))
+  }
+  const choice = toolChoice(request.toolChoice, request.parallelToolCalls)
+  if (choice !== undefined) body.tool_choice = choice
+  if (budget !== undefined) body.thinking = { type: "enabled", budget_tokens: budget }
   const format = request.responseFormat
   if (format !== undefined) {
     const schema = JsonSchema.closed(format.schema) as Anthropic.Tool.InputSchema
     if (structuredOutput === "native") body.output_config = { format: { type: "json_schema", schema } }
     else {
-      body.tools = [{ name: format.name, input_schema: schema, ...(format.description !== undefined ? { description: format.description } : {}) }]
+      // The forced tool goes beside the request's own tools.
+      body.tools = [
+        ...(body.tools ?? []),
+        { name: format.name, input_schema: schema, ...(format.description !== undefined ? { description: format.description } : {}) }
+      ]
       body.tool_choice = { type: "tool", name: format.name }
     }
   }
@@ -183,9 +307,16 @@ export const usage = (raw: RawUsage): LlmRequest.Usage => {
 const parseError = (provider: string, what: string) =>
   new ResponseParseError({ provider, message: `${provider} sent a message without ${what}` })
 
+/** Why Claude refused: `stop_details.explanation` when it gives one, else the text it wrote (maybe empty). */
+const refusalText = (details: unknown, text: string): string =>
+  Predicate.isRecord(details) && typeof details.explanation === "string" && details.explanation !== ""
+    ? details.explanation
+    : text
+
 /**
- * Reads a whole (non-streamed) message. Only `text` blocks are answer text (thinking and tool use
- * blocks are not). A `{ type: "error" }` body maps like an error event.
+ * Reads a whole (non-streamed) message. Only `text` blocks are answer text; `thinking` blocks are
+ * the reasoning (with the last signature), `tool_use` blocks the tool calls; a refusal's
+ * `stop_details.explanation` is the `refusal`. A `{ type: "error" }` body maps like an error event.
  *
  * @internal
  */
@@ -205,18 +336,41 @@ export const response = (
     )
   }
   let content = ""
+  let reasoning: string | undefined
+  let signature: string | undefined
+  const toolCalls: Array<LlmRequest.ResponseToolCall> = []
   for (const block of body.content as Array<unknown>) {
     if (!Predicate.isRecord(block)) continue
-    if (jsonTool === undefined && block.type === "text" && typeof block.text === "string") content += block.text
-    else if (jsonTool !== undefined && block.type === "tool_use" && block.name === jsonTool) content += JSON.stringify(block.input ?? {})
+    if (block.type === "text" && typeof block.text === "string") {
+      if (jsonTool === undefined) content += block.text
+    } else if (block.type === "thinking" && typeof block.thinking === "string") {
+      reasoning = (reasoning ?? "") + block.thinking
+      if (typeof block.signature === "string" && block.signature !== "") signature = block.signature
+    } else if (block.type === "tool_use" && jsonTool !== undefined && block.name === jsonTool) {
+      content += JSON.stringify(block.input ?? {})
+    } else if (block.type === "tool_use") {
+      const argumentsText = block.input === undefined ? "{}" : JSON.stringify(block.input)
+      toolCalls.push({
+        id: typeof block.id === "string" ? block.id : "",
+        name: typeof block.name === "string" ? block.name : "",
+        arguments: ToolArguments.parse(argumentsText),
+        argumentsText
+      })
+    }
   }
+  const reason = finishReason(body.stop_reason)
+  const refusal = reason === "refusal" ? refusalText(body.stop_details, content) : undefined
   const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
     id: typeof body.id === "string" ? scrub(body.id, Redaction.maxFieldLength) : "",
     provider,
     model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content,
-    finishReason: jsonTool !== undefined && body.stop_reason === "tool_use" ? "stop" : finishReason(body.stop_reason),
+    toolCalls,
+    ...(reasoning !== undefined ? { reasoning } : {}),
+    ...(signature !== undefined ? { reasoningSignature: signature } : {}),
+    ...(refusal !== undefined ? { refusal } : {}),
+    finishReason: jsonTool !== undefined && body.stop_reason === "tool_use" ? "stop" : reason,
     usage: usage(mergeUsage({}, body.usage))
   })
 }
@@ -241,7 +395,10 @@ export type StreamState = SdkCall.StreamState<unknown>
  * A fresh {@link StreamState}. Usage starts from `message_start` and `message_delta` values
  * overwrite it. A repeated `message_start` (a restarted message) takes the new id and model; text
  * comes only from `text_delta`s (and non-empty `text` block starts), never from thinking or tool
- * input, so nothing is doubled or leaked.
+ * input, so nothing is doubled or leaked. Thinking deltas are `ReasoningDelta`s and a
+ * `signature_delta` an empty one carrying the signature; a `tool_use` block is a `ToolCallStart`,
+ * its `input_json_delta`s `ToolCallDelta`s and its `content_block_stop` the `ToolCall` (except the
+ * forced tool of structured output, whose input is the answer's text).
  * The answer's id and model go through `scrub` (its text is the caller's, kept as it is).
  *
  * @internal
@@ -257,13 +414,58 @@ export const streamState = (
   let id = ""
   let model = ""
   let reason: LlmRequest.FinishReason | undefined
+  let details: unknown
   let stopped = false
   let emitted = 0
+  let answerText = ""
   const raw: RawUsage = {}
-  const text = (value: unknown): LlmRequest.TextDelta | undefined => {
-    if (typeof value !== "string" || value === "") return undefined
+  // Open tool_use blocks by their index; each ends (a `ToolCall`) at its `content_block_stop`.
+  const calls = new Map<unknown, { id: string; name: string; argumentsText: string }>()
+  const text = (value: unknown, emit: (part: LlmRequest.LlmStreamEvent) => void) => {
+    if (typeof value !== "string" || value === "") return
     emitted += value.length
-    return { _tag: "TextDelta", text: value }
+    if (reason === undefined && answerText.length < 4096) answerText += value
+    emit({ _tag: "TextDelta", text: value })
+  }
+  const onDelta = (index: unknown, delta: Record<string, unknown>, emit: (part: LlmRequest.LlmStreamEvent) => void) => {
+    switch (delta.type) {
+      case "text_delta":
+        return text(delta.text, emit)
+      case "thinking_delta":
+        if (typeof delta.thinking === "string" && delta.thinking !== "") emit({ _tag: "ReasoningDelta", text: delta.thinking })
+        return
+      case "signature_delta":
+        if (typeof delta.signature === "string" && delta.signature !== "") {
+          emit({ _tag: "ReasoningDelta", text: "", signature: delta.signature })
+        }
+        return
+      case "input_json_delta": {
+        const call = calls.get(index)
+        if (call === undefined || typeof delta.partial_json !== "string" || delta.partial_json === "") return
+        call.argumentsText += delta.partial_json
+        emit({ _tag: "ToolCallDelta", id: call.id, argumentsDelta: delta.partial_json })
+        return
+      }
+    }
+  }
+  const onStart = (index: unknown, block: Record<string, unknown>, emit: (part: LlmRequest.LlmStreamEvent) => void) => {
+    switch (block.type) {
+      case "text":
+        return text(block.text, emit)
+      case "thinking":
+        if (typeof block.thinking === "string" && block.thinking !== "") emit({ _tag: "ReasoningDelta", text: block.thinking })
+        return
+      case "tool_use": {
+        const call = {
+          id: typeof block.id === "string" ? block.id : "",
+          name: typeof block.name === "string" ? block.name : "",
+          argumentsText: ""
+        }
+        calls.set(index, call)
+        emit({ _tag: "ToolCallStart", id: call.id, name: call.name })
+        return
+      }
+    }
   }
   return {
     // As the SDK reads them: pings and unnamed events skipped, an `error` event is the provider's
@@ -275,23 +477,38 @@ export const streamState = (
       if (message.event === "error") throw new ServerSentEvents.ErrorEvent(errorEventBody(message.data))
       return message.data === "" ? undefined : (JSON.parse(message.data) as unknown)
     },
-    onEvent: (event) => {
-      if (!Predicate.isRecord(event)) return undefined
+    onEvent: (event, emit) => {
+      if (!Predicate.isRecord(event)) return
       switch (event.type) {
         case "content_block_delta":
-          if (!Predicate.isRecord(event.delta)) return undefined
+          if (!Predicate.isRecord(event.delta)) return
+          // In structured-output tool mode the forced tool's input is the answer's text, and text blocks are not.
           if (jsonTool !== undefined) {
-            return event.delta.type === "input_json_delta" && jsonBlocks.has(event.index) ? text(event.delta.partial_json) : undefined
+            if (event.delta.type === "input_json_delta" && jsonBlocks.has(event.index)) return text(event.delta.partial_json, emit)
+            if (event.delta.type === "text_delta") return
           }
-          return event.delta.type === "text_delta" ? text(event.delta.text) : undefined
+          onDelta(event.index, event.delta, emit)
+          return
         case "content_block_start": {
           const block = event.content_block
-          if (!Predicate.isRecord(block)) return undefined
+          if (!Predicate.isRecord(block)) return
           if (jsonTool !== undefined) {
-            if (block.type === "tool_use" && block.name === jsonTool) jsonBlocks.add(event.index)
-            return undefined
+            if (block.type === "tool_use" && block.name === jsonTool) {
+              jsonBlocks.add(event.index)
+              return
+            }
+            if (block.type === "text") return
           }
-          return block.type === "text" ? text(block.text) : undefined
+          onStart(event.index, block, emit)
+          return
+        }
+        case "content_block_stop": {
+          const call = calls.get(event.index)
+          if (call === undefined) return
+          calls.delete(event.index)
+          // An empty input streams no JSON at all: it is `{}`, as in the whole answer.
+          emit(ToolArguments.toolCall(call.id, call.name, call.argumentsText === "" ? "{}" : call.argumentsText))
+          return
         }
         case "message_start": {
           const message = event.message
@@ -300,38 +517,45 @@ export const streamState = (
             if (typeof message.model === "string") model = message.model
             mergeUsage(raw, message.usage)
           }
-          return undefined
+          // A restarted message starts its blocks over.
+          calls.clear()
+          return
         }
         case "message_delta":
           if (Predicate.isRecord(event.delta) && typeof event.delta.stop_reason === "string") {
             reason = jsonTool !== undefined && event.delta.stop_reason === "tool_use" ? "stop" : finishReason(event.delta.stop_reason)
+            details = event.delta.stop_details
           }
           mergeUsage(raw, event.usage)
-          return undefined
+          return
         case "message_stop":
           stopped = true
-          return undefined
+          return
         default:
-          return undefined
+          return
       }
     },
-    finish: () =>
-      !stopped
-        ? Either.left(
-            new ConnectionError({
-              provider,
-              message: `${provider} stream ended before the answer was finished`,
-              ...(emitted > 0 ? { textEmitted: emitted } : {})
-            })
-          )
-        : Either.right({
-            _tag: "Finish",
-            id: scrub(id, Redaction.maxFieldLength),
+    finish: () => {
+      if (!stopped) {
+        return Either.left(
+          new ConnectionError({
             provider,
-            model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
-            finishReason: reason ?? "other",
-            usage: usage(raw)
-          }),
+            message: `${provider} stream ended before the answer was finished`,
+            ...(emitted > 0 ? { textEmitted: emitted } : {})
+          })
+        )
+      }
+      const finishReason = reason ?? "other"
+      return Either.right({
+        _tag: "Finish",
+        id: scrub(id, Redaction.maxFieldLength),
+        provider,
+        model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
+        finishReason,
+        ...(finishReason === "refusal" ? { refusal: refusalText(details, answerText) } : {}),
+        usage: usage(raw)
+      })
+    },
     done: () => stopped,
     emitted: () => emitted
   }

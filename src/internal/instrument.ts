@@ -360,7 +360,7 @@ export const make = (options: Options): Llm.Policy => {
               if (part._tag === "Finish") {
                 finish = part
               } else {
-                if (collectText) text += part.text
+                if (collectText && part._tag === "TextDelta") text += part.text
                 firstPartAt ??= clock.unsafeCurrentTimeNanos()
               }
             }

@@ -11,6 +11,7 @@ import { ConnectionError, type LlmError, ResponseParseError } from "../LlmError.
 import type * as LlmRequest from "../LlmRequest.js"
 import * as JsonSchema from "./jsonSchema.js"
 import * as ProviderErrors from "./providerErrors.js"
+import * as ToolArguments from "./toolArguments.js"
 import * as Redaction from "./redaction.js"
 import type * as SdkCall from "./sdkCall.js"
 import * as ServerSentEvents from "./serverSentEvents.js"
@@ -23,8 +24,77 @@ import * as ServerSentEvents from "./serverSentEvents.js"
  */
 export type MaxTokensField = "max_completion_tokens" | "max_tokens"
 
+type WireMessage = OpenAI.Chat.ChatCompletionMessageParam
+
+const imageUrl = (part: LlmRequest.ImagePart): string =>
+  part.url ?? `data:${part.mediaType ?? "image/png"};base64,${part.data ?? ""}`
+
+const textOf = (parts: ReadonlyArray<LlmRequest.Part>): string => {
+  let text = ""
+  for (const part of parts) if (part.type === "text") text += part.text
+  return text
+}
+
 /**
- * The Chat Completions body for a request. Messages are passed as they are: the shapes match.
+ * A message as Chat Completions messages: user images become `image_url` parts (base64 as a
+ * `data:` URL), assistant tool calls `tool_calls` (reasoning is not sent back: Chat Completions
+ * takes none), and each tool result its own `tool` message. `cache` marks are dropped.
+ */
+const pushMessage = (into: Array<WireMessage>, message: LlmRequest.Message): void => {
+  const content = message.content
+  if (typeof content === "string") {
+    into.push({ role: message.role, content } as WireMessage)
+    return
+  }
+  switch (message.role) {
+    case "system":
+      into.push({ role: "system", content: content.map((part) => ({ type: "text" as const, text: textOf([part]) })) })
+      return
+    case "user":
+      into.push({
+        role: "user",
+        content: content.map((part): OpenAI.Chat.ChatCompletionContentPart =>
+          part.type === "image"
+            ? { type: "image_url", image_url: { url: imageUrl(part) } }
+            : { type: "text", text: textOf([part]) }
+        )
+      })
+      return
+    case "assistant": {
+      const text = textOf(content)
+      const calls: Array<OpenAI.Chat.ChatCompletionMessageToolCall> = []
+      for (const part of content) {
+        if (part.type === "tool-call") {
+          calls.push({ id: part.id, type: "function", function: { name: part.name, arguments: ToolArguments.text(part.arguments) } })
+        }
+      }
+      // Only a message with tool calls may have no content.
+      const assistant: OpenAI.Chat.ChatCompletionAssistantMessageParam = {
+        role: "assistant",
+        content: text === "" && calls.length > 0 ? null : text
+      }
+      if (calls.length > 0) assistant.tool_calls = calls
+      into.push(assistant)
+      return
+    }
+    case "tool":
+      for (const part of content) {
+        if (part.type === "tool-result") {
+          into.push({ role: "tool", tool_call_id: part.id, content: ToolArguments.resultText(part.result) })
+        }
+      }
+      return
+  }
+}
+
+const toolChoice = (choice: LlmRequest.ToolChoice): OpenAI.Chat.ChatCompletionToolChoiceOption =>
+  typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } }
+
+/**
+ * The Chat Completions body for a request: messages mapped by {@link pushMessage}, `tools` as
+ * functions, `toolChoice`, `parallelToolCalls` and `reasoning.effort` as `tool_choice`,
+ * `parallel_tool_calls` and `reasoning_effort` (a `reasoning.budgetTokens` has no Chat Completions
+ * field and is not sent).
  *
  * @internal
  */
@@ -34,14 +104,26 @@ export const requestBody = (
   maxTokensField: MaxTokensField,
   structuredOutput: StructuredOutput = "json_schema"
 ): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming => {
-  const body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
-    model,
-    messages: request.messages as Array<OpenAI.Chat.ChatCompletionMessageParam>
-  }
+  const messages: Array<WireMessage> = []
+  for (const message of request.messages) pushMessage(messages, message)
+  const body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = { model, messages }
   if (request.temperature !== undefined) body.temperature = request.temperature
   if (request.topP !== undefined) body.top_p = request.topP
   if (request.stop !== undefined) body.stop = request.stop as Array<string>
   if (request.maxTokens !== undefined) body[maxTokensField] = request.maxTokens
+  if (request.tools !== undefined && request.tools.length > 0) {
+    body.tools = request.tools.map((tool) => ({
+      type: "function",
+      function: {
+        name: tool.name,
+        ...(tool.description !== undefined ? { description: tool.description } : {}),
+        parameters: tool.parameters as Record<string, unknown>
+      }
+    }))
+  }
+  if (request.toolChoice !== undefined) body.tool_choice = toolChoice(request.toolChoice)
+  if (request.parallelToolCalls !== undefined) body.parallel_tool_calls = request.parallelToolCalls
+  if (request.reasoning?.effort !== undefined) body.reasoning_effort = request.reasoning.effort
   const format = request.responseFormat
   if (format !== undefined) {
     if (structuredOutput === "json_object") {
@@ -195,24 +277,59 @@ export const response = (
   if (!Predicate.isRecord(choice) || (!Predicate.isRecord(choice.message) && !filtered)) {
     return Either.left(parseError(provider, "a message"))
   }
-  const content = Predicate.isRecord(choice.message) ? choice.message.content : undefined
+  const message: Record<string, unknown> = Predicate.isRecord(choice.message) ? choice.message : {}
+  const content = message.content
   if (content !== null && content !== undefined && typeof content !== "string") {
     return Either.left(parseError(provider, "text content"))
   }
+  const toolCalls: Array<LlmRequest.ResponseToolCall> = []
+  if (Array.isArray(message.tool_calls)) {
+    for (const raw of message.tool_calls as Array<unknown>) {
+      if (!Predicate.isRecord(raw) || !Predicate.isRecord(raw.function)) continue
+      const args = raw.function.arguments
+      const argumentsText = typeof args === "string" ? args : args === undefined || args === null ? "" : JSON.stringify(args)
+      toolCalls.push({
+        id: typeof raw.id === "string" && raw.id !== "" ? raw.id : `call_${toolCalls.length}`,
+        name: typeof raw.function.name === "string" ? raw.function.name : "",
+        arguments: ToolArguments.parse(argumentsText),
+        argumentsText
+      })
+    }
+  }
+  const reasoning = reasoningText(message)
+  const refusal = typeof message.refusal === "string" && message.refusal !== "" ? message.refusal : undefined
   const scrub = ctx.scrub ?? Redaction.shapesOnly
   return Either.right({
     id: typeof body.id === "string" ? scrub(body.id, Redaction.maxFieldLength) : "",
     provider,
     model: typeof body.model === "string" && body.model !== "" ? scrub(body.model, Redaction.maxFieldLength) : requestedModel,
     content: content ?? "",
-    finishReason: finishReason(choice.finish_reason),
+    toolCalls,
+    ...(reasoning !== undefined ? { reasoning } : {}),
+    ...(refusal !== undefined ? { refusal } : {}),
+    finishReason: refusal !== undefined ? "refusal" : finishReason(choice.finish_reason),
     usage: usage(body.usage) ?? noUsage
   })
 }
 
+/** Reasoning as compatible endpoints send it: DeepSeek and xAI as `reasoning_content`, Groq and others as `reasoning`. */
+const reasoningText = (message: Record<string, unknown>): string | undefined => {
+  const text = message.reasoning_content ?? message.reasoning
+  return typeof text === "string" && text !== "" ? text : undefined
+}
+
+interface PendingCall {
+  id: string
+  name: string
+  argumentsText: string
+}
+
 /**
- * Per-stream state: turns chunks into `TextDelta`s and, at `[DONE]` or the end of the body, the one
- * `Finish` (a `ConnectionError` when the stream ended without a finish reason).
+ * Per-stream state: turns chunks into `TextDelta`s, `ReasoningDelta`s (`reasoning_content` or
+ * `reasoning`), tool-call parts (deltas matched by `index`, else by `id`, else to the last call, so
+ * endpoints that omit `index` or `type` work; each call's `ToolCall` once the finish reason
+ * arrives) and, at `[DONE]` or the end of the body, the one `Finish`, with the streamed `refusal`
+ * (a `ConnectionError` when the stream ended without a finish reason).
  *
  * @internal
  */
@@ -234,8 +351,37 @@ export const streamState = (
   let model = ""
   let reason: LlmRequest.FinishReason | undefined
   let reported: LlmRequest.Usage | undefined
+  let refusal: string | undefined
   let emitted = 0
   let done = false
+  // Tool calls being streamed, in order; keyed by `index`, else by `id`, else the last one.
+  const calls: Array<PendingCall> = []
+  const byKey = new Map<number | string, PendingCall>()
+  const onToolCallDelta = (raw: unknown, emit: (part: LlmRequest.LlmStreamEvent) => void) => {
+    if (!Predicate.isRecord(raw)) return
+    const fn = Predicate.isRecord(raw.function) ? raw.function : {}
+    const rawId = typeof raw.id === "string" && raw.id !== "" ? raw.id : undefined
+    let call =
+      typeof raw.index === "number"
+        ? byKey.get(raw.index)
+        : rawId !== undefined
+          ? byKey.get(rawId)
+          : calls[calls.length - 1]
+    if (call === undefined) {
+      call = { id: rawId ?? `call_${calls.length}`, name: typeof fn.name === "string" ? fn.name : "", argumentsText: "" }
+      calls.push(call)
+      byKey.set(typeof raw.index === "number" ? raw.index : call.id, call)
+      emit({ _tag: "ToolCallStart", id: call.id, name: call.name })
+    } else if (call.name === "" && typeof fn.name === "string") {
+      call.name = fn.name
+    }
+    const args = fn.arguments
+    const delta = typeof args === "string" ? args : Predicate.isRecord(args) ? JSON.stringify(args) : ""
+    if (delta !== "") {
+      call.argumentsText += delta
+      emit({ _tag: "ToolCallDelta", id: call.id, argumentsDelta: delta })
+    }
+  }
   return {
     // As the SDK reads them: nothing after `[DONE]`, Assistants events skipped, and a chunk with an
     // `error` is the provider's error.
@@ -250,19 +396,33 @@ export const streamState = (
       if (Predicate.isRecord(chunk) && Predicate.isTruthy(chunk.error)) throw new ServerSentEvents.ErrorEvent(chunk.error)
       return chunk
     },
-    onEvent: (chunk) => {
-      if (!Predicate.isRecord(chunk)) return undefined
+    onEvent: (chunk, emit) => {
+      if (!Predicate.isRecord(chunk)) return
       if (id === "" && typeof chunk.id === "string") id = chunk.id
       if (model === "" && typeof chunk.model === "string") model = chunk.model
       const raw = chunk.usage ?? (Predicate.isRecord(chunk.x_groq) ? chunk.x_groq.usage : undefined)
       if (raw !== undefined && raw !== null) reported = usage(raw) ?? reported
       const choice: unknown = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
-      if (!Predicate.isRecord(choice)) return undefined
-      if (typeof choice.finish_reason === "string") reason = finishReason(choice.finish_reason)
-      const text = Predicate.isRecord(choice.delta) ? choice.delta.content : undefined
-      if (typeof text !== "string" || text === "") return undefined
-      emitted += text.length
-      return { _tag: "TextDelta", text }
+      if (!Predicate.isRecord(choice)) return
+      const delta = choice.delta
+      if (Predicate.isRecord(delta)) {
+        const reasoning = reasoningText(delta)
+        if (reasoning !== undefined) emit({ _tag: "ReasoningDelta", text: reasoning })
+        const text = delta.content
+        if (typeof text === "string" && text !== "") {
+          emitted += text.length
+          emit({ _tag: "TextDelta", text })
+        }
+        if (typeof delta.refusal === "string" && delta.refusal !== "") refusal = (refusal ?? "") + delta.refusal
+        if (Array.isArray(delta.tool_calls)) for (const call of delta.tool_calls as Array<unknown>) onToolCallDelta(call, emit)
+      }
+      if (typeof choice.finish_reason === "string") {
+        reason = finishReason(choice.finish_reason)
+        // The arguments of every call are complete once the model says why it stopped.
+        for (const call of calls) emit(ToolArguments.toolCall(call.id, call.name, call.argumentsText))
+        calls.length = 0
+        byKey.clear()
+      }
     },
     finish: () =>
       reason === undefined
@@ -278,7 +438,8 @@ export const streamState = (
             id: scrub(id, Redaction.maxFieldLength),
             provider,
             model: model === "" ? requestedModel : scrub(model, Redaction.maxFieldLength),
-            finishReason: reason,
+            finishReason: refusal !== undefined ? "refusal" : reason,
+            ...(refusal !== undefined ? { refusal } : {}),
             usage: reported ?? noUsage
           }),
     done: () => done,

@@ -46,15 +46,30 @@ const started = <A>(run: (signal: AbortSignal) => Promise<A>, signal: AbortSigna
 }
 
 /**
- * A whole answer as parts: one `TextDelta` with its text when there is any, then its `Finish`.
+ * A whole answer as parts: its reasoning (one `ReasoningDelta` with the signature), its text (one
+ * `TextDelta`), each tool call (`ToolCallStart`, one `ToolCallDelta` with the arguments, `ToolCall`),
+ * then its `Finish`. Nothing is emitted for what the answer does not have.
  *
  * @internal
  */
 export const parts = (response: LlmRequest.LlmResponse): Parts => {
-  const { content, ...rest } = response
-  const finish: LlmRequest.Finish = { _tag: "Finish", ...rest }
-  const delta: LlmRequest.LlmStreamEvent = { _tag: "TextDelta", text: content }
-  return Chunk.unsafeFromArray(content === "" ? [finish] : [delta, finish])
+  const { content, reasoning, reasoningSignature, toolCalls, ...rest } = response
+  const events: Array<LlmRequest.LlmStreamEvent> = []
+  if (reasoning !== undefined) {
+    events.push(
+      reasoningSignature === undefined
+        ? { _tag: "ReasoningDelta", text: reasoning }
+        : { _tag: "ReasoningDelta", text: reasoning, signature: reasoningSignature }
+    )
+  }
+  if (content !== "") events.push({ _tag: "TextDelta", text: content })
+  for (const call of toolCalls) {
+    events.push({ _tag: "ToolCallStart", id: call.id, name: call.name })
+    if (call.argumentsText !== "") events.push({ _tag: "ToolCallDelta", id: call.id, argumentsDelta: call.argumentsText })
+    events.push({ _tag: "ToolCall", ...call })
+  }
+  events.push({ _tag: "Finish", ...rest })
+  return Chunk.unsafeFromArray(events)
 }
 
 /**
@@ -118,7 +133,8 @@ export interface StreamState<Event> {
    * in the stream.
    */
   readonly decode: (message: ServerSentEvents.Message) => Event | undefined
-  readonly onEvent: (event: Event) => LlmRequest.TextDelta | undefined
+  /** Hands the parts one provider event carries to `emit`, in order. */
+  readonly onEvent: (event: Event, emit: (part: LlmRequest.LlmStreamEvent) => void) => void
   /** Whether the provider's end-of-answer event (`[DONE]`, `message_stop`) has been read. */
   readonly done: () => boolean
   readonly finish: () => Either.Either<LlmRequest.Finish, LlmError>
@@ -140,8 +156,8 @@ const isJson = (headers: Headers): boolean => {
 
 /**
  * A streamed call: sends the request through the SDK (which turns an error status into its own
- * error), then reads the response's body, emitting the `TextDelta`s the state machine derives from
- * its events and then the one `Finish`.
+ * error), then reads the response's body, emitting the parts the state machine derives from its
+ * events and then the one `Finish`.
  *
  * A plain loop opens the request and reads the body, decoding each network read whole
  * ({@link ServerSentEvents}) into a buffer, and each pull takes everything buffered as one chunk.
@@ -227,11 +243,12 @@ export const stream = <Event>(
         } else {
           if (response.body === null) throw new Error("the response has no body")
           const reader = response.body.getReader()
+          const emit = (part: LlmRequest.LlmStreamEvent) => {
+            buffer.push(part)
+          }
           const decoder = ServerSentEvents.decoder((message) => {
             const event = state.decode(message)
-            if (event === undefined) return
-            const delta = state.onEvent(event)
-            if (delta !== undefined) buffer.push(delta)
+            if (event !== undefined) state.onEvent(event, emit)
           })
           for (;;) {
             const next = await reader.read()

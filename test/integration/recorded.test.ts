@@ -3,7 +3,8 @@
  * SDKs: each must give the exact text, finish reason and usage.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
+import * as Llm from "../../src/Llm.js"
 import { readFileSync } from "node:fs"
 import type * as LlmRequest from "../../src/LlmRequest.js"
 import { collect, failure, hello, type Provider, recorded, setup, summarize } from "./support.js"
@@ -215,12 +216,20 @@ describe("recorded streams give the recorded text, one Finish, finish reason and
     )
   }
 
-  it.scoped("a spliced Anthropic stream leaks no thinking or tool input into the text", () =>
+  it.scoped("a spliced Anthropic stream leaks no thinking or tool input into the text; only the second message's call completes", () =>
     Effect.gen(function* () {
       const { route, service, sim } = yield* setup("anthropic")
       sim.enqueue(route, { replay: recorded("anthropic-messages/spliced-message-start.chunks.txt") })
       const events = yield* collect(service.stream(hello))
-      expect(events.map((e) => e._tag)).toStrictEqual(["Finish"])
+      expect(events.filter((e) => e._tag === "TextDelta")).toStrictEqual([])
+      const response = yield* Llm.collect(Llm.fromStream(Stream.fromIterable(events)))
+      expect(response.content).toBe("")
+      expect(response.toolCalls).toStrictEqual([
+        { id: "toolu_second", name: "test-tool", arguments: { value: "Sparkle Day" }, argumentsText: '{"value":"Sparkle Day"}' }
+      ])
+      expect(response.reasoningSignature).toBe("sig-second")
+      // Parts already streamed cannot be taken back: the first message's reasoning stays before the second's.
+      expect(response.reasoning).toBe("I will call the tool.Let me call the tool.")
     })
   )
 })

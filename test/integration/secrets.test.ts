@@ -305,7 +305,7 @@ describe("nothing a provider sends back shows a configured key", () => {
                 if (Exit.isSuccess(streamed)) {
                   for (const part of streamed.value) {
                     if (part._tag === "TextDelta") texts.push(part.text)
-                    else answers.push({ ...part, content: "" })
+                    else if (part._tag === "Finish") answers.push({ ...part, content: "", toolCalls: [] })
                   }
                 }
               } else {

@@ -86,3 +86,13 @@ export const eventually = (condition: () => boolean, withinMs: number) =>
 
 /** Everything an error exposes, as text, to search for secrets. */
 export const exposed = (error: unknown) => `${String(error)}\n${JSON.stringify(error)}`
+
+/** The parts a wire stream state emits for one provider event. */
+export const emitted = (
+  state: { readonly onEvent: (event: unknown, emit: (part: LlmRequest.LlmStreamEvent) => void) => void },
+  event: unknown
+): Array<LlmRequest.LlmStreamEvent> => {
+  const parts: Array<LlmRequest.LlmStreamEvent> = []
+  state.onEvent(event, (part) => parts.push(part))
+  return parts
+}

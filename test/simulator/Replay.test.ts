@@ -20,32 +20,54 @@ beforeAll(async () => {
 afterAll(() => sim.close())
 
 /**
- * The recordings these tests were written for (the first table of the fixtures' README). The
- * folder holds more (tool calls, reasoning, structured output): a new recording is replayed here
- * only once it is named here.
+ * The recordings replayed here (both tables of the fixtures' README): a new recording is replayed
+ * here only once it is named here.
  */
 const replayed: Record<"openai-chat" | "anthropic-messages", ReadonlyArray<string>> = {
   "openai-chat": [
     "azure-model-router.chunks.txt",
+    "deepseek-json.json",
+    "deepseek-reasoning.chunks.txt",
+    "deepseek-reasoning.json",
     "deepseek-text.chunks.txt",
     "deepseek-text.json",
+    "deepseek-tool-call.chunks.txt",
+    "deepseek-tool-call.json",
+    "groq-reasoning.chunks.txt",
+    "groq-reasoning.json",
     "groq-text.chunks.txt",
     "groq-text.json",
+    "groq-tool-call.chunks.txt",
+    "groq-tool-call.json",
+    "mistral-incremental-tool-call.chunks.txt",
     "mistral-text.chunks.txt",
     "mistral-text.json",
+    "mistral-tool-call.chunks.txt",
+    "mistral-tool-call.json",
     "openai-text.chunks.txt",
     "openai-text.json",
     "reasoning-model-legacy-parameter-error.json",
     "xai-text.chunks.txt",
-    "xai-text.json"
+    "xai-text.json",
+    "xai-tool-call.chunks.txt",
+    "xai-tool-call.json"
   ],
   "anthropic-messages": [
+    "anthropic-claude-opus-5-reasoning-high.1.json",
+    "anthropic-clear-thinking.1.chunks.txt",
+    "anthropic-clear-thinking.1.json",
+    "anthropic-json-output-format.1.chunks.txt",
+    "anthropic-json-output-format.1.json",
+    "anthropic-json-tool.1.chunks.txt",
+    "anthropic-json-tool.1.json",
     "anthropic-message-delta-input-tokens.chunks.txt",
     "anthropic-refusal-no-details.json",
     "anthropic-refusal.chunks.txt",
     "anthropic-refusal.json",
     "anthropic-text.chunks.txt",
     "anthropic-text.json",
+    "anthropic-tool-no-args.chunks.txt",
+    "anthropic-tool-no-args.json",
     "duplicate-message-start.chunks.txt",
     "spliced-message-start.chunks.txt"
   ]
