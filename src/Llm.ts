@@ -71,10 +71,10 @@ export type Pull = Effect.Effect<Chunk.Chunk<LlmRequest.LlmStreamEvent>, Option.
  *
  * @example
  * import { Stream } from "effect"
- * import { Llm } from "@clearside/llm"
+ * import { Llm, type LlmRequest } from "@clearside/llm"
  *
  * const answer: Llm.Answer = Llm.fromStream(
- *   Stream.make(
+ *   Stream.make<Array<LlmRequest.LlmStreamEvent>>(
  *     { _tag: "TextDelta", text: "hi" },
  *     { _tag: "Finish", id: "1", provider: "p", model: "m", finishReason: "stop", usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }
  *   )
@@ -91,11 +91,11 @@ export type Answer = Effect.Effect<Pull, never, Scope.Scope>
  *
  * @example
  * import { Stream } from "effect"
- * import { Llm } from "@clearside/llm"
+ * import { Llm, type LlmRequest } from "@clearside/llm"
  *
  * const silent: Llm.Call = (request) =>
  *   Llm.fromStream(
- *     Stream.make({
+ *     Stream.make<Array<LlmRequest.LlmStreamEvent>>({
  *       _tag: "Finish", id: "1", provider: request.provider ?? "silent", model: request.model ?? "none",
  *       finishReason: "stop", usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0 }
  *     })
@@ -112,9 +112,9 @@ export type Call = (request: LlmRequest.LlmRequest, mode: Mode) => Answer
  *
  * @example
  * import { Stream } from "effect"
- * import { Llm } from "@clearside/llm"
+ * import { Llm, type LlmRequest } from "@clearside/llm"
  *
- * const answer = Llm.fromStream(Stream.make({ _tag: "TextDelta", text: "hello" }))
+ * const answer = Llm.fromStream(Stream.make<Array<LlmRequest.LlmStreamEvent>>({ _tag: "TextDelta", text: "hello" }))
  *
  * @since 0.1.0
  * @category Constructors
@@ -144,14 +144,14 @@ export const toStream = (answer: Answer): Stream.Stream<LlmRequest.LlmStreamEven
  *
  * @example
  * import { Stream } from "effect"
- * import { Llm } from "@clearside/llm"
+ * import { Llm, type LlmRequest } from "@clearside/llm"
  *
  * const local: Llm.Provider = {
  *   name: "local",
  *   model: "tiny-1",
  *   call: (request) =>
  *     Llm.fromStream(
- *       Stream.make(
+ *       Stream.make<Array<LlmRequest.LlmStreamEvent>>(
  *         { _tag: "TextDelta", text: "hi" },
  *         { _tag: "Finish", id: "1", provider: "local", model: request.model ?? "tiny-1", finishReason: "stop",
  *           usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }

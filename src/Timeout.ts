@@ -68,12 +68,6 @@ const timeoutError = (request: LlmRequest, phase: "attempt" | "first-token" | "i
   })
 
 /**
- * Limits each wait for the next chunk of `parts`: `first` until one has arrived, `next` after. A
- * wait that runs out interrupts the stream (its finalizers abort the HTTP request) and fails it
- * with the limit's error. This is `Stream.timeoutFail`, which limits every pull alike, with a
- * different limit for the first one.
- */
-/**
  * The per-attempt time limits: a whole answer must arrive within `timeout` (the request's own
  * `timeout` when it sets one); a stream's first part within `firstToken` and each next one within
  * `idle` of the previous. There is no limit on a stream's total length. A timed-out attempt is

@@ -90,7 +90,7 @@ export const requestAttributes: (request: LlmRequest.LlmRequest) => Record<strin
  * import { Tracing } from "@clearside/llm"
  * Tracing.responseAttributes({
  *   id: "chatcmpl-1", provider: "openai", model: "gpt-4o-2024-08-06", content: "hi", finishReason: "stop",
- *   usage: { inputTokens: 3, outputTokens: 1, totalTokens: 4 }
+ *   usage: { inputTokens: 3, outputTokens: 1, totalTokens: 4 }, toolCalls: []
  * })["gen_ai.response.finish_reasons"] // ["stop"]
  *
  * @since 0.1.0
