@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Duration, Effect, Exit, Fiber, Option, Stream, TestClock } from "effect"
 import * as Llm from "../src/Llm.js"
+import type * as LlmRequest from "../src/LlmRequest.js"
 import * as LlmMock from "../src/LlmMock.js"
 import * as Retry from "../src/Retry.js"
 import * as Timeout from "../src/Timeout.js"
@@ -298,4 +299,54 @@ describe("Timeout: layers and config", () => {
       expect(yield* Fiber.await(fiber)).toMatchObject({ cause: { error: { phase: "attempt" } } })
     })
   )
+})
+
+describe("Timeout under load: one watchdog per answer, thousands of answers at once", () => {
+  // On the live clock: `TestClock.adjust` wakes its sleepers one at a time, about 4.5 ms each here,
+  // which for thousands of them takes far longer than the calls. The provider is written as an
+  // answer (no Stream per call), so that the CPU of 3,000 calls stays far below the margins: a part
+  // every 5 ms against a 500 ms limit. Each test takes about a second.
+  const calls = 3_000
+  const usage = { inputTokens: 1, outputTokens: 1, totalTokens: 2 }
+  const finish: LlmRequest.LlmStreamEvent = { _tag: "Finish", id: "1", provider: "openai", model: "m", finishReason: "stop", usage }
+
+  /** Three parts 5 ms apart, then the `Finish`; a request saying "stall" never sends its second part. */
+  const paced: Llm.Call = (r) =>
+    Effect.sync(() => {
+      const stalls = r.messages[0]!.content === "stall"
+      let pulled = 0
+      return Effect.suspend((): Llm.Pull => {
+        pulled++
+        if (pulled === 1) return Effect.succeed(Chunk.of<LlmRequest.LlmStreamEvent>({ _tag: "TextDelta", text: "a" }))
+        if (stalls) return Effect.never
+        if (pulled <= 3) return Effect.as(Effect.sleep(Duration.millis(5)), Chunk.of<LlmRequest.LlmStreamEvent>({ _tag: "TextDelta", text: "b" }))
+        return pulled === 4 ? Effect.succeed(Chunk.of(finish)) : Effect.fail(Option.none())
+      })
+    })
+
+  const asks = Array.from({ length: calls }, (_, i) => ({
+    provider: "openai",
+    messages: [{ role: "user" as const, content: i % 2 === 0 ? "answer" : "stall" }]
+  }))
+  const failedIn = (phase: string) => (exit: Exit.Exit<unknown, unknown>) =>
+    Exit.isFailure(exit) && JSON.stringify(exit.cause).includes(`"phase":"${phase}"`)
+
+  it.live("3,000 concurrent streams: the stalled half fail at their idle limit, the rest finish", () =>
+    Effect.gen(function* () {
+      const service = Llm.fromCall(Llm.compose(paced, [yield* Timeout.make({ firstToken: Duration.seconds(5), idle: Duration.millis(500) })]))
+      const started = Date.now()
+      const exits = yield* Effect.forEach(asks, (r) => Effect.exit(Stream.runCollect(service.stream(r))), { concurrency: "unbounded" })
+      expect(exits.filter((exit, i) => i % 2 === 0 && Exit.isSuccess(exit) && Chunk.size(exit.value) === 4)).toHaveLength(calls / 2)
+      expect(exits.filter((exit, i) => i % 2 === 1 && failedIn("idle")(exit))).toHaveLength(calls / 2)
+      // At the idle limit, not at the first-token limit of 5 s.
+      expect(Date.now() - started).toBeLessThan(4_000)
+    }))
+
+  it.live("3,000 concurrent whole calls: the stalled half fail at the attempt limit", () =>
+    Effect.gen(function* () {
+      const service = Llm.fromCall(Llm.compose(paced, [yield* Timeout.make({ timeout: Duration.millis(500) })]))
+      const exits = yield* Effect.forEach(asks, (r) => Effect.exit(service.complete(r)), { concurrency: "unbounded" })
+      expect(exits.filter((exit, i) => i % 2 === 0 && Exit.isSuccess(exit))).toHaveLength(calls / 2)
+      expect(exits.filter((exit, i) => i % 2 === 1 && failedIn("attempt")(exit))).toHaveLength(calls / 2)
+    }))
 })
