@@ -89,17 +89,18 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
     const timeout = Duration.decode(options.timeout ?? Duration.seconds(30))
     const firstToken = Duration.decode(options.firstToken ?? timeout)
     const idle = Duration.decode(options.idle ?? timeout)
+    const watch = Answer.makeWatch()
     return (next) => (request, mode) => {
       if (mode === "whole") {
         const limit = request.timeout ?? timeout
         const wait = { millis: Duration.toMillis(limit), error: () => timeoutError(request, "attempt", limit) }
-        return Answer.limitPulls(next(request, mode), () => wait)
+        return Answer.limitPulls(next(request, mode), watch, () => wait)
       }
       const first = request.timeout ?? firstToken
       const between = request.timeout ?? idle
       const firstWait = { millis: Duration.toMillis(first), error: () => timeoutError(request, "first-token", first) }
       const idleWait = { millis: Duration.toMillis(between), error: () => timeoutError(request, "idle", between) }
-      return Answer.limitPulls(next(request, mode), (started) => (started ? idleWait : firstWait))
+      return Answer.limitPulls(next(request, mode), watch, (started) => (started ? idleWait : firstWait))
     }
   })
 
@@ -123,11 +124,12 @@ export const makeDeadline = (options: { readonly deadline: Duration.DurationInpu
   Effect.sync(() => {
     const limit = Duration.decode(options.deadline)
     const limitMs = Duration.toMillis(limit)
+    const watch = Answer.makeWatch()
     return (next) => (request, mode) =>
       Effect.clockWith((clock) => {
         const start = clock.unsafeCurrentTimeMillis()
         const error = () => timeoutError(request, "deadline", limit)
-        return Answer.limitPulls(next(request, mode), () => ({ millis: limitMs - (clock.unsafeCurrentTimeMillis() - start), error }))
+        return Answer.limitPulls(next(request, mode), watch, () => ({ millis: limitMs - (clock.unsafeCurrentTimeMillis() - start), error }))
       })
   })
 

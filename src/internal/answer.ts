@@ -179,96 +179,115 @@ export interface PullLimit {
   readonly error: () => LlmError
 }
 
+interface Waiting {
+  readonly deadline: number
+  readonly expire: () => void
+}
+
+/**
+ * The deadlines of every pull waiting under one time-limit policy, watched by one fiber asleep on
+ * the `Clock` until the earliest (so `TestClock` drives it): the policy's calls share one timer,
+ * and a call pays for none.
+ */
+export interface Watch {
+  readonly add: (waiting: Waiting, clock: Clock.Clock) => Effect.Effect<void>
+  readonly remove: (waiting: Waiting) => void
+}
+
+/** A {@link Watch}, one per time-limit policy. */
+export const makeWatch = (): Watch => {
+  const waiting = new Set<Waiting>()
+  let watcher: Fiber.RuntimeFiber<void> | undefined
+  let wakeAt = Infinity
+  const watch = (clock: Clock.Clock): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      let earliest = Infinity
+      for (const entry of waiting) {
+        if (entry.deadline <= now) {
+          waiting.delete(entry)
+          entry.expire()
+        } else if (entry.deadline < earliest) earliest = entry.deadline
+      }
+      wakeAt = earliest
+      if (earliest === Infinity) {
+        watcher = undefined
+        return Effect.void
+      }
+      return Effect.zipRight(clock.sleep(Duration.millis(earliest - now)), watch(clock))
+    })
+  return {
+    add: (entry, clock) =>
+      Effect.suspend(() => {
+        waiting.add(entry)
+        if (watcher !== undefined && entry.deadline >= wakeAt) return Effect.void
+        // No watcher, or one asleep past this deadline: a new one, from now.
+        watcher?.unsafeInterruptAsFork(FiberId.none)
+        wakeAt = entry.deadline
+        return Effect.asVoid(
+          Effect.tap(Effect.forkDaemon(watch(clock)), (forked) => {
+            watcher = forked
+          })
+        )
+      }),
+    remove: (entry) => {
+      waiting.delete(entry)
+    }
+  }
+}
+
 /**
  * Each pull of an answer given at most the limit `limitOf` names for it (`undefined`: no limit),
  * failing with its error when it runs out; a pull that runs out is interrupted (which aborts the
  * provider's request) and waited for. Nothing is limited once the `Finish` has come.
  *
  * Written by hand rather than `Effect.timeoutFail` on each pull: that races every pull against a
- * sleep of its own, two fibers and a timer, about 38 µs of CPU per pull (bench/policies.ts: 807 µs
- * per stream of 21 chunks), which a stream of one event per network read pays per event. Here one
- * watchdog fiber per answer, asleep on the `Clock` (so `TestClock` drives it), checks the deadline
- * of the pull in progress; each pull runs on a fiber of its own so that it can be interrupted, and
- * is not raced. Tested under load in test/Timeout.test.ts.
+ * sleep of its own, two fibers and a timer, about 38 µs of CPU per pull in bench/policies.ts and
+ * about 360 µs per whole call over HTTP (a real timer set and cleared), which a stream of one event
+ * per network read pays per event. Here each pull runs on a fiber of its own, so that it can be
+ * interrupted, and is not raced: its deadline joins the policy's {@link Watch}. Tested under load
+ * in test/Timeout.test.ts.
  */
-export const limitPulls = (answer: Llm.Answer, limitOf: (started: boolean) => PullLimit | undefined): Llm.Answer =>
-  Effect.flatMap(Effect.scope, (scope) =>
-    Effect.map(answer, (pull) => {
-      let started = false
-      let finished = false
-      let waiting: { readonly deadline: number; readonly expire: () => void } | undefined
-      // The watchdog, while it runs, and when it next wakes.
-      let watchdogFiber: Fiber.RuntimeFiber<void> | undefined
-      let wakeAt = Infinity
-
-      const watchdog = (clock: Clock.Clock): Effect.Effect<void> =>
-        Effect.suspend(() => {
-          const now = clock.unsafeCurrentTimeMillis()
-          if (waiting !== undefined && now >= waiting.deadline) {
-            const expired = waiting
-            waiting = undefined
-            watchdogFiber = undefined
-            expired.expire()
-            return Effect.void
+export const limitPulls = (
+  answer: Llm.Answer,
+  watch: Watch,
+  limitOf: (started: boolean) => PullLimit | undefined
+): Llm.Answer =>
+  Effect.map(answer, (pull) => {
+    let started = false
+    let finished = false
+    const seen = (parts: Parts) => {
+      if (Chunk.isNonEmpty(parts)) started = true
+      if (hasFinish(parts)) finished = true
+      return parts
+    }
+    const limited = (limit: PullLimit, clock: Clock.Clock): Llm.Pull =>
+      Effect.flatMap(Effect.fork(pull), (fiber) => {
+        let timedOut = false
+        const entry: Waiting = {
+          deadline: clock.unsafeCurrentTimeMillis() + limit.millis,
+          expire: () => {
+            timedOut = true
+            fiber.unsafeInterruptAsFork(FiberId.none)
           }
-          // Between pulls it sleeps as long as the next pull's limit: a pull that starts meanwhile
-          // cannot have an earlier deadline.
-          const left = waiting !== undefined ? waiting.deadline - now : finished ? undefined : limitOf(started)?.millis
-          if (left === undefined) {
-            watchdogFiber = undefined
-            return Effect.void
-          }
-          wakeAt = now + Math.max(1, left)
-          return Effect.zipRight(clock.sleep(Duration.millis(Math.max(1, left))), watchdog(clock))
-        })
-
-      const seen = (parts: Parts) => {
-        if (Chunk.isNonEmpty(parts)) started = true
-        if (hasFinish(parts)) finished = true
-        return parts
-      }
-
-      const limited = (limit: PullLimit, clock: Clock.Clock): Llm.Pull =>
-        Effect.flatMap(Effect.fork(pull), (fiber) => {
-          const wait = Effect.async<Parts, Option.Option<LlmError>>((resume) => {
-            let timedOut = false
-            const entry = {
-              deadline: clock.unsafeCurrentTimeMillis() + limit.millis,
-              expire: () => {
-                timedOut = true
-                fiber.unsafeInterruptAsFork(FiberId.none)
-              }
-            }
-            waiting = entry
-            fiber.addObserver((exit) => {
-              if (waiting === entry) waiting = undefined
-              resume(timedOut ? Effect.fail(Option.some(limit.error())) : exit)
-            })
-            return Effect.suspend(() => {
-              if (waiting === entry) waiting = undefined
-              return Fiber.interrupt(fiber)
-            })
+        }
+        const wait = Effect.async<Parts, Option.Option<LlmError>>((resume) => {
+          fiber.addObserver((exit) => {
+            watch.remove(entry)
+            resume(timedOut ? Effect.fail(Option.some(limit.error())) : exit)
           })
-          const deadline = clock.unsafeCurrentTimeMillis() + limit.millis
-          if (watchdogFiber !== undefined && deadline >= wakeAt) return Effect.map(wait, seen)
-          // No watchdog, or one asleep past this pull's deadline (a stream's first part may be
-          // given longer than the next ones): a new one, from now.
-          watchdogFiber?.unsafeInterruptAsFork(FiberId.none)
-          wakeAt = deadline
-          return Effect.zipRight(
-            Effect.tap(Effect.forkIn(watchdog(clock), scope), (forked) => {
-              watchdogFiber = forked
-            }),
-            Effect.map(wait, seen)
-          )
+          return Effect.suspend(() => {
+            watch.remove(entry)
+            return Fiber.interrupt(fiber)
+          })
         })
-
-      return Effect.suspend(() => {
-        if (finished) return pull
-        const limit = limitOf(started)
-        if (limit === undefined) return pull
-        if (limit.millis <= 0) return Effect.fail(Option.some(limit.error()))
-        return Effect.clockWith((clock) => limited(limit, clock))
+        return Effect.zipRight(watch.add(entry, clock), Effect.map(wait, seen))
       })
+    return Effect.suspend(() => {
+      if (finished) return pull
+      const limit = limitOf(started)
+      if (limit === undefined) return pull
+      if (limit.millis <= 0) return Effect.fail(Option.some(limit.error()))
+      return Effect.clockWith((clock) => limited(limit, clock))
     })
-  )
+  })
