@@ -333,13 +333,13 @@ describe("Timeout under load: one watchdog per answer, thousands of answers at o
 
   it.live("3,000 concurrent streams: the stalled half fail at their idle limit, the rest finish", () =>
     Effect.gen(function* () {
-      const service = Llm.fromCall(Llm.compose(paced, [yield* Timeout.make({ firstToken: Duration.seconds(5), idle: Duration.millis(500) })]))
+      const service = Llm.fromCall(Llm.compose(paced, [yield* Timeout.make({ firstToken: Duration.seconds(60), idle: Duration.millis(500) })]))
       const started = Date.now()
       const exits = yield* Effect.forEach(asks, (r) => Effect.exit(Stream.runCollect(service.stream(r))), { concurrency: "unbounded" })
       expect(exits.filter((exit, i) => i % 2 === 0 && Exit.isSuccess(exit) && Chunk.size(exit.value) === 4)).toHaveLength(calls / 2)
       expect(exits.filter((exit, i) => i % 2 === 1 && failedIn("idle")(exit))).toHaveLength(calls / 2)
-      // At the idle limit, not at the first-token limit of 5 s.
-      expect(Date.now() - started).toBeLessThan(4_000)
+      // At the idle limit, not at the first-token limit of 60 s.
+      expect(Date.now() - started).toBeLessThan(30_000)
     }))
 
   it.live("3,000 concurrent whole calls: the stalled half fail at the attempt limit", () =>

@@ -10,7 +10,7 @@
  *
  * @internal
  */
-import { Chunk, type Clock, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberId, Option, Scope } from "effect"
+import { Chunk, type Clock, Duration, Effect, ExecutionStrategy, Exit, type Fiber, FiberId, Option, Scope } from "effect"
 import type * as Llm from "../Llm.js"
 import type { LlmError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
@@ -237,57 +237,118 @@ export const makeWatch = (): Watch => {
 }
 
 /**
- * Each pull of an answer given at most the limit `limitOf` names for it (`undefined`: no limit),
- * failing with its error when it runs out; a pull that runs out is interrupted (which aborts the
- * provider's request) and waited for. Nothing is limited once the `Finish` has come.
+ * Each wait for a pull of an answer given at most the limit `limitOf` names for it (`undefined`: no
+ * limit), failing with its error when it runs out; the read that ran out is interrupted (which
+ * aborts the provider's request) and waited for. Nothing is limited once the `Finish` has come.
  *
  * Written by hand rather than `Effect.timeoutFail` on each pull: that races every pull against a
  * sleep of its own, two fibers and a timer, about 38 µs of CPU per pull in bench/policies.ts and
  * about 360 µs per whole call over HTTP (a real timer set and cleared), which a stream of one event
- * per network read pays per event. Here each pull runs on a fiber of its own, so that it can be
- * interrupted, and is not raced: its deadline joins the policy's {@link Watch}. Tested under load
- * in test/Timeout.test.ts.
+ * per network read pays per event. Here one reader fiber per answer pulls the answer beneath, one
+ * chunk ahead, and hands each chunk to the caller's pull; a caller that has to wait adds its
+ * deadline to the policy's {@link Watch}. Tested under load in test/Timeout.test.ts.
  */
 export const limitPulls = (
   answer: Llm.Answer,
   watch: Watch,
   limitOf: (started: boolean) => PullLimit | undefined
 ): Llm.Answer =>
-  Effect.map(answer, (pull) => {
-    let started = false
-    let finished = false
-    const seen = (parts: Parts) => {
-      if (Chunk.isNonEmpty(parts)) started = true
-      if (hasFinish(parts)) finished = true
-      return parts
-    }
-    const limited = (limit: PullLimit, clock: Clock.Clock): Llm.Pull =>
-      Effect.flatMap(Effect.fork(pull), (fiber) => {
-        let timedOut = false
-        const entry: Waiting = {
-          deadline: clock.unsafeCurrentTimeMillis() + limit.millis,
-          expire: () => {
-            timedOut = true
-            fiber.unsafeInterruptAsFork(FiberId.none)
-          }
-        }
-        const wait = Effect.async<Parts, Option.Option<LlmError>>((resume) => {
-          fiber.addObserver((exit) => {
-            watch.remove(entry)
-            resume(timedOut ? Effect.fail(Option.some(limit.error())) : exit)
+  Effect.flatMap(Effect.scope, (scope) =>
+    Effect.map(answer, (pull) => {
+      let started = false
+      let finished = false
+      // Read ahead and not yet taken: at most one chunk, then the answer's end or failure.
+      let ahead: Exit.Exit<Parts, Option.Option<LlmError>> | undefined
+      let last: Exit.Exit<Parts, Option.Option<LlmError>> | undefined
+      let taker: ((exit: Exit.Exit<Parts, Option.Option<LlmError>>) => void) | undefined
+      let resumeReader: (() => void) | undefined
+      let reader: Fiber.RuntimeFiber<void> | undefined
+
+      const hand = (exit: Exit.Exit<Parts, Option.Option<LlmError>>) => {
+        const waiting = taker
+        taker = undefined
+        if (waiting !== undefined) waiting(exit)
+        else ahead = exit
+      }
+      const read: Effect.Effect<void> = Effect.matchEffect(pull, {
+        onFailure: (error) => Effect.sync(() => hand(Exit.fail(error))),
+        onSuccess: (parts) =>
+          Effect.suspend(() => {
+            hand(Exit.succeed(parts))
+            if (ahead === undefined) return read
+            // The caller has not taken the last chunk yet: wait until it does.
+            return Effect.zipRight(
+              Effect.async<void>((resume) => {
+                resumeReader = () => resume(Effect.void)
+              }),
+              read
+            )
           })
-          return Effect.suspend(() => {
-            watch.remove(entry)
-            return Fiber.interrupt(fiber)
+      })
+
+      const taken = (exit: Exit.Exit<Parts, Option.Option<LlmError>>): Llm.Pull => {
+        if (Exit.isSuccess(exit)) {
+          const parts = exit.value
+          if (Chunk.isNonEmpty(parts)) started = true
+          if (hasFinish(parts)) finished = true
+        } else last = exit
+        return exit
+      }
+
+      const next = (limit: PullLimit | undefined, clock: Clock.Clock): Llm.Pull => {
+        let timedOut = false
+        let resumeTaker: ((effect: Llm.Pull) => void) | undefined
+        const entry: Waiting | undefined =
+          limit === undefined
+            ? undefined
+            : {
+                deadline: clock.unsafeCurrentTimeMillis() + limit.millis,
+                expire: () => {
+                  timedOut = true
+                  taker = undefined
+                  last = Exit.fail(Option.some(limit.error()))
+                  const current = reader
+                  if (current === undefined) return resumeTaker?.(Effect.fail(Option.some(limit.error())))
+                  current.addObserver(() => resumeTaker?.(Effect.fail(Option.some(limit.error()))))
+                  current.unsafeInterruptAsFork(FiberId.none)
+                }
+              }
+        const wait = Effect.async<Parts, Option.Option<LlmError>>((resume) => {
+          resumeTaker = resume
+          if (timedOut) return
+          taker = (exit) => {
+            if (entry !== undefined) watch.remove(entry)
+            resume(taken(exit))
+          }
+          return Effect.sync(() => {
+            taker = undefined
+            if (entry !== undefined) watch.remove(entry)
           })
         })
-        return Effect.zipRight(watch.add(entry, clock), Effect.map(wait, seen))
+        return entry === undefined ? wait : Effect.zipRight(watch.add(entry, clock), wait)
+      }
+
+      return Effect.suspend((): Llm.Pull => {
+        if (ahead !== undefined) {
+          const exit = ahead
+          ahead = undefined
+          const resume = resumeReader
+          resumeReader = undefined
+          resume?.()
+          return taken(exit)
+        }
+        if (last !== undefined) return last
+        const limit = finished ? undefined : limitOf(started)
+        if (limit !== undefined && limit.millis <= 0) return Effect.fail(Option.some(limit.error()))
+        return Effect.clockWith((clock) => {
+          if (reader !== undefined) return next(limit, clock)
+          return Effect.zipRight(
+            Effect.tap(Effect.forkIn(read, scope), (forked) => {
+              reader = forked
+            }),
+            next(limit, clock)
+          )
+        })
       })
-    return Effect.suspend(() => {
-      if (finished) return pull
-      const limit = limitOf(started)
-      if (limit === undefined) return pull
-      if (limit.millis <= 0) return Effect.fail(Option.some(limit.error()))
-      return Effect.clockWith((clock) => limited(limit, clock))
     })
-  })
+  )
