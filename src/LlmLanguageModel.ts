@@ -31,7 +31,8 @@ import * as LanguageModel from "@effect/ai/LanguageModel"
 import type * as Prompt from "@effect/ai/Prompt"
 import type * as Response from "@effect/ai/Response"
 import * as Tool from "@effect/ai/Tool"
-import { Effect, Encoding, Layer, Option, Predicate, type Schema, Stream } from "effect"
+import { Context, Effect, Encoding, Layer, Option, Predicate, type Schema, Stream } from "effect"
+import { dual } from "effect/Function"
 import * as JsonSchema from "./internal/jsonSchema.js"
 import * as StructuredOutput from "./internal/structuredOutput.js"
 import { Llm } from "./Llm.js"
@@ -53,6 +54,47 @@ const module = "LlmLanguageModel"
  * @category Models
  */
 export type Defaults = Omit<LlmRequest.LlmRequest, "messages" | "tools" | "toolChoice" | "responseFormat">
+
+/**
+ * Defaults for the calls of one region of a program, over the layer's: another provider or model
+ * for one call, a lower `maxTokens`... Set with {@link withDefaults}, or on a stream with
+ * `Stream.provideService(LlmLanguageModel.Config, defaults)`.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import * as LlmLanguageModel from "@clearside/llm/LlmLanguageModel"
+ *
+ * const careful = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+ *   Effect.provideService(effect, LlmLanguageModel.Config, { provider: "anthropic", temperature: 0 })
+ *
+ * @since 0.1.0
+ * @category Context
+ */
+export class Config extends Context.Tag("@clearside/llm/LlmLanguageModel/Config")<Config, Defaults>() {}
+
+/**
+ * Runs an effect with `defaults` over the layer's (and over those of an enclosing
+ * `withDefaults`), for every `@effect/ai` call in it.
+ *
+ * @example
+ * import { LanguageModel } from "@effect/ai"
+ * import { Effect } from "effect"
+ * import * as LlmLanguageModel from "@clearside/llm/LlmLanguageModel"
+ *
+ * const summary = LanguageModel.generateText({ prompt: "Summarise the debate." }).pipe(
+ *   LlmLanguageModel.withDefaults({ provider: "anthropic", model: "claude-haiku-4-5", maxTokens: 256 })
+ * )
+ *
+ * @since 0.1.0
+ * @category Context
+ */
+export const withDefaults: {
+  (defaults: Defaults): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, defaults: Defaults): Effect.Effect<A, E, R>
+} = dual(2, <A, E, R>(self: Effect.Effect<A, E, R>, defaults: Defaults): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Effect.serviceOption(Config), (outer) =>
+    Effect.provideService(self, Config, Option.match(outer, { onNone: () => defaults, onSome: (o) => ({ ...o, ...defaults }) }))
+  ))
 
 /**
  * The `LlmError` an `AiError` came from, if it came from one: its `_tag`, `retryable`, `provider`
@@ -248,6 +290,7 @@ interface Prepared {
 
 const prepare = (defaults: Defaults, options: LanguageModel.ProviderOptions, method: string): Effect.Effect<Prepared, AiError.AiError> =>
   Effect.gen(function* () {
+    const scoped = yield* Effect.serviceOption(Config)
     const messages = yield* messagesOf(options.prompt, method)
     const tools = yield* toolsOf(options.tools, method)
     const format = options.responseFormat
@@ -257,6 +300,7 @@ const prepare = (defaults: Defaults, options: LanguageModel.ProviderOptions, met
         : undefined
     const request: LlmRequest.LlmRequest = {
       ...defaults,
+      ...Option.getOrUndefined(scoped),
       messages,
       ...(tools.length > 0 ? { tools, toolChoice: toolChoiceOf(options.toolChoice) } : {}),
       ...(target !== undefined ? { responseFormat: target.format } : {})
@@ -409,7 +453,7 @@ const streamParts = (): ((event: LlmRequest.LlmStreamEvent) => Array<Response.St
 
 /**
  * The `LanguageModel` service over the `Llm` service in context, every request starting from
- * `defaults`.
+ * `defaults` (and those of {@link withDefaults} around a call).
  *
  * @example
  * import { LanguageModel } from "@effect/ai"

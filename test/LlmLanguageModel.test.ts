@@ -119,6 +119,20 @@ describe("a Prompt becomes an Llm request", () => {
       expect(yield* lastRequest).toMatchObject({ maxTokens: 99, temperature: 0.5, messages: [{ role: "user" }] })
     }).pipe(Effect.provide(scripted([LlmMock.reply("ok")], { maxTokens: 99, temperature: 0.5 }))))
 
+  it.effect("withDefaults sets defaults for the calls inside it, over the layer's and an enclosing one's", () =>
+    Effect.gen(function* () {
+      yield* LanguageModel.generateText({ prompt: "a" }).pipe(
+        LlmLanguageModel.withDefaults({ temperature: 0.1 }),
+        LlmLanguageModel.withDefaults({ maxTokens: 7, temperature: 0.9 })
+      )
+      yield* Stream.runDrain(LanguageModel.streamText({ prompt: "b" })).pipe(
+        Effect.provideService(LlmLanguageModel.Config, { maxTokens: 8 })
+      )
+      yield* LanguageModel.generateText({ prompt: "c" })
+      const requests = yield* LlmMock.requests
+      expect(requests.map((r) => [r.maxTokens, r.temperature])).toEqual([[7, 0.1], [8, 0.5], [99, 0.5]])
+    }).pipe(Effect.provide(scripted([LlmMock.reply("1"), LlmMock.reply("2"), LlmMock.reply("3")], { maxTokens: 99, temperature: 0.5 }))))
+
   it.effect("a file that is not an image is MalformedInput, before any call", () =>
     Effect.gen(function* () {
       const error = yield* Effect.flip(

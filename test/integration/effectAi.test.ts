@@ -198,6 +198,18 @@ describe("@effect/ai LanguageModel under the policies of Llm", () => {
       expect(JSON.stringify(error)).not.toContain(key)
     }))
 
+  it.scopedLive("withDefaults sends the calls inside it to another provider and model", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      const provide = yield* model(envFor(sim), "openai")
+      yield* provide(
+        LanguageModel.generateText({ prompt: "hi" }).pipe(LlmLanguageModel.withDefaults({ provider: "anthropic", model: "claude-haiku-4-5" }))
+      )
+      yield* provide(LanguageModel.generateText({ prompt: "hi" }))
+      expect(sim.requests().map((r) => r.route)).toEqual(["anthropic", "openai"])
+      expect(sim.requests()[0]?.body).toMatchObject({ model: "claude-haiku-4-5" })
+    }))
+
   it.scopedLive("a 401 is an AiError that is not retryable, and is not retried", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
