@@ -1,4 +1,4 @@
-import { AiError, LanguageModel, Prompt, Tool, Toolkit } from "@effect/ai"
+import { AiError, Chat, LanguageModel, Prompt, Tool, Toolkit } from "@effect/ai"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Option, Schema, Stream } from "effect"
 import * as Llm from "../src/Llm.js"
@@ -325,6 +325,19 @@ describe("a streamed answer becomes stream parts", () => {
       ])
       expect(parts[5]).toEqual(expect.not.objectContaining({ metadata: { clearside: expect.anything() } }))
     }).pipe(Effect.provide(streaming([{ _tag: "TextDelta", text: "a" }, { _tag: "ReasoningDelta", text: "b" }, finish]))))
+
+  it.effect("a streamed turn joins Chat's history as the assistant's text", () =>
+    Effect.gen(function* () {
+      const chat = yield* Chat.empty
+      yield* Stream.runDrain(chat.streamText({ prompt: "first" }))
+      yield* chat.generateText({ prompt: "second" })
+      const second = (yield* LlmMock.requests)[1]!
+      expect(second.messages).toEqual([
+        { role: "user", content: [{ type: "text", text: "first" }] },
+        { role: "assistant", content: [{ type: "text", text: "one two three" }] },
+        { role: "user", content: [{ type: "text", text: "second" }] }
+      ])
+    }).pipe(Effect.provide(scripted([LlmMock.reply("one two three"), LlmMock.reply("ok")]))))
 
   it.effect("a stream that fails is an AiError with the original", () =>
     Effect.gen(function* () {
