@@ -184,6 +184,30 @@ describe("@effect/ai LanguageModel under the policies of Llm", () => {
       expect(runs.count).toBe(1)
     }))
 
+  it.scopedLive("streamed, a 429 then a 529 are retried inside Llm too: one tool call, one handler run", () =>
+    Effect.gen(function* () {
+      const sim = yield* Simulator.make()
+      sim.enqueue(
+        "anthropic",
+        { status: 429, headers: { "retry-after": "0" } },
+        { status: 529 },
+        { toolCalls: [{ id: "toolu_1", name: "get_weather", arguments: { city: "Oslo" } }] }
+      )
+      const runs = { count: 0 }
+      const provide = yield* model(envFor(sim), "anthropic")
+      const parts = Chunk.toArray(
+        yield* provide(
+          Stream.runCollect(LanguageModel.streamText({ prompt: "Weather in Oslo?", toolkit: Weather })).pipe(
+            Effect.provide(weatherHandlers(runs))
+          )
+        )
+      )
+      expect(parts.filter((part) => part.type === "tool-call")).toHaveLength(1)
+      expect(parts.filter((part) => part.type === "tool-result")).toHaveLength(1)
+      expect(sim.attempts("anthropic")).toBe(3)
+      expect(runs.count).toBe(1)
+    }))
+
   it.scopedLive("an LlmError arrives as an AiError that keeps the original, its tag and retryable", () =>
     Effect.gen(function* () {
       const sim = yield* Simulator.make()
