@@ -343,6 +343,27 @@ const main = async () => {
           for await (const chunk of stream) if (chunk.choices[0]?.delta.content) count++
           check("openai", count)
         }),
+      // The floor of any Effect library: the raw SDK's stream read as an Effect `Stream`.
+      sdkInEffect: () =>
+        live.runtime.runPromise(
+          Effect.forEach(
+            Array.from({ length: CPU_STREAMS }),
+            () =>
+              Effect.flatMap(
+                Effect.promise(() => sdk.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: words }], stream: true })),
+                (stream) =>
+                  Effect.map(
+                    Stream.runFold(
+                      Stream.fromAsyncIterable(stream, (e) => e),
+                      0,
+                      (n, chunk) => (chunk.choices[0]?.delta.content ? n + 1 : n)
+                    ),
+                    (count) => check("openai in Effect", count)
+                  )
+              ),
+            { concurrency: "unbounded", discard: true }
+          )
+        ),
       aiSdk: () =>
         pool(CPU_STREAMS, CPU_STREAMS, async () => {
           const result = streamText({ model: peer, prompt: words, maxRetries: 0 })
@@ -382,6 +403,16 @@ const main = async () => {
           Effect.forEach(Array.from({ length: INFLIGHT_CALLS }), () => llm.complete(request), { concurrency: INFLIGHT, discard: true })
         ),
       openaiSdk: () => pool(INFLIGHT_CALLS, INFLIGHT, () => sdk.chat.completions.create({ model: MODEL, messages, max_tokens: 32 })),
+      // The floor of any Effect library: the raw SDK call in one `Effect.promise`, run by the same
+      // runtime and `Effect.forEach` as llmLive, without the library.
+      sdkInEffect: () =>
+        live.runtime.runPromise(
+          Effect.forEach(
+            Array.from({ length: INFLIGHT_CALLS }),
+            () => Effect.promise(() => sdk.chat.completions.create({ model: MODEL, messages, max_tokens: 32 })),
+            { concurrency: INFLIGHT, discard: true }
+          )
+        ),
       aiSdk: () => pool(INFLIGHT_CALLS, INFLIGHT, () => generateText({ model: peer, prompt, maxOutputTokens: 32, maxRetries: 0 }))
     }
     const sample = (run: () => Promise<void>) => async () => {
@@ -608,7 +639,7 @@ const markdown = (results: Record<string, unknown>): string => {
   const cpuTable = (title: string, section: Record<string, unknown> | undefined, unit: string) => {
     if (section === undefined) return
     lines.push(`**${title}**`, "", `| client | ${unit} | vs openai SDK |`, "| --- | ---: | ---: |")
-    for (const name of ["llmLive", "openaiSdk", "aiSdk"]) {
+    for (const name of ["llmLive", "openaiSdk", "sdkInEffect", "aiSdk"]) {
       const row = section[name] as { cpuUsPerOp: number; ratioToBaseline: number } | undefined
       if (row !== undefined) lines.push(`| ${name} | ${row.cpuUsPerOp} | ${row.ratioToBaseline} |`)
     }
