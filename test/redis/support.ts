@@ -4,12 +4,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { Redis } from "ioredis"
+import { freePort } from "../childProcess.js"
 
 /**
  * The Redis the tests use; they run whenever it is set. Set by the caller, or by the global setup
@@ -42,17 +42,6 @@ export const connect = async (url: string): Promise<Redis> => {
     throw new Error(`REDIS_URL is set but Redis does not answer at ${url.replace(/\/\/[^@]*@/, "//<redacted>@")}: ${String(error)}`)
   }
 }
-
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 /**
  * A `redis-server` of the test's own on a free loopback port, persistence off, in the foreground
