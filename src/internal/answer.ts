@@ -10,7 +10,20 @@
  *
  * @internal
  */
-import { Chunk, type Clock, Duration, Effect, ExecutionStrategy, Exit, type Fiber, FiberId, Option, Scope } from "effect"
+import {
+  Chunk,
+  Clock,
+  Context,
+  DefaultServices,
+  Duration,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  type Fiber,
+  FiberId,
+  Option,
+  Scope
+} from "effect"
 import type * as Llm from "../Llm.js"
 import type { LlmError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
@@ -185,30 +198,56 @@ interface Waiting {
 }
 
 /**
- * The deadlines of every pull waiting under one time-limit policy, watched by one fiber asleep on
- * the `Clock` until the earliest (so `TestClock` drives it): the policy's calls share one timer,
- * and a call pays for none.
+ * The deadlines of every pull waiting under one time-limit policy, watched by one timer set for
+ * the earliest: the policy's calls share it, and a call sets none of its own. On the live clock it
+ * is a Node timer that does not keep the process alive (`unref`); on any other clock (`TestClock`)
+ * a fiber asleep on that clock.
  */
 export interface Watch {
   readonly add: (waiting: Waiting, clock: Clock.Clock) => Effect.Effect<void>
   readonly remove: (waiting: Waiting) => void
 }
 
+const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
+
 /** A {@link Watch}, one per time-limit policy. */
 export const makeWatch = (): Watch => {
   const waiting = new Set<Waiting>()
-  let watcher: Fiber.RuntimeFiber<void> | undefined
   let wakeAt = Infinity
+  /** Expires what is due; the earliest deadline left, or `Infinity`. */
+  const expireDue = (now: number): number => {
+    let earliest = Infinity
+    for (const entry of waiting) {
+      if (entry.deadline <= now) {
+        waiting.delete(entry)
+        entry.expire()
+      } else if (entry.deadline < earliest) earliest = entry.deadline
+    }
+    return earliest
+  }
+
+  // The live clock: a Node timer.
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const arm = (deadline: number, now: number) => {
+    if (timer !== undefined) clearTimeout(timer)
+    wakeAt = deadline
+    timer = setTimeout(onTimer, Math.max(1, deadline - now))
+    timer.unref?.()
+  }
+  const onTimer = () => {
+    timer = undefined
+    const now = Date.now()
+    const earliest = expireDue(now)
+    if (earliest === Infinity) wakeAt = Infinity
+    else arm(earliest, now)
+  }
+
+  // Any other clock: a fiber asleep on it.
+  let watcher: Fiber.RuntimeFiber<void> | undefined
   const watch = (clock: Clock.Clock): Effect.Effect<void> =>
     Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
-      let earliest = Infinity
-      for (const entry of waiting) {
-        if (entry.deadline <= now) {
-          waiting.delete(entry)
-          entry.expire()
-        } else if (entry.deadline < earliest) earliest = entry.deadline
-      }
+      const earliest = expireDue(now)
       wakeAt = earliest
       if (earliest === Infinity) {
         watcher = undefined
@@ -216,10 +255,15 @@ export const makeWatch = (): Watch => {
       }
       return Effect.zipRight(clock.sleep(Duration.millis(earliest - now)), watch(clock))
     })
+
   return {
     add: (entry, clock) =>
       Effect.suspend(() => {
         waiting.add(entry)
+        if (clock === liveClock) {
+          if (timer === undefined || entry.deadline < wakeAt) arm(entry.deadline, Date.now())
+          return Effect.void
+        }
         if (watcher !== undefined && entry.deadline >= wakeAt) return Effect.void
         // No watcher, or one asleep past this deadline: a new one, from now.
         watcher?.unsafeInterruptAsFork(FiberId.none)
