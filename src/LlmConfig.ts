@@ -23,6 +23,8 @@
  * | `AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `OPENAI_API_VERSION`, `AZURE_OPENAI_DEPLOYMENT` | none | the endpoint (http(s) URL) needs the key and an API version such as `2024-10-21` |
  * | `OPENAI_COMPATIBLE_NAME`, `OPENAI_COMPATIBLE_BASE_URL`, `OPENAI_COMPATIBLE_API_KEY`, `OPENAI_COMPATIBLE_MODEL` | none | name and base URL go together |
  * | `OPENAI_COMPATIBLE_HEADERS`, `OPENAI_COMPATIBLE_QUERY` | none | JSON objects of strings; header values are secrets |
+ * | `OPENAI_COMPATIBLE_STRUCTURED_OUTPUT` | `json_schema` | `json_schema` or `json_object` |
+ * | `ANTHROPIC_STRUCTURED_OUTPUT` | `auto` | `auto`, `native` or `tool` |
  * | `OPENAI_COMPATIBLE_ENDPOINTS` | none | 1 to 50 distinct names; each has `OPENAI_COMPATIBLE_<NAME>_BASE_URL` (required), `_API_KEY_VAR`, `_MODEL`, `_HEADERS`, `_QUERY`, read by {@link load} |
  * | `LLM_MAX_RETRIES` | `3` | 0 to 100 |
  * | `LLM_RETRY_BASE_DELAY_MS`, `LLM_RETRY_MAX_DELAY_MS`, `LLM_RETRY_MAX_RETRY_AFTER_MS` | `500`, `10000`, `60000` | ms, 0 to 600000 |
@@ -82,6 +84,8 @@ export interface KeyedProvider {
   readonly baseURL?: string
   /** `OPENAI_HEADERS`, `ANTHROPIC_HEADERS`: headers sent with every request, each value a secret. */
   readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>>
+  /** `ANTHROPIC_STRUCTURED_OUTPUT` (Anthropic only): how structured output is asked for. */
+  readonly structuredOutput?: "auto" | "native" | "tool"
 }
 
 /**
@@ -104,6 +108,8 @@ export interface CompatibleProvider {
   readonly headers?: Readonly<Record<string, Redacted.Redacted<string>>>
   /** `OPENAI_COMPATIBLE_QUERY`: query parameters sent with every request. */
   readonly query?: Readonly<Record<string, string>>
+  /** `OPENAI_COMPATIBLE_STRUCTURED_OUTPUT`: `json_schema`, or `json_object` for an endpoint that knows only JSON mode. */
+  readonly structuredOutput?: "json_schema" | "json_object"
 }
 
 /**
@@ -526,6 +532,9 @@ const prices: Config.Config<Readonly<Record<string, Price>>> = BlankIsUnset.opti
   )
 )
 
+const compatibleStructuredOutput = Rules.words(["json_schema", "json_object"] as const)
+const anthropicStructuredOutput = Rules.words(["auto", "native", "tool"] as const)
+
 const providerVariables = Config.all({
   provider: BlankIsUnset.optionalText("LLM_PROVIDER"),
   defaultModel: BlankIsUnset.optionalText("LLM_DEFAULT_MODEL"),
@@ -541,6 +550,8 @@ const providerVariables = Config.all({
   anthropicHeaders: Rules.optional("ANTHROPIC_HEADERS", Rules.headers),
   compatibleHeaders: Rules.optional("OPENAI_COMPATIBLE_HEADERS", Rules.headers),
   compatibleQuery: Rules.optional("OPENAI_COMPATIBLE_QUERY", Rules.query),
+  compatibleStructuredOutput: Rules.optional("OPENAI_COMPATIBLE_STRUCTURED_OUTPUT", compatibleStructuredOutput),
+  anthropicStructuredOutput: Rules.optional("ANTHROPIC_STRUCTURED_OUTPUT", anthropicStructuredOutput),
   endpoints: BlankIsUnset.optionalText("OPENAI_COMPATIBLE_ENDPOINTS"),
   azureKey: BlankIsUnset.optionalSecret("AZURE_OPENAI_API_KEY"),
   azureEndpoint: Rules.optional("AZURE_OPENAI_ENDPOINT", httpUrl),
@@ -614,14 +625,16 @@ const checkProviders = (raw: Config.Config.Success<typeof providerVariables>): E
       ...field("apiKey", raw.compatibleKey),
       ...field("model", raw.compatibleModel),
       ...field("headers", redactedHeaders(raw.compatibleHeaders)),
-      ...field("query", raw.compatibleQuery)
+      ...field("query", raw.compatibleQuery),
+      ...field("structuredOutput", raw.compatibleStructuredOutput)
     })
   } else if (
     Option.isSome(raw.compatibleName) ||
     Option.isSome(raw.compatibleKey) ||
     Option.isSome(raw.compatibleModel) ||
     Option.isSome(raw.compatibleHeaders) ||
-    Option.isSome(raw.compatibleQuery)
+    Option.isSome(raw.compatibleQuery) ||
+    Option.isSome(raw.compatibleStructuredOutput)
   ) {
     return Either.left(
       invalid(
@@ -663,7 +676,14 @@ const checkProviders = (raw: Config.Config.Success<typeof providerVariables>): E
     ...field("provider", raw.provider),
     ...field("defaultModel", raw.defaultModel),
     ...field("openai", Option.map(keyed(raw.openaiKey, raw.openaiBaseURL), (set) => ({ ...set, ...field("headers", redactedHeaders(raw.openaiHeaders)) }))),
-    ...field("anthropic", Option.map(keyed(raw.anthropicKey, raw.anthropicBaseURL), (set) => ({ ...set, ...field("headers", redactedHeaders(raw.anthropicHeaders)) }))),
+    ...field(
+      "anthropic",
+      Option.map(keyed(raw.anthropicKey, raw.anthropicBaseURL), (set) => ({
+        ...set,
+        ...field("headers", redactedHeaders(raw.anthropicHeaders)),
+        ...field("structuredOutput", raw.anthropicStructuredOutput)
+      }))
+    ),
     ...field("azure", azure),
     ...field("openaiCompatible", openaiCompatible)
   }
@@ -753,7 +773,8 @@ const endpointVariables = (name: string) => {
     keyVariable: Rules.optional(`${prefix}_API_KEY_VAR`, Rules.variableName),
     model: BlankIsUnset.optionalText(`${prefix}_MODEL`),
     headers: Rules.optional(`${prefix}_HEADERS`, Rules.headers),
-    query: Rules.optional(`${prefix}_QUERY`, Rules.query)
+    query: Rules.optional(`${prefix}_QUERY`, Rules.query),
+    structuredOutput: Rules.optional(`${prefix}_STRUCTURED_OUTPUT`, compatibleStructuredOutput)
   }).pipe(
     Config.mapOrFail((vars) =>
       Option.isSome(vars.baseURL)
@@ -832,7 +853,8 @@ export const load: Effect.Effect<LlmConfig, ConfigError.ConfigError> = Effect.ge
           ...field("apiKey", apiKey),
           ...field("model", endpoint.model),
           ...field("headers", redactedHeaders(endpoint.headers)),
-          ...field("query", endpoint.query)
+          ...field("query", endpoint.query),
+          ...field("structuredOutput", endpoint.structuredOutput)
         })
       )
     )

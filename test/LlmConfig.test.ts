@@ -813,3 +813,43 @@ describe("several named compatible endpoints (LlmConfig.load)", () => {
     })
   )
 })
+
+describe("structured output per provider", () => {
+  const compatible = { OPENAI_COMPATIBLE_NAME: "local", OPENAI_COMPATIBLE_BASE_URL: "http://127.0.0.1:11434/v1" }
+
+  it.effect("ANTHROPIC_STRUCTURED_OUTPUT and OPENAI_COMPATIBLE_STRUCTURED_OUTPUT reach the providers' settings", () =>
+    Effect.gen(function* () {
+      const config = yield* read({
+        ANTHROPIC_API_KEY: "sk-ant-x",
+        ANTHROPIC_STRUCTURED_OUTPUT: "tool",
+        ...compatible,
+        OPENAI_COMPATIBLE_STRUCTURED_OUTPUT: "JSON_OBJECT"
+      })
+      expect(config.anthropic?.structuredOutput).toBe("tool")
+      expect(config.openaiCompatible?.structuredOutput).toBe("json_object")
+      const unset = yield* read({ ANTHROPIC_API_KEY: "sk-ant-x", ...compatible })
+      expect(unset.anthropic?.structuredOutput).toBeUndefined()
+      expect(unset.openaiCompatible?.structuredOutput).toBeUndefined()
+    }))
+
+  it.effect("a named endpoint has its own OPENAI_COMPATIBLE_<NAME>_STRUCTURED_OUTPUT", () =>
+    Effect.gen(function* () {
+      const config = yield* load({
+        OPENAI_COMPATIBLE_ENDPOINTS: "vllm",
+        OPENAI_COMPATIBLE_VLLM_BASE_URL: "http://127.0.0.1:8000/v1",
+        OPENAI_COMPATIBLE_VLLM_STRUCTURED_OUTPUT: "json_object"
+      })
+      expect(config.compatibleEndpoints?.[0]?.structuredOutput).toBe("json_object")
+    }))
+
+  it.effect("any other value is a ConfigError naming the variable and its rule", () =>
+    Effect.gen(function* () {
+      const anthropic = yield* failure({ ANTHROPIC_API_KEY: "sk-ant-x", ANTHROPIC_STRUCTURED_OUTPUT: "forced" })
+      expect(named(anthropic)).toEqual(["ANTHROPIC_STRUCTURED_OUTPUT"])
+      expect(messages(anthropic).join(" ")).toContain("ANTHROPIC_STRUCTURED_OUTPUT must be one of auto, native, tool")
+      const endpoint = yield* failure({ ...compatible, OPENAI_COMPATIBLE_STRUCTURED_OUTPUT: "xml" })
+      expect(messages(endpoint).join(" ")).toContain("OPENAI_COMPATIBLE_STRUCTURED_OUTPUT must be one of json_schema, json_object")
+      const alone = yield* failure({ OPENAI_COMPATIBLE_STRUCTURED_OUTPUT: "json_object" })
+      expect(named(alone)).toEqual(["OPENAI_COMPATIBLE_BASE_URL"])
+    }))
+})
