@@ -4,7 +4,7 @@
  * usage, on OpenAI, Anthropic and a compatible endpoint.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Schema, Stream, TestClock } from "effect"
+import { Chunk, type Duration, Effect, Fiber, Schema, Stream, TestClock } from "effect"
 import type * as Simulator from "../../simulator/Simulator.js"
 import * as Llm from "../../src/Llm.js"
 import * as Tool from "../../src/Tool.js"
@@ -66,7 +66,7 @@ const turnsOf = (provider: Provider, body: Wire) => {
 }
 
 /** Moves the test clock on while the fiber runs, yielding real time to the HTTP in between. */
-const drive = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, step = "100 millis") =>
+const drive = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, step: Duration.DurationInput = "100 millis") =>
   Effect.gen(function* () {
     for (let i = 0; i < 2_000; i++) {
       const done = yield* Fiber.poll(fiber)
