@@ -123,6 +123,50 @@ describe("Llm.runTools", () => {
       expect(toolResultsOf((yield* LlmMock.requests)[1]!)[0]!.isError).toBe(true)
     }).pipe(Effect.provide(LlmMock.layer([LlmMock.toolCall("find_evidence", { claim: "nothing" }), LlmMock.reply("I found no evidence.")]))))
 
+  it.effect("a typed failure of any shape is described to the model: a tag, an Error's message, JSON, else its text", () =>
+    Effect.gen(function* () {
+      const failures: ReadonlyArray<unknown> = [{ _tag: "Busy" }, new Error("disk full"), { code: 7 }, 10n, "plain"]
+      const failing = Tool.make({
+        name: "failing",
+        parameters: Schema.Struct({ i: Schema.Number }),
+        handler: ({ i }) => Effect.fail(failures[i])
+      })
+      const { steps } = yield* Llm.runTools({ tools: [failing], ...ask })
+      expect(steps[0]!.results.map((r) => r.result)).toStrictEqual([
+        "The tool failed: Busy",
+        "The tool failed: disk full",
+        'The tool failed: {"code":7}',
+        "The tool failed: 10",
+        'The tool failed: "plain"'
+      ])
+    }).pipe(
+      Effect.provide(
+        LlmMock.layer([LlmMock.toolCalls([0, 1, 2, 3, 4].map((i) => ({ name: "failing", arguments: { i } }))), LlmMock.reply("ok")])
+      )
+    ))
+
+  it.effect("a result the success Schema cannot encode, or that is not JSON, is a defect", () =>
+    Effect.gen(function* () {
+      const wrong = Tool.make({
+        name: "wrong",
+        parameters: Schema.Struct({}),
+        success: Schema.Number,
+        handler: () => Effect.succeed("not a number" as unknown as number)
+      })
+      const bigint = Tool.make({ name: "bigint", parameters: Schema.Struct({}), handler: () => Effect.succeed(10n) })
+      const first = yield* Effect.exit(Llm.runTools({ tools: [wrong], ...ask }))
+      expect(Exit.isFailure(first) && first.cause._tag).toBe("Die")
+      const second = yield* Effect.exit(Llm.runTools({ tools: [bigint], ...ask }))
+      expect(Exit.isFailure(second) && second.cause._tag).toBe("Die")
+    }).pipe(Effect.provide(LlmMock.layer([LlmMock.toolCall("wrong", {}), LlmMock.toolCall("bigint", {})]))))
+
+  it.effect("a handler with no result sends null; maxSteps and concurrency that are not finite take their defaults", () =>
+    Effect.gen(function* () {
+      const quiet = Tool.make({ name: "quiet", parameters: Schema.Struct({}), handler: () => Effect.void })
+      const { steps } = yield* Llm.runTools({ tools: [quiet], maxSteps: Number.NaN, concurrency: Infinity, ...ask })
+      expect(steps[0]!.results[0]!.result).toBeNull()
+    }).pipe(Effect.provide(LlmMock.layer([LlmMock.toolCall("quiet", {}), LlmMock.reply("ok")]))))
+
   it.effect("failureMode fail fails the loop with the handler's error", () =>
     Effect.gen(function* () {
       const strict = Tool.make({ ...findEvidence, failureMode: "fail" })
