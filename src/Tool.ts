@@ -88,8 +88,7 @@ export interface Tool<
  * @since 0.1.0
  * @category Models
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the handler's argument type varies per tool
-export type Any = Tool<string, Schema.Schema.Any, Schema.Schema.Any, any, any>
+export type Any = Tool<string, Schema.Schema.Any, Schema.Schema.Any, unknown, unknown>
 
 /**
  * The typed failures of a tool's handler.

@@ -1,6 +1,7 @@
-import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Data, Effect, Exit, Fiber, Schema, Stream, TestClock } from "effect"
+import { describe, expect, expectTypeOf, it } from "@effect/vitest"
+import { Chunk, Context, Data, Effect, Exit, Fiber, Schema, Stream, TestClock } from "effect"
 import * as Llm from "../src/Llm.js"
+import type { LlmError } from "../src/LlmError.js"
 import * as LlmMock from "../src/LlmMock.js"
 import type * as LlmRequest from "../src/LlmRequest.js"
 import * as Retry from "../src/Retry.js"
@@ -85,6 +86,19 @@ describe("Tool.make", () => {
 })
 
 describe("Llm.runTools", () => {
+  it("types its failures as LlmError or a tool's error, and its needs as Llm and the tools' context", () => {
+    class Archive extends Context.Tag("Archive")<Archive, { readonly search: (q: string) => Effect.Effect<string> }>() {}
+    const archived = Tool.make({
+      name: "archive",
+      parameters: Schema.Struct({ q: Schema.String }),
+      handler: ({ q }) => Effect.flatMap(Archive, (archive) => archive.search(q))
+    })
+    const loop = Llm.runTools({ tools: [findEvidence, archived], ...ask })
+    expectTypeOf(loop).toEqualTypeOf<Effect.Effect<Llm.ToolsResponse, LlmError | NotFound, Llm.Llm | Archive>>()
+    const events = Llm.streamTools({ tools: [countWords], ...ask })
+    expectTypeOf(events).toEqualTypeOf<Stream.Stream<Llm.ToolsEvent, LlmError, Llm.Llm>>()
+  })
+
   it.effect("a two-tool, three-step conversation ends with the answer; every step sends the tools and the results so far", () =>
     Effect.gen(function* () {
       const { response, steps, usage } = yield* Llm.runTools({ tools: [findEvidence, countWords], ...ask })
