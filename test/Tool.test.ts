@@ -1,5 +1,5 @@
 import { describe, expect, expectTypeOf, it } from "@effect/vitest"
-import { Chunk, Context, Data, Effect, Exit, Fiber, Schema, Stream, TestClock } from "effect"
+import { Chunk, Context, Data, Effect, Exit, Fiber, Metric, MetricState, Schema, Stream, TestClock } from "effect"
 import * as Llm from "../src/Llm.js"
 import type { LlmError } from "../src/LlmError.js"
 import * as LlmMock from "../src/LlmMock.js"
@@ -40,6 +40,18 @@ const toolResultsOf = (request: LlmRequest.LlmRequest) =>
       ? m.content.flatMap((p) => (p.type === "tool-result" ? [{ id: p.id, result: p.result, isError: p.isError ?? false }] : []))
       : []
   )
+
+/** The tokens of one type counted in `gen_ai.client.token.usage` for a model, over all other labels. */
+const tokensCounted = (model: string, type: string) =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    let total = 0
+    for (const pair of pairs) {
+      const labels = new Map(pair.metricKey.tags.map((tag) => [tag.key, tag.value]))
+      if (pair.metricKey.name !== "gen_ai.client.token.usage" || labels.get("gen_ai.request.model") !== model) continue
+      if (labels.get("gen_ai.token.type") === type && MetricState.isHistogramState(pair.metricState)) total += pair.metricState.sum
+    }
+    return total
+  })
 
 /** Runs an effect to its end, moving the test clock on while it waits. */
 const settle = <A, E>(effect: Effect.Effect<A, E>) =>
@@ -312,8 +324,9 @@ describe("Llm.runTools", () => {
       expect(yield* mock.requests).toHaveLength(3)
     }))
 
-  it.effect("usage and cost add up across steps, in the result and in Usage.withUsage", () =>
+  it.effect("usage and cost add up across steps, in the result, in Usage.withUsage and in the token metric", () =>
     Effect.gen(function* () {
+      const before = yield* tokensCounted("priced", "input")
       const mock = yield* LlmMock.make([
         LlmMock.toolCall("find_evidence", { claim: "cars" }, { usage: { inputTokens: 100, outputTokens: 10, totalTokens: 110 } }),
         LlmMock.reply("Answer.", { usage: { inputTokens: 200, outputTokens: 20, totalTokens: 220, cachedInputTokens: 50 } })
@@ -326,6 +339,7 @@ describe("Llm.runTools", () => {
       expect(summary).toMatchObject({ attempts: 2, inputTokens: 300, outputTokens: 30, totalTokens: 330 })
       expect(usage.costUsd).toBeGreaterThan(0)
       expect(usage.costUsd).toBeCloseTo(summary.costUsd, 12)
+      expect((yield* tokensCounted("priced", "input")) - before).toBe(300)
     }))
 
   it.effect("each tool run is an execute_tool span under the loop's span, with the GenAI attributes", () =>
