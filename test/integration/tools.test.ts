@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, type Duration, Effect, Fiber, Schema, Stream, TestClock } from "effect"
 import type * as Simulator from "../../simulator/Simulator.js"
 import * as Llm from "../../src/Llm.js"
+import * as Retry from "../../src/Retry.js"
 import * as Tool from "../../src/Tool.js"
 import { eventually, type Provider, setup } from "./support.js"
 
@@ -144,6 +145,28 @@ describe("a two-tool, three-step conversation", () => {
         expect(last._tag === "StepFinish" && last.step.response.content).toBe("Three words.")
         for (const body of bodies(sim)) expect(body.stream).toBe(true)
         expect(turnsOf(provider, bodies(sim)[2]!).results.map((r) => r.id)).toStrictEqual(["c1", "c2"])
+      })
+    )
+  }
+})
+
+describe("a retried step never runs a handler again", () => {
+  for (const provider of providers) {
+    it.scoped(`${provider}: a 503 on the second step is retried; the first step's handler ran once`, () =>
+      Effect.gen(function* () {
+        const { route, service, sim } = yield* setup(provider)
+        let runs = 0
+        const counted = Tool.make({ ...findEvidence, handler: (args) => Effect.zipRight(Effect.sync(() => runs++), findEvidence.handler(args)) })
+        sim.enqueue(route, { toolCalls: [{ id: "r1", name: "find_evidence", arguments: { claim: "cars" } }] }, { status: 503 }, { text: "Answered." })
+        const retried = Llm.withPolicies(service, [yield* Retry.make({ maxRetries: 2 })])
+        const fiber = yield* Effect.fork(Llm.runTools({ tools: [counted], ...ask }).pipe(Effect.provideService(Llm.Llm, retried)))
+        const { response, steps } = yield* drive(fiber)
+        expect(response.content).toBe("Answered.")
+        expect(steps).toHaveLength(2)
+        expect(runs).toBe(1)
+        expect(sim.attempts(route)).toBe(3)
+        const [, failed, answered] = bodies(sim)
+        expect(answered).toStrictEqual(failed)
       })
     )
   }
