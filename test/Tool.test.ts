@@ -151,13 +151,17 @@ describe("Llm.runTools", () => {
 
   it.effect("a typed failure of any shape is described to the model: a tag, an Error's message, JSON, else its text", () =>
     Effect.gen(function* () {
+      const { spans, tracer } = yield* recording
       const failures: ReadonlyArray<unknown> = [{ _tag: "Busy" }, new Error("disk full"), { code: 7 }, 10n, "plain"]
       const failing = Tool.make({
         name: "failing",
         parameters: Schema.Struct({ i: Schema.Number }),
         handler: ({ i }) => Effect.fail(failures[i])
       })
-      const { steps } = yield* Llm.runTools({ tools: [failing], ...ask })
+      const { steps } = yield* Llm.runTools({ tools: [failing], ...ask }).pipe(Effect.withTracer(tracer))
+      expect(spans.filter((s) => s.name === "execute_tool failing").map((s) => s.attributes.get("error.type"))).toStrictEqual([
+        "Busy", "ToolError", "ToolError", "ToolError", "ToolError"
+      ])
       expect(steps[0]!.results.map((r) => r.result)).toStrictEqual([
         "The tool failed: Busy",
         "The tool failed: disk full",
@@ -381,6 +385,21 @@ describe("Llm.streamTools", () => {
       expect(requests.map((c) => c.method)).toStrictEqual(["stream", "stream"])
       expect(toolResultsOf(requests[1]!.request)[0]!.result).toStrictEqual([{ source: "survey-2024", quote: "62% agree that cars" }])
     }).pipe(Effect.provide(LlmMock.layer([LlmMock.toolCall("find_evidence", { claim: "cars" }), LlmMock.reply("Enough.")]))))
+
+  it.effect("interrupting the stream interrupts its running handlers", () =>
+    Effect.gen(function* () {
+      let running = 0
+      const stuck = Tool.make({
+        name: "stuck",
+        parameters: Schema.Struct({}),
+        handler: () => Effect.acquireUseRelease(Effect.sync(() => running++), () => Effect.never, () => Effect.sync(() => running--))
+      })
+      const fiber = yield* Effect.fork(Stream.runDrain(Llm.streamTools({ tools: [stuck], ...ask })))
+      yield* TestClock.adjust("1 second")
+      expect(running).toBe(2)
+      yield* Fiber.interrupt(fiber)
+      expect(running).toBe(0)
+    }).pipe(Effect.provide(LlmMock.layer([LlmMock.toolCalls([{ name: "stuck", arguments: {} }, { name: "stuck", arguments: {} }])]))))
 
   it.effect("tool results stream as handlers end; the next request has them in call order", () =>
     Effect.gen(function* () {

@@ -101,6 +101,10 @@ const describeFailure = (error: unknown): string => {
   }
 }
 
+/** The `error.type` of a failed tool run: the failure's tag, else `ToolError`. */
+const errorType = (error: unknown): string =>
+  Predicate.hasProperty(error, "_tag") && typeof error._tag === "string" ? error._tag.slice(0, 100) : "ToolError"
+
 /** A JSON value for the wire: what `JSON.stringify` keeps (a result it cannot write is a defect). */
 const jsonOf = (value: unknown): unknown => (value === undefined ? null : (JSON.parse(JSON.stringify(value) ?? "null") as unknown))
 
@@ -119,7 +123,7 @@ const execute = (prepared: Prepared): Effect.Effect<Llm.ToolResult, unknown, unk
   return Effect.gen(function* () {
     const outcome = yield* Effect.either(tool.handler(args))
     if (Either.isLeft(outcome)) {
-      yield* Effect.annotateCurrentSpan("error.type", describeFailure(outcome.left).split(":")[0]!.slice(0, 100))
+      yield* Effect.annotateCurrentSpan("error.type", errorType(outcome.left))
       if (tool.failureMode === "fail") return yield* Effect.fail(outcome.left)
       return { id: call.id, name: call.name, isError: true, result: `The tool failed: ${describeFailure(outcome.left)}` }
     }
