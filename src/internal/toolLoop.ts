@@ -157,14 +157,6 @@ const nextMessages = (
   }
 ]
 
-const inCallOrder = (response: LlmRequest.LlmResponse, results: ReadonlyArray<Llm.ToolResult>): ReadonlyArray<Llm.ToolResult> => {
-  const byId = new Map(results.map((r) => [r.id, r]))
-  return response.toolCalls.flatMap((call) => {
-    const result = byId.get(call.id)
-    return result === undefined ? [] : [result]
-  })
-}
-
 const maxStepsReached = (response: LlmRequest.LlmResponse, steps: number) =>
   new MaxStepsError({
     provider: response.provider,
@@ -257,21 +249,21 @@ export const stream = <Tools extends ReadonlyArray<Tool.Any>>(
           }
           if (index + 1 >= maxSteps) return yield* Effect.fail(maxStepsReached(response, maxSteps))
           const prepared = yield* prepare(response, byName, struck)
-          const done: Array<Llm.ToolResult> = []
-          const results = Stream.fromIterable(prepared).pipe(
-            Stream.mapEffect(execute, { concurrency, unordered: true }),
-            Stream.map((result): Llm.ToolsEvent => {
-              done.push(result)
+          // Results stream in the order they end, and go back to the model in call order.
+          const ordered: Array<Llm.ToolResult> = new Array(prepared.length)
+          const results = Stream.fromIterable(prepared.map((call, position) => ({ call, position }))).pipe(
+            Stream.mapEffect(({ call, position }) => Effect.map(execute(call), (result) => ({ result, position })), { concurrency, unordered: true }),
+            Stream.map(({ position, result }): Llm.ToolsEvent => {
+              ordered[position] = result
               return { _tag: "ToolResult", step: index, ...result }
             })
           )
-          const next = Stream.suspend(() => {
-            const ordered = inCallOrder(response, done)
-            return Stream.concat(
+          const next = Stream.suspend(() =>
+            Stream.concat(
               Stream.make<Array<Llm.ToolsEvent>>({ _tag: "StepFinish", step: { index, response, toolCalls: response.toolCalls, results: ordered } }),
               step(struck, index + 1, nextMessages(messages, response, ordered))
             )
-          })
+          )
           return Stream.concat(results, next)
         })
       )
