@@ -30,8 +30,10 @@ import * as Answers from "./internal/answer.js"
 import * as PartialJson from "./internal/partialJson.js"
 import * as StreamUnwrap from "./internal/streamUnwrap.js"
 import * as StructuredOutput from "./internal/structuredOutput.js"
+import * as ToolLoop from "./internal/toolLoop.js"
 import { InvalidRequestError, type LlmError, OutputValidationError, ResponseParseError } from "./LlmError.js"
 import * as LlmRequest from "./LlmRequest.js"
+import type * as Tool from "./Tool.js"
 
 /**
  * Which wire request a call makes: `"whole"` asks for one JSON answer, `"streamed"` for server-sent
@@ -652,3 +654,172 @@ export const streamObject = <A, I, R>(options: ObjectRequest<A, I, R>): Stream.S
       return attempt(1, request.messages)
     })
   ).pipe(Stream.withSpan("Llm.streamObject", { attributes: { "gen_ai.output.type": "json" } }))
+
+/**
+ * What {@link runTools} and {@link streamTools} take: a request whose `tools` are `Tool`s (their
+ * JSON Schemas are sent), `maxSteps`, how many times the model is asked at most (default 8), and
+ * `concurrency`, how many handlers run at once (default 4).
+ *
+ * @example
+ * import { Effect, Schema } from "effect"
+ * import { type Llm, Tool } from "@clearside/llm"
+ *
+ * const clock = Tool.make({ name: "now", parameters: Schema.Struct({}), handler: () => Effect.succeed("2026-12-02T06:00:00Z") })
+ * const ask: Llm.ToolsRequest<[typeof clock]> = { tools: [clock], maxSteps: 3, messages: [{ role: "user", content: "What time is it?" }] }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ToolsRequest<Tools extends ReadonlyArray<Tool.Any>> extends Omit<LlmRequest.LlmRequest, "tools"> {
+  readonly tools: Tools
+  readonly maxSteps?: number | undefined
+  readonly concurrency?: number | undefined
+}
+
+/**
+ * The result of one tool call, as sent back to the model: `result` is the handler's value encoded
+ * with the tool's `success` Schema, or, when `isError`, the text telling the model what went wrong.
+ *
+ * @example
+ * import type { Llm } from "@clearside/llm"
+ * const result: Llm.ToolResult = { id: "call_1", name: "lookup", result: { rate: 1.08 }, isError: false }
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ToolResult {
+  readonly id: string
+  readonly name: string
+  readonly result: unknown
+  readonly isError: boolean
+}
+
+/**
+ * One round of {@link runTools}: the model's answer, the tool calls it made and their results (in
+ * call order). The last step is the answer, with no calls.
+ *
+ * @example
+ * import type { Llm } from "@clearside/llm"
+ * const called = (step: Llm.Step) => step.toolCalls.map((call) => call.name)
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface Step {
+  readonly index: number
+  readonly response: LlmRequest.LlmResponse
+  readonly toolCalls: ReadonlyArray<LlmRequest.ResponseToolCall>
+  readonly results: ReadonlyArray<ToolResult>
+}
+
+/**
+ * The usage of a whole tool loop: the tokens of every step's answer added up, and `costUsd`, what
+ * its calls cost as the `Usage` policy priced them (retried attempts included; 0 without that
+ * policy in the stack).
+ *
+ * @example
+ * import type { Llm } from "@clearside/llm"
+ * const show = (usage: Llm.ToolsUsage) => `${usage.totalTokens} tokens, $${usage.costUsd.toFixed(4)}`
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ToolsUsage extends LlmRequest.Usage {
+  readonly costUsd: number
+}
+
+/**
+ * What {@link runTools} gives: the final `response` (an answer without tool calls), every step,
+ * and the usage of all of them.
+ *
+ * @example
+ * import type { Llm } from "@clearside/llm"
+ * const summary = (r: Llm.ToolsResponse) => `${r.response.content} (${r.steps.length} steps, ${r.usage.totalTokens} tokens)`
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export interface ToolsResponse {
+  readonly response: LlmRequest.LlmResponse
+  readonly steps: ReadonlyArray<Step>
+  readonly usage: ToolsUsage
+}
+
+/**
+ * An event of {@link streamTools}: a `StepStart`, the model's parts of that step as they stream
+ * (`TextDelta`, `ToolCall`, its `Finish`...), a `ToolResult` as each handler ends (in the order
+ * they end), and a `StepFinish` with the whole step. The last `StepFinish` holds the answer.
+ *
+ * @example
+ * import type { Llm } from "@clearside/llm"
+ * const show = (event: Llm.ToolsEvent) =>
+ *   event._tag === "TextDelta" ? event.text : event._tag === "ToolResult" ? `[${event.name} done]` : ""
+ *
+ * @since 0.1.0
+ * @category Models
+ */
+export type ToolsEvent =
+  | LlmRequest.LlmStreamEvent
+  | { readonly _tag: "StepStart"; readonly index: number }
+  | ({ readonly _tag: "ToolResult"; readonly step: number } & ToolResult)
+  | { readonly _tag: "StepFinish"; readonly step: Step }
+
+/**
+ * Runs a model with tools until it answers: each step asks the model in context (an ordinary call
+ * through the whole stack: retry, limits, breaker, fallback, usage, logs) with the tools' JSON
+ * Schemas; each call's arguments are decoded with the tool's `parameters` and its handler runs
+ * (at most `concurrency` at once, outside the model call, so a retry never runs a handler again,
+ * each under an `execute_tool {name}` span); the results go back as a `tool` message. Arguments
+ * that do not decode, or a tool that does not exist, get an error result telling the model what
+ * was wrong; the same tool failing so again fails the loop with a `ToolCallError`. A handler's
+ * typed failure is an error result, or fails the loop with it when the tool's `failureMode` is
+ * `"fail"`; a defect fails the loop. A model still calling tools at step `maxSteps` fails it with
+ * a `MaxStepsError`. Interrupting the loop interrupts its running handlers.
+ *
+ * @example
+ * import { Effect, Schema } from "effect"
+ * import { Llm, LlmMock, Tool } from "@clearside/llm"
+ *
+ * const weather = Tool.make({
+ *   name: "weather",
+ *   parameters: Schema.Struct({ city: Schema.String }),
+ *   handler: ({ city }) => Effect.succeed(`Sunny in ${city}`)
+ * })
+ *
+ * const answer = Llm.runTools({ tools: [weather], messages: [{ role: "user", content: "Weather in Oslo?" }] }).pipe(
+ *   Effect.map(({ response, steps }) => `${response.content} after ${steps.length} steps`),
+ *   Effect.provide(LlmMock.layer([LlmMock.toolCall("weather", { city: "Oslo" }), LlmMock.reply("It is sunny in Oslo.")]))
+ * )
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const runTools = <const Tools extends ReadonlyArray<Tool.Any>>(
+  options: ToolsRequest<Tools>
+): Effect.Effect<ToolsResponse, LlmError | Tool.Error<Tools[number]>, Llm | Tool.Context<Tools[number]>> =>
+  Effect.flatMap(Llm, (llm) => ToolLoop.run(llm, options))
+
+/**
+ * Like {@link runTools}, streamed: every step streams the model's parts, then each tool result
+ * as its handler ends, with step boundaries, for a UI that shows the agent working.
+ *
+ * @example
+ * import { Effect, Schema, Stream } from "effect"
+ * import { Llm, LlmMock, Tool } from "@clearside/llm"
+ *
+ * const weather = Tool.make({ name: "weather", parameters: Schema.Struct({ city: Schema.String }), handler: () => Effect.succeed("Sunny") })
+ *
+ * const shown = Llm.streamTools({ tools: [weather], messages: [{ role: "user", content: "Weather in Oslo?" }] }).pipe(
+ *   Stream.runForEach((event) => Effect.log(event._tag)),
+ *   Effect.provide(LlmMock.layer([LlmMock.toolCall("weather", { city: "Oslo" }), LlmMock.reply("Sunny.")]))
+ * )
+ *
+ * @since 0.1.0
+ * @category Accessors
+ */
+export const streamTools = <const Tools extends ReadonlyArray<Tool.Any>>(
+  options: ToolsRequest<Tools>
+): Stream.Stream<ToolsEvent, LlmError | Tool.Error<Tools[number]>, Llm | Tool.Context<Tools[number]>> =>
+  StreamUnwrap.unwrap(
+    Effect.map(Llm, (llm) => ToolLoop.stream(llm, (events) => collect(fromStream(Stream.fromIterable(events))), options))
+  )

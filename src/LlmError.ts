@@ -243,6 +243,47 @@ export class OutputValidationError extends Schema.TaggedError<OutputValidationEr
 }) {}
 
 /**
+ * A tool call of the model could not be run by `Llm.runTools`: it names no tool of the request, or
+ * its arguments do not decode with the tool's `parameters`, again after the model was told what was
+ * wrong in an error result. `tool` is the name the model called, `callId` the call's id, `message`
+ * the reason. Not retryable: the model already had its second chance.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmError } from "@clearside/llm"
+ *
+ * const report = (e: LlmError.ToolCallError) => Effect.logWarning(`the model cannot call ${e.tool}: ${e.message}`)
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class ToolCallError extends Schema.TaggedError<ToolCallError>()("ToolCallError", {
+  ...common,
+  retryable: retryableByDefault(false),
+  tool: Schema.String,
+  callId: Schema.String
+}) {}
+
+/**
+ * `Llm.runTools` asked the model `steps` times and it was still calling tools: the loop stops
+ * instead of running on (raise `maxSteps` if the task needs more rounds). Not retryable.
+ *
+ * @example
+ * import { Effect } from "effect"
+ * import { LlmError } from "@clearside/llm"
+ *
+ * const report = (e: LlmError.MaxStepsError) => Effect.logWarning(`no answer after ${e.steps} steps`)
+ *
+ * @since 0.1.0
+ * @category Errors
+ */
+export class MaxStepsError extends Schema.TaggedError<MaxStepsError>()("MaxStepsError", {
+  ...common,
+  retryable: retryableByDefault(false),
+  steps: Schema.Number
+}) {}
+
+/**
  * Any error of the `Llm` service.
  *
  * @example
@@ -265,6 +306,8 @@ export type LlmError =
   | CircuitOpenError
   | ResponseParseError
   | OutputValidationError
+  | ToolCallError
+  | MaxStepsError
 
 /**
  * The union as a `Schema`, e.g. to send errors across a process boundary.
@@ -289,7 +332,9 @@ export const LlmError = Schema.Union(
   ConnectionError,
   CircuitOpenError,
   ResponseParseError,
-  OutputValidationError
+  OutputValidationError,
+  ToolCallError,
+  MaxStepsError
 )
 
 /**
@@ -314,7 +359,9 @@ export const classes = {
   ConnectionError,
   CircuitOpenError,
   ResponseParseError,
-  OutputValidationError
+  OutputValidationError,
+  ToolCallError,
+  MaxStepsError
 } as const satisfies { readonly [Tag in LlmError["_tag"]]: unknown }
 
 /**

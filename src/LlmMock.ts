@@ -58,7 +58,9 @@ const defaultMessages: Record<LlmError["_tag"], string> = {
   ConnectionError: "Connection reset by the provider",
   CircuitOpenError: "Circuit open",
   ResponseParseError: "Response body is not valid JSON",
-  OutputValidationError: "The answer does not match the schema"
+  OutputValidationError: "The answer does not match the schema",
+  ToolCallError: "The tool call cannot be run",
+  MaxStepsError: "The model was still calling tools after the last step"
 }
 
 /**
@@ -111,6 +113,8 @@ export const error = <Tag extends ErrorTag>(
   const defaults: Record<string, unknown> = { provider: "mock", message: defaultMessages[tag] }
   if (tag === "ServerError") defaults.status = 500
   if (tag === "OutputValidationError") Object.assign(defaults, { text: "", attempts: 1 })
+  if (tag === "ToolCallError") Object.assign(defaults, { tool: "tool", callId: "call_1" })
+  if (tag === "MaxStepsError") defaults.steps = 8
   return new ErrorClass({ ...defaults, ...fields }) as Extract<LlmError, { readonly _tag: Tag }>
 }
 
@@ -302,7 +306,8 @@ export const echoing = (options: AnswerOptions = {}): Step => ({ _tag: "Echo", o
 export const respond = (f: (request: LlmRequest.LlmRequest) => Step): Step => ({ _tag: "Respond", f })
 
 /**
- * A tool call a scripted answer makes. `id` defaults to `call_<n>`; `argumentsText` (the JSON text
+ * A tool call a scripted answer makes. `id` defaults to `call_<n>`, numbered across all the mock's
+ * answers (so the steps of a tool loop never share one); `argumentsText` (the JSON text
  * the "provider" sends) defaults to `arguments` as JSON: give it to script broken JSON.
  *
  * @example
@@ -585,7 +590,11 @@ interface Answer {
 }
 
 /** The parts of an answer other than its text and `Finish`, as a stream sends them (reasoning first). */
-const extraEvents = (parts: AnswerParts | undefined, where: "before" | "after"): Array<LlmRequest.LlmStreamEvent> => {
+const extraEvents = (
+  parts: AnswerParts | undefined,
+  where: "before" | "after",
+  nextId: () => string
+): Array<LlmRequest.LlmStreamEvent> => {
   const events: Array<LlmRequest.LlmStreamEvent> = []
   if (parts === undefined) return events
   if (where === "before") {
@@ -598,7 +607,7 @@ const extraEvents = (parts: AnswerParts | undefined, where: "before" | "after"):
   const calls = parts.toolCalls ?? []
   for (let i = 0; i < calls.length; i++) {
     const call = calls[i]!
-    const id = call.id ?? `call_${i + 1}`
+    const id = call.id ?? nextId()
     const argumentsText = call.argumentsText ?? ToolArguments.text(call.arguments)
     events.push({ _tag: "ToolCallStart", id, name: call.name })
     if (argumentsText !== "") events.push({ _tag: "ToolCallDelta", id, argumentsDelta: argumentsText })
@@ -621,6 +630,9 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
   const received: Array<Call> = []
   let used = 0
   let answered = 0
+  // Default tool call ids run on across answers, so a multi-step conversation never reuses one.
+  let calledTools = 0
+  const nextCallId = () => `call_${++calledTools}`
 
   const exhausted = (provider: string, call: number): Step => ({
     _tag: "Fail",
@@ -701,8 +713,8 @@ const unsafeMake = (script: ReadonlyArray<Step>, options: Options = {}): Mock =>
           return { _tag: "Finish", ...rest }
         }
         // A whole answer arrives at once after the latency, or not at all.
-        const before = extraEvents(answer.parts, "before")
-        const after = extraEvents(answer.parts, "after")
+        const before = extraEvents(answer.parts, "before", nextCallId)
+        const after = extraEvents(answer.parts, "after", nextCallId)
         if (mode === "whole") {
           if (failure !== undefined) return Stream.fromEffect(Effect.zipRight(start, Effect.fail(failure)))
           if (hangs) return Stream.fromEffect(Effect.zipRight(start, Effect.never))

@@ -21,6 +21,13 @@ export * as Llm from "./Llm.js"
 export * as LlmRequest from "./LlmRequest.js"
 
 /**
+ * Tools the model may call, with their Effect `Schema` parameters and handlers, for `Llm.runTools`.
+ *
+ * @since 0.1.0
+ */
+export * as Tool from "./Tool.js"
+
+/**
  * The tagged error union.
  *
  * @since 0.1.0
@@ -160,6 +167,7 @@ export {
   CircuitOpenError,
   ConnectionError,
   InvalidRequestError,
+  MaxStepsError,
   NotFoundError,
   OutputValidationError,
   OverloadedError,
@@ -167,5 +175,6 @@ export {
   RateLimitError,
   ResponseParseError,
   ServerError,
-  TimeoutError
+  TimeoutError,
+  ToolCallError
 } from "./LlmError.js"

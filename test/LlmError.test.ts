@@ -15,7 +15,9 @@ const retryableByDefault: Record<LlmError.LlmError["_tag"], boolean> = {
   ConnectionError: true,
   CircuitOpenError: false,
   ResponseParseError: true,
-  OutputValidationError: false
+  OutputValidationError: false,
+  ToolCallError: false,
+  MaxStepsError: false
 }
 
 const build = (tag: LlmError.LlmError["_tag"]): LlmError.LlmError => {
@@ -45,6 +47,10 @@ const build = (tag: LlmError.LlmError["_tag"]): LlmError.LlmError => {
       return new LlmError.ResponseParseError(common)
     case "OutputValidationError":
       return new LlmError.OutputValidationError({ ...common, text: "{", attempts: 2 })
+    case "ToolCallError":
+      return new LlmError.ToolCallError({ ...common, tool: "lookup", callId: "call_1" })
+    case "MaxStepsError":
+      return new LlmError.MaxStepsError({ ...common, steps: 8 })
   }
 }
 

@@ -437,7 +437,7 @@ describe("answers beyond text", () => {
       expect({ ...(yield* Llm.collect(Llm.fromStream(Stream.fromIterable(events)))), id: "" }).toStrictEqual({ ...whole, id: "" })
     }))
 
-  it.effect("toolCalls scripts parallel calls with default ids; argumentsText scripts broken JSON", () =>
+  it.effect("toolCalls scripts parallel calls with default ids numbered across answers; argumentsText scripts broken JSON", () =>
     Effect.gen(function* () {
       const mock = yield* LlmMock.make([
         LlmMock.toolCalls([{ name: "a", arguments: 1 }, { name: "b", argumentsText: "" }]),
@@ -449,7 +449,7 @@ describe("answers beyond text", () => {
         { id: "call_2", name: "b", arguments: {}, argumentsText: "" }
       ])
       const broken = yield* mock.complete(ask("x"))
-      expect(broken.toolCalls).toStrictEqual([{ id: "call_1", name: "lookup", arguments: undefined, argumentsText: '{"q": ' }])
+      expect(broken.toolCalls).toStrictEqual([{ id: "call_3", name: "lookup", arguments: undefined, argumentsText: '{"q": ' }])
     }))
 
   it.effect("reasoning streams ReasoningDeltas with the signature last, and collects to reasoning and its signature", () =>

@@ -44,7 +44,8 @@ Exit codes:
   4  rate limited or out of quota (RateLimitError, QuotaExceededError)
   5  timed out (TimeoutError)
   6  provider or connection failure (ServerError, OverloadedError, ConnectionError,
-     CircuitOpenError, ResponseParseError, OutputValidationError)
+     CircuitOpenError, ResponseParseError, OutputValidationError, ToolCallError,
+     MaxStepsError)
 `
 
 const exitCodes: Record<LlmError["_tag"], number> = {
@@ -59,7 +60,9 @@ const exitCodes: Record<LlmError["_tag"], number> = {
   ConnectionError: 6,
   CircuitOpenError: 6,
   ResponseParseError: 6,
-  OutputValidationError: 6
+  OutputValidationError: 6,
+  ToolCallError: 6,
+  MaxStepsError: 6
 }
 
 class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
