@@ -323,6 +323,8 @@ export const limitPulls = (
             // The caller has not taken the last chunk yet: wait until it does.
             return Effect.zipRight(
               Effect.async<void>((resume) => {
+                // Taken meanwhile: go on at once.
+                if (ahead === undefined) return resume(Effect.void)
                 resumeReader = () => resume(Effect.void)
               }),
               read
@@ -339,27 +341,41 @@ export const limitPulls = (
         return exit
       }
 
+      /** The chunk read ahead, taken: the reader may go on. */
+      const takeAhead = (exit: Exit.Exit<Parts, Option.Option<LlmError>>): Llm.Pull => {
+        ahead = undefined
+        const resume = resumeReader
+        resumeReader = undefined
+        resume?.()
+        return taken(exit)
+      }
+
       const next = (limit: PullLimit | undefined, clock: Clock.Clock): Llm.Pull => {
-        let timedOut = false
+        let timedOut: Llm.Pull | undefined
         let resumeTaker: ((effect: Llm.Pull) => void) | undefined
         const entry: Waiting | undefined =
           limit === undefined
             ? undefined
             : {
                 deadline: clock.unsafeCurrentTimeMillis() + limit.millis,
+                // The read is interrupted (aborting the request); the scope's close waits for it.
                 expire: () => {
-                  timedOut = true
+                  const failure = Exit.fail(Option.some(limit.error()))
+                  timedOut = failure
+                  last = failure
                   taker = undefined
-                  last = Exit.fail(Option.some(limit.error()))
-                  const current = reader
-                  if (current === undefined) return resumeTaker?.(Effect.fail(Option.some(limit.error())))
-                  current.addObserver(() => resumeTaker?.(Effect.fail(Option.some(limit.error()))))
-                  current.unsafeInterruptAsFork(FiberId.none)
+                  reader?.unsafeInterruptAsFork(FiberId.none)
+                  resumeTaker?.(failure)
                 }
               }
         const wait = Effect.async<Parts, Option.Option<LlmError>>((resume) => {
+          // What happened since the deadline was set, before this wait began.
+          if (timedOut !== undefined) return resume(timedOut)
+          if (ahead !== undefined) {
+            if (entry !== undefined) watch.remove(entry)
+            return resume(takeAhead(ahead))
+          }
           resumeTaker = resume
-          if (timedOut) return
           taker = (exit) => {
             if (entry !== undefined) watch.remove(entry)
             resume(taken(exit))
@@ -373,14 +389,7 @@ export const limitPulls = (
       }
 
       return Effect.suspend((): Llm.Pull => {
-        if (ahead !== undefined) {
-          const exit = ahead
-          ahead = undefined
-          const resume = resumeReader
-          resumeReader = undefined
-          resume?.()
-          return taken(exit)
-        }
+        if (ahead !== undefined) return takeAhead(ahead)
         if (last !== undefined) return last
         const limit = finished ? undefined : limitOf(started)
         if (limit !== undefined && limit.millis <= 0) return Effect.fail(Option.some(limit.error()))
