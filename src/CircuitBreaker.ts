@@ -386,20 +386,12 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
       )
 
     const policy: Llm.Policy = (next) => (request, mode) =>
-      Effect.flatMap(Effect.scope, (scope) =>
-        Effect.map(next(request, mode), (pull) => {
-          let run: Run | undefined
-          // Admission and its settlement are tied uninterruptibly: a probe slot taken is always
-          // given back, and an outcome seen is always recorded, when the call's scope closes.
-          const admission = Effect.uninterruptible(
-            Effect.flatMap(admit(request.provider ?? "default"), (admitted) => {
-              run = admitted
-              return Scope.addFinalizer(scope, Effect.suspend(() => release(admitted)))
-            })
-          )
-          // The provider's own failure, seen here: the scope's exit would also carry the failures
-          // of whatever runs downstream.
-          const observed = Effect.mapBoth(pull, {
+      Effect.suspend(() => {
+        let run: Run | undefined
+        // The provider's own failure, seen here: the scope's exit would also carry the failures
+        // of whatever runs downstream.
+        const observed = Effect.map(next(request, mode), (pull) =>
+          Effect.mapBoth(pull, {
             onFailure: (error) => {
               if (Option.isSome(error) && run !== undefined) run.failure = error.value
               return error
@@ -409,10 +401,18 @@ export const make = (options: Options = {}): Effect.Effect<Llm.Policy> =>
               return parts
             }
           })
-          const first = Effect.zipRight(Effect.mapError(admission, Option.some), observed)
-          return Effect.suspend(() => (run === undefined ? first : observed))
-        })
-      )
+        )
+        // Admission and its settlement are tied uninterruptibly: a probe slot taken is always
+        // given back, and an outcome seen is always recorded, when the call's scope closes.
+        return Answer.first(observed, (scope) =>
+          Effect.uninterruptible(
+            Effect.flatMap(admit(request.provider ?? "default"), (admitted) => {
+              run = admitted
+              return Scope.addFinalizer(scope, Effect.suspend(() => release(admitted)))
+            })
+          )
+        )
+      })
     return policy
   })
 

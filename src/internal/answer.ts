@@ -148,13 +148,14 @@ export const recoverBeforeFirst = (
   Effect.map(Effect.scope, (scope) => {
     let current: Llm.Pull | undefined
     let textEmitted = 0
+    const counted = (parts: Parts): Parts => {
+      for (const part of parts) if (part._tag === "TextDelta") textEmitted += part.text.length
+      return parts
+    }
     const started = (pull: Llm.Pull): Llm.Pull =>
       Effect.mapBoth(pull, {
         onFailure: (error) => (Option.isSome(error) && textEmitted > 0 ? Option.some(withTextEmitted(error.value, textEmitted)) : error),
-        onSuccess: (parts) => {
-          for (const part of parts) if (part._tag === "TextDelta") textEmitted += part.text.length
-          return parts
-        }
+        onSuccess: counted
       })
     const attempt = (next: Llm.Answer): Llm.Pull =>
       Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (child) =>
@@ -173,8 +174,7 @@ export const recoverBeforeFirst = (
             onSuccess: (parts) => {
               if (Chunk.isEmpty(parts)) return firstParts
               current = started(pull)
-              for (const part of parts) if (part._tag === "TextDelta") textEmitted += part.text.length
-              return Effect.succeed(parts)
+              return Effect.succeed(counted(parts))
             }
           })
           return firstParts

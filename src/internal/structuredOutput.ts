@@ -79,10 +79,10 @@ export const read = <A, I, R>(text: string, target: Target<A, I, R>): Effect.Eff
     return Effect.succeed(Either.left(text.trim() === "" ? "the answer is empty, not JSON" : `the answer is not valid JSON (${reason})`))
   }
   const cleaned = JsonSchema.dropStrictNulls(parsed, target.format.schema)
-  const value = target.wrapped ? (Predicate.isRecord(cleaned) ? cleaned.value : undefined) : cleaned
   if (target.wrapped && !(Predicate.isRecord(cleaned) && "value" in cleaned)) {
     return Effect.succeed(Either.left(`the answer is not an object with a "value" property`))
   }
+  const value = partialValue(cleaned, target as Target<unknown, unknown, unknown>)
   return Schema.decodeUnknown(target.schema, { errors: "all", onExcessProperty: "ignore" })(value).pipe(
     Effect.map((a) => Either.right(a)),
     Effect.catchAll((error) => Effect.succeed(Either.left(ParseResult.TreeFormatter.formatErrorSync(error))))
