@@ -6,25 +6,13 @@ import { Chat, LanguageModel, Tool, Toolkit } from "@effect/ai"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Layer, Option, Schema, Stream } from "effect"
 import * as Simulator from "../../simulator/Simulator.js"
+import { liveEnv } from "./support.js"
 import * as LlmLanguageModel from "../../src/LlmLanguageModel.js"
 import * as LlmLive from "../../src/LlmLive.js"
 
 const key = "sk-test-EFFECT-AI-7c2d9e4f1a"
 
-const envFor = (sim: Simulator.Simulator, extra: Record<string, string> = {}) =>
-  new Map(
-    Object.entries({
-      OPENAI_API_KEY: key,
-      OPENAI_BASE_URL: `${sim.url}/v1`,
-      ANTHROPIC_API_KEY: key,
-      ANTHROPIC_BASE_URL: sim.url,
-      LLM_PROVIDER: "openai",
-      LLM_RETRY_BASE_DELAY_MS: "5",
-      LLM_RETRY_MAX_DELAY_MS: "20",
-      LLM_TIMEOUT_MS: "2000",
-      ...extra
-    })
-  )
+const envFor = (sim: Simulator.Simulator, extra: Record<string, string> = {}) => liveEnv(sim, key, extra)
 
 /** `@effect/ai`'s `LanguageModel` over `LlmLive.layer` read from `env`, for one provider. */
 const model = (env: Map<string, string>, provider: "openai" | "anthropic") =>

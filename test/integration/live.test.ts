@@ -5,27 +5,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Layer, Stream } from "effect"
 import * as Simulator from "../../simulator/Simulator.js"
-import { eventually } from "./support.js"
+import { eventually, liveEnv } from "./support.js"
 import * as Llm from "../../src/Llm.js"
 import * as LlmLive from "../../src/LlmLive.js"
 import type * as LlmRequest from "../../src/LlmRequest.js"
 
 const key = "sk-test-LIVE-5e1f0c2b9a7d4e3f"
 
-const envFor = (sim: Simulator.Simulator, extra: Record<string, string> = {}) =>
-  new Map(
-    Object.entries({
-      OPENAI_API_KEY: key,
-      OPENAI_BASE_URL: `${sim.url}/v1`,
-      ANTHROPIC_API_KEY: key,
-      ANTHROPIC_BASE_URL: sim.url,
-      LLM_PROVIDER: "openai",
-      LLM_RETRY_BASE_DELAY_MS: "5",
-      LLM_RETRY_MAX_DELAY_MS: "20",
-      LLM_TIMEOUT_MS: "2000",
-      ...extra
-    })
-  )
+const envFor = (sim: Simulator.Simulator, extra: Record<string, string> = {}) => liveEnv(sim, key, extra)
 
 /** `LlmLive.layer` read from `env`, as an application builds it. */
 const live = (env: Map<string, string>) =>

@@ -51,6 +51,25 @@ export const setup = (provider: Provider, options: Simulator.Options = {}) =>
     return { sim, provider: made, service: Llm.fromProvider(made), route: routeOf(provider) }
   })
 
+/**
+ * The environment of an `LlmLive` pointed at the simulator: OpenAI (the default) and Anthropic with
+ * `key`, short backoff for a simulator on real time, and `extra` on top.
+ */
+export const liveEnv = (sim: Simulator.Simulator, key: string, extra: Record<string, string> = {}) =>
+  new Map(
+    Object.entries({
+      OPENAI_API_KEY: key,
+      OPENAI_BASE_URL: `${sim.url}/v1`,
+      ANTHROPIC_API_KEY: key,
+      ANTHROPIC_BASE_URL: sim.url,
+      LLM_PROVIDER: "openai",
+      LLM_RETRY_BASE_DELAY_MS: "5",
+      LLM_RETRY_MAX_DELAY_MS: "20",
+      LLM_TIMEOUT_MS: "2000",
+      ...extra
+    })
+  )
+
 /** Runs a stream to the end and returns its events. */
 export const collect = (stream: Stream.Stream<LlmRequest.LlmStreamEvent, LlmError>) =>
   Effect.map(Stream.runCollect(stream), Chunk.toArray)
