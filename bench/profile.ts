@@ -1,6 +1,7 @@
 /**
- * One client, one case, for a CPU profile: `node --cpu-prof --import tsx bench/profile.ts
- * <llmLive|llmLiveFiber|openaiSdk> <complete|stream|inflight|streams> [count]`. Starts the simulator
+ * One client, one case, for a CPU profile: `npm run build && node --cpu-prof --import tsx
+ * --import ./bench/built.mjs bench/profile.ts <llmLive|llmLiveFiber|openaiSdk>
+ * <complete|stream|inflight|streams> [count]` (the library from `dist/`, see bench/built.mjs). Starts the simulator
  * in a child process like `bench/run.ts` does.
  *
  * `inflight` makes `count` calls (default 2000) with 200 in flight, 10 ms before headers; `streams`
