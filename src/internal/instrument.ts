@@ -32,7 +32,7 @@ import {
   LogLevel,
   Option,
   type Redacted,
-  type Scope,
+  Scope,
   Tracer
 } from "effect"
 import type * as Llm from "../Llm.js"
@@ -345,7 +345,9 @@ export const make = (options: Options): Llm.Policy => {
         }
         const inner = Answer.mapError(next(request, mode), scrubbed)
         if (!logging && !tracing) {
-          return numbered === undefined ? inner : Effect.zipRight(Effect.addFinalizer(() => Effect.sync(() => (numbered.attempt = 0))), inner)
+          if (numbered === undefined) return inner
+          const clear = Effect.sync(() => (numbered.attempt = 0))
+          return Effect.flatMap(Effect.scope, (scope) => Effect.zipRight(Scope.addFinalizer(scope, clear), inner))
         }
         const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
         const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)

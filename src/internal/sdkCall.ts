@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Chunk, Clock, Effect, Either, Option } from "effect"
+import { Chunk, Clock, Effect, Either, Option, Scope } from "effect"
 import type * as Llm from "../Llm.js"
 import { type LlmError, ResponseParseError } from "../LlmError.js"
 import type * as LlmRequest from "../LlmRequest.js"
@@ -306,7 +306,9 @@ export const stream = <Event>(
       if (!bodyEnded) controller.abort()
       resumeReading()
     })
-    return Effect.as(Effect.addFinalizer(() => release), pull)
+    // `Scope.addFinalizer` rather than `Effect.addFinalizer`: the latter diffs and patches the
+    // fiber's refs around the finalizer, about 40 µs of CPU per call with 200 in flight.
+    return Effect.flatMap(Effect.scope, (scope) => Effect.as(Scope.addFinalizer(scope, release), pull))
   })
 
 const notAnAnswer = (provider: string, message: string) =>
