@@ -8,8 +8,13 @@
  * alone (the answer with no stream at all), and "bare collect", `Llm.collect` of the provider's
  * parts. Policy rows are the µs they add to "bare collect" per `complete` call, and to a bare
  * `Stream.runDrain` per 2,001-event stream of 21 chunks.
+ *
+ * A third column gives the heap each `complete` holds while it waits for its answer (2,000 calls
+ * started at once around a provider that answers only when told, measured after a full GC; needs
+ * `--expose-gc`). Under load this is what the garbage collector copies on every young-generation
+ * collection, so it costs CPU on every call in flight, not only memory.
  */
-import { Chunk, Duration, Effect, Layer, Logger, LogLevel, ManagedRuntime, Option, Stream } from "effect"
+import { Chunk, Duration, Effect, Fiber, Layer, Logger, LogLevel, ManagedRuntime, Option, Stream } from "effect"
 import type { LlmRequest } from "../src/index.js"
 import { CircuitBreaker, Fallback, Llm, LlmLive, Logging, Pricing, RateLimit, RateLimitStore, Retry, Timeout, Tracing, Usage } from "../src/index.js"
 import { median, round } from "./stats.js"
@@ -46,6 +51,27 @@ const instant: Llm.Provider = {
     })
 }
 
+/** Like `instant`, but a whole answer comes only once `releaseHeld` is called. */
+let held: Array<() => void> = []
+const releaseHeld = () => {
+  for (const release of held) release()
+  held = []
+}
+const holding: Llm.Provider = {
+  ...instant,
+  call: () =>
+    Effect.sync(() => {
+      let pulled = false
+      return Effect.suspend(() => {
+        if (pulled) return end
+        pulled = true
+        return Effect.async<Chunk.Chunk<LlmRequest.LlmStreamEvent>>((resume) => {
+          held.push(() => resume(Effect.succeed(wholeChunk)))
+        })
+      })
+    })
+}
+
 // Routed already (provider and model set), as every policy but the router sees a request.
 const request: LlmRequest.LlmRequest = { provider: "openai", model: "sim-gpt", messages: [{ role: "user", content: "Say hello" }], maxTokens: 32 }
 const limits = { rpm: 1_000_000, tpm: 1_000_000_000, maxConcurrency: 100_000 }
@@ -62,6 +88,8 @@ const cpuPerOp = async (ops: number, run: () => Promise<unknown>): Promise<numbe
 export interface Result {
   readonly completeUs: Record<string, number | null>
   readonly streamUs: Record<string, number | null>
+  /** `null` without `--expose-gc`. */
+  readonly heldKiB: Record<string, number | null> | null
 }
 
 const promiseAlone = "Effect.promise alone (no stream; absolute)"
@@ -98,6 +126,13 @@ export const measure = async (options: { readonly calls: number; readonly stream
   const stack = await runtime.runPromise(
     LlmLive.compose({
       providers: [instant],
+      defaultProvider: "openai",
+      policies: { retry: { maxRetries: 3 }, timeout: { timeout: Duration.seconds(30) }, rateLimit: limits, circuitBreaker: {}, fallback: [], prices }
+    })
+  )
+  const holdingStack = await runtime.runPromise(
+    LlmLive.compose({
+      providers: [holding],
       defaultProvider: "openai",
       policies: { retry: { maxRetries: 3 }, timeout: { timeout: Duration.seconds(30) }, rateLimit: limits, circuitBreaker: {}, fallback: [], prices }
     })
@@ -156,13 +191,55 @@ export const measure = async (options: { readonly calls: number; readonly stream
     ...Object.fromEntries(Object.entries(calls).map(([name, call]) => [name, completeOf(call)]))
   })
   const streamUs = await run(Object.fromEntries(Object.entries(calls).map(([name, call]) => [name, streamOf(call)])))
+  const heldKiB = await measureHeld(runtime, {
+    [promiseAlone]: () => Effect.async<unknown>((resume) => void held.push(() => resume(Effect.void))),
+    [bareCollect]: () => Llm.collect(holding.call(request, "whole")),
+    ...Object.fromEntries(Object.entries(policies).map(([name, policy]) => [name, () => Llm.collect(policy(holding.call)(request, "whole"))])),
+    "Llm.fromProvider (validation, routing)": () => Llm.fromProvider(holding).complete(request),
+    "LlmLive.compose (all of them, default logging)": () => holdingStack.complete(request)
+  })
   await runtime.dispose()
-  return { completeUs, streamUs: { [promiseAlone]: null, ...streamUs } }
+  return { completeUs, streamUs: { [promiseAlone]: null, ...streamUs }, heldKiB }
+}
+
+/**
+ * KiB of heap per call in flight for each case (median of three rounds of 2,000 calls): absolute
+ * for the reference rows, added to "bare collect" for the others.
+ */
+const measureHeld = async (
+  runtime: ManagedRuntime.ManagedRuntime<never, never>,
+  cases: Record<string, () => Effect.Effect<unknown, unknown>>
+): Promise<Record<string, number> | null> => {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) return null
+  const inFlight = 2000
+  const samples: Record<string, number> = {}
+  for (const [name, start] of Object.entries(cases)) {
+    const rounds: Array<number> = []
+    for (let r = 0; r < 3; r++) {
+      gc()
+      const before = process.memoryUsage().heapUsed
+      const fibers = Array.from({ length: inFlight }, () => runtime.runFork(start()))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      if (held.length < inFlight) throw new Error(`${name}: only ${held.length} of ${inFlight} calls reached the provider`)
+      gc()
+      rounds.push((process.memoryUsage().heapUsed - before) / inFlight / 1024)
+      releaseHeld()
+      await runtime.runPromise(Fiber.joinAll(fibers))
+    }
+    samples[name] = median(rounds)
+  }
+  const bare = samples[bareCollect]!
+  return Object.fromEntries(
+    Object.entries(samples).map(([name, kib]) => [name, round(name === bareCollect || name === promiseAlone ? kib : kib - bare, 2)])
+  )
 }
 
 /** The markdown table of {@link measure}'s result. */
 export const markdown = (result: Result): ReadonlyArray<string> => [
-  "| policy | CPU µs per `complete` (added to bare collect) | CPU µs per stream of 2,001 events in 21 chunks (added to bare runDrain) |",
-  "| --- | ---: | ---: |",
-  ...Object.keys(result.completeUs).map((name) => `| ${name} | ${result.completeUs[name] ?? "-"} | ${result.streamUs[name] ?? "-"} |`)
+  "| policy | CPU µs per `complete` (added to bare collect) | CPU µs per stream of 2,001 events in 21 chunks (added to bare runDrain) | KiB held per `complete` in flight (added to bare collect) |",
+  "| --- | ---: | ---: | ---: |",
+  ...Object.keys(result.completeUs).map(
+    (name) => `| ${name} | ${result.completeUs[name] ?? "-"} | ${result.streamUs[name] ?? "-"} | ${result.heldKiB?.[name] ?? "-"} |`
+  )
 ]
