@@ -123,26 +123,23 @@ export const measure = async (options: { readonly calls: number; readonly stream
       "Tracing.make call (built-in tracer)": Tracing.make({})
     })
   )
-  const stack = await runtime.runPromise(
-    LlmLive.compose({
-      providers: [instant],
-      defaultProvider: "openai",
-      policies: { retry: { maxRetries: 3 }, timeout: { timeout: Duration.seconds(30) }, rateLimit: limits, circuitBreaker: {}, fallback: [], prices }
-    })
-  )
-  const holdingStack = await runtime.runPromise(
-    LlmLive.compose({
-      providers: [holding],
-      defaultProvider: "openai",
-      policies: { retry: { maxRetries: 3 }, timeout: { timeout: Duration.seconds(30) }, rateLimit: limits, circuitBreaker: {}, fallback: [], prices }
-    })
-  )
-  const calls: Record<string, Llm.Call> = {
-    [bareCollect]: instant.call,
-    ...Object.fromEntries(Object.entries(policies).map(([name, policy]) => [name, policy(instant.call)])),
-    "Llm.fromProvider (validation, routing)": Llm.fromProvider(instant).call,
-    "LlmLive.compose (all of them, default logging)": stack.call
+  /** Every row's call around `provider`: the provider alone, each policy, the router, the stack. */
+  const callsAround = async (provider: Llm.Provider): Promise<Record<string, Llm.Call>> => {
+    const stack = await runtime.runPromise(
+      LlmLive.compose({
+        providers: [provider],
+        defaultProvider: "openai",
+        policies: { retry: { maxRetries: 3 }, timeout: { timeout: Duration.seconds(30) }, rateLimit: limits, circuitBreaker: {}, fallback: [], prices }
+      })
+    )
+    return {
+      [bareCollect]: provider.call,
+      ...Object.fromEntries(Object.entries(policies).map(([name, policy]) => [name, policy(provider.call)])),
+      "Llm.fromProvider (validation, routing)": Llm.fromProvider(provider).call,
+      "LlmLive.compose (all of them, default logging)": stack.call
+    }
   }
+  const calls = await callsAround(instant)
   const completeOf = (call: Llm.Call) => () =>
     cpuPerOp(options.calls, () =>
       runtime.runPromise(
@@ -193,10 +190,9 @@ export const measure = async (options: { readonly calls: number; readonly stream
   const streamUs = await run(Object.fromEntries(Object.entries(calls).map(([name, call]) => [name, streamOf(call)])))
   const heldKiB = await measureHeld(runtime, {
     [promiseAlone]: () => Effect.async<unknown>((resume) => void held.push(() => resume(Effect.void))),
-    [bareCollect]: () => Llm.collect(holding.call(request, "whole")),
-    ...Object.fromEntries(Object.entries(policies).map(([name, policy]) => [name, () => Llm.collect(policy(holding.call)(request, "whole"))])),
-    "Llm.fromProvider (validation, routing)": () => Llm.fromProvider(holding).complete(request),
-    "LlmLive.compose (all of them, default logging)": () => holdingStack.complete(request)
+    ...Object.fromEntries(
+      Object.entries(await callsAround(holding)).map(([name, call]) => [name, () => Llm.collect(call(request, "whole"))])
+    )
   })
   await runtime.dispose()
   return { completeUs, streamUs: { [promiseAlone]: null, ...streamUs }, heldKiB }
